@@ -1,0 +1,70 @@
+"""Symmetry metrics of ONE network's hidden layers (pure, unbatched, jit/vmap friendly).
+
+For hidden layer l with incoming rows ``w_j`` of ``W_l: (n_l, n_{l-1})`` and biases ``b_j``:
+
+* **unit spread** ``= sqrt(mean_j ||u_j - mean_k u_k||^2) / mean_j ||u_j||`` with
+  ``u_j = (w_j, b_j)`` (optionally with unit j's outgoing weights, column j of ``W_{l+1}``).
+  It is exactly 0 for a symmetric layer (all units identical), so it shows rounding-level
+  asymmetry (~1e-16 in float64) with no SVD floor. An all-zero layer has spread 0.
+* **direction diversity** ``= s_2 / s_1`` of ``W_l`` (its two largest singular values): 0 when all
+  rows are parallel (rank <= 1), which is where W = 0 with random biases stays after the first
+  update. 0 for an all-zero matrix and for a single-unit layer.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxsym import nn
+
+__all__ = ["unit_spread", "direction_diversity", "hidden_unit_vectors", "layer_spreads",
+           "layer_diversities"]
+
+
+def unit_spread(units: jax.Array) -> jax.Array:
+    """Relative spread of a set of unit vectors ``units: (n_units, dim)`` -> scalar.
+
+    ``sqrt(mean_j ||u_j - u_bar||^2) / mean_j ||u_j||``; 0 when every row is identical or zero.
+    """
+    centred = units - jnp.mean(units, axis=0)
+    spread = jnp.sqrt(jnp.mean(jnp.sum(centred * centred, axis=1)))
+    scale = jnp.mean(jnp.linalg.norm(units, axis=1))
+    safe = jnp.where(scale > 0, scale, jnp.ones_like(scale))
+    return jnp.where(scale > 0, spread / safe, jnp.zeros_like(spread))
+
+
+def direction_diversity(W: jax.Array) -> jax.Array:
+    """``s_2 / s_1`` of ``W: (n_out, n_in)`` -> scalar in [0, 1]; 0 if rank <= 1 or W = 0."""
+    if min(W.shape) < 2:
+        return jnp.zeros((), W.dtype)
+    s = jnp.linalg.svd(W, compute_uv=False)
+    safe = jnp.where(s[0] > 0, s[0], jnp.ones_like(s[0]))
+    return jnp.where(s[0] > 0, s[1] / safe, jnp.zeros_like(s[0]))
+
+
+def hidden_unit_vectors(params: nn.Params, layer: int, outgoing: bool = True) -> jax.Array:
+    """Per-unit parameter vectors of hidden layer ``layer`` (0-based, < len(params) - 1).
+
+    Returns ``(n_l, n_{l-1} + 1 [+ n_{l+1}])``: row j is ``(w_j, b_j[, W_{l+1}[:, j]])``.
+    """
+    if not 0 <= layer < len(params) - 1:
+        raise ValueError(f"layer must be a hidden layer index in [0, {len(params) - 2}], "
+                         f"got {layer}")
+    cur = params[layer]
+    parts = [cur["W"], cur["b"][:, None]]
+    if outgoing:
+        parts.append(params[layer + 1]["W"].T)
+    return jnp.concatenate(parts, axis=1)
+
+
+def layer_spreads(params: nn.Params, outgoing: bool = True) -> jax.Array:
+    """Unit spread of every hidden layer -> ``(n_hidden_layers,)`` (empty for depth 1)."""
+    return jnp.stack([unit_spread(hidden_unit_vectors(params, l, outgoing))
+                      for l in range(len(params) - 1)]) if len(params) > 1 else jnp.zeros((0,))
+
+
+def layer_diversities(params: nn.Params) -> jax.Array:
+    """Direction diversity ``s_2/s_1`` of every hidden layer's W -> ``(n_hidden_layers,)``."""
+    return jnp.stack([direction_diversity(params[l]["W"])
+                      for l in range(len(params) - 1)]) if len(params) > 1 else jnp.zeros((0,))

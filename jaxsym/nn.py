@@ -1,0 +1,135 @@
+"""Pure-function multilayer perceptrons over a params pytree, and the study's losses.
+
+Contract:
+  * ``params`` is a list of layers, layer 1 first, each ``{"W": (n_out, n_in), "b": (n_out,)}``,
+    so a layer reads like the maths: ``z = a @ W.T + b``.
+  * Every function acts on ONE network (unbatched in the network axis); batching over networks is
+    applied from outside with ``jax.vmap`` / ``lax.map`` by the sweep engine.
+  * Hidden layers apply the activation ``g``; the output layer is linear (it returns logits).
+  * Activations and losses are selected by *static* names (one compile each); their definitions
+    live in :mod:`jaxsym.activations` (shared with the NumPy oracle) and in optax.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import jax.scipy.special
+import optax
+
+from jaxsym.activations import ACTIVATIONS, Activation, activation_names, get_activation
+
+__all__ = [
+    "JAX", "LOSSES", "Params", "activation_fn", "activation_names", "apply", "forward",
+    "get_activation", "layer_sizes", "loss_fn", "loss_names", "ACTIVATIONS",
+]
+
+Params = list  # list[dict[str, jax.Array]]
+
+#: The ``jax.numpy`` array namespace that binds :mod:`jaxsym.activations` to JAX.
+JAX = SimpleNamespace(
+    tanh=jnp.tanh,
+    exp=jnp.exp,
+    expm1=jnp.expm1,
+    logaddexp=jnp.logaddexp,
+    where=jnp.where,
+    sin=jnp.sin,
+    cos=jnp.cos,
+    erf=jax.scipy.special.erf,
+    sigmoid=jax.nn.sigmoid,
+    zeros_like=jnp.zeros_like,
+    ones_like=jnp.ones_like,
+)
+
+
+def activation_fn(activation: str | Activation) -> Callable[[jax.Array], jax.Array]:
+    """The JAX function ``z -> g(z)`` of a registered activation (ValueError if unknown)."""
+    act = get_activation(activation)
+    return lambda z: act.g(z, xp=JAX)
+
+
+def layer_sizes(params: Params) -> tuple[int, ...]:
+    """``(n_in, n_1, ..., n_out)`` of a params list."""
+    return (params[0]["W"].shape[1],) + tuple(layer["W"].shape[0] for layer in params)
+
+
+def forward(params: Params, x: jax.Array, activation: str | Activation):
+    """Forward pass keeping every layer's pre- and post-activations.
+
+    Args:
+      params: list of L layers ``{"W": (n_l, n_{l-1}), "b": (n_l,)}``.
+      x: inputs, shape ``(batch, n_0)``.
+      activation: name of the hidden activation g.
+
+    Returns:
+      ``(zs, activations)``: ``zs[l] = a_{l} @ W_{l+1}.T + b_{l+1}`` for l = 0..L-1 (shape
+      ``(batch, n_{l+1})``), and ``activations[l] = g(zs[l])`` for the L-1 hidden layers.
+      The network output is ``zs[-1]`` (the output layer is linear).
+    """
+    g = activation_fn(activation)
+    a = x
+    zs, hidden = [], []
+    for i, layer in enumerate(params):
+        z = a @ layer["W"].T + layer["b"]
+        zs.append(z)
+        if i < len(params) - 1:
+            a = g(z)
+            hidden.append(a)
+    return zs, hidden
+
+
+def apply(params: Params, x: jax.Array, activation: str | Activation) -> jax.Array:
+    """The network output ``(batch, n_out)`` for inputs ``x: (batch, n_in)``.
+
+    ``a_0 = x``, ``a_l = g(a_{l-1} W_l^T + b_l)`` for hidden layers, output ``a_{L-1} W_L^T + b_L``.
+    Any depth L >= 1 (L = 1 is a linear model).
+    """
+    g = activation_fn(activation)
+    a = x
+    for layer in params[:-1]:
+        a = g(a @ layer["W"].T + layer["b"])
+    last = params[-1]
+    return a @ last["W"].T + last["b"]
+
+
+def _mse(outputs, targets):
+    return jnp.mean(optax.l2_loss(outputs, targets))
+
+
+def _binary_cross_entropy(logits, labels):
+    return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, labels.astype(logits.dtype)))
+
+
+def _softmax_cross_entropy(logits, labels):
+    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
+
+
+#: name -> (loss(outputs, targets) -> scalar, description). All are means over the batch.
+LOSSES: dict[str, tuple[Callable, str]] = {
+    "mse": (_mse, "0.5 * mean over all entries of (y_hat - y)^2; targets (batch, n_out)"),
+    "bce": (_binary_cross_entropy,
+            "mean over all entries of the binary cross-entropy of sigmoid(logits); "
+            "labels in [0, 1], shape (batch, n_out)"),
+    "softmax_ce": (_softmax_cross_entropy,
+                   "mean over the batch of -log softmax(logits)[label]; integer labels (batch,)"),
+}
+
+
+def loss_names() -> tuple[str, ...]:
+    """The registered loss names."""
+    return tuple(LOSSES)
+
+
+def loss_fn(name: str) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """The loss ``(outputs, targets) -> scalar`` registered under ``name``.
+
+    Raises:
+      ValueError: for an unknown name, listing the allowed names.
+    """
+    try:
+        return LOSSES[name][0]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown loss {name!r}; allowed: {', '.join(LOSSES)}") from None
