@@ -68,3 +68,23 @@ def layer_diversities(params: nn.Params) -> jax.Array:
     """Direction diversity ``s_2/s_1`` of every hidden layer's W -> ``(n_hidden_layers,)``."""
     return jnp.stack([direction_diversity(params[l]["W"])
                       for l in range(len(params) - 1)]) if len(params) > 1 else jnp.zeros((0,))
+
+
+def rank_two_diversity(W: jax.Array) -> jax.Array:
+    """Cheap estimate of ``s_2 / s_1`` of ``W`` from two traces, no SVD.
+
+    With ``G = W W^T``, ``t = tr G = sum s_i^2`` and ``f = ||G||_F^2 = sum s_i^4``, the top two
+    squared singular values of a rank-<=2 matrix solve ``l^2 - t l + (t^2 - f)/2 = 0``:
+    ``l_{1,2} = (t +- sqrt(2 f - t^2)) / 2``. Exact when rank(W) <= 2 (in particular near the
+    rank-one matrices where symmetry breaking is detected); an estimate otherwise. Costs one
+    small matmul, so the training scan can afford it at every step. 0 for W = 0.
+    """
+    if min(W.shape) < 2:
+        return jnp.zeros((), W.dtype)
+    gram = W @ W.T if W.shape[0] <= W.shape[1] else W.T @ W
+    t = jnp.trace(gram)
+    f = jnp.sum(gram * gram)
+    root = jnp.sqrt(jnp.maximum(2.0 * f - t * t, 0.0))
+    top, second = 0.5 * (t + root), jnp.maximum(0.5 * (t - root), 0.0)
+    safe = jnp.where(top > 0, top, jnp.ones_like(top))
+    return jnp.where(top > 0, jnp.sqrt(second / safe), jnp.zeros_like(top))

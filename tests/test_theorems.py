@@ -119,8 +119,8 @@ def test_unlock_staircase(depth, activation):
         for layer in range(depth):
             unlocked = layer >= depth - 1 - t
             for g in (grads[layer]["W"], np.asarray(auto[layer]["W"])):
-                if unlocked:
-                    assert np.linalg.norm(g) > 1e-12, (t, layer)
+                if unlocked:  # exactly nonzero: the values shrink geometrically with depth
+                    assert np.all(np.isfinite(g)) and np.any(g != 0.0), (t, layer)
                 else:
                     assert np.all(g == 0.0), (t, layer)
             # the biases of the still-locked hidden layers are frozen too
@@ -137,9 +137,12 @@ def test_first_update_of_each_layer_is_rank_one(depth, activation):
         unlock_step = depth - 1 - layer
         W = history[unlock_step + 1][0][layer]["W"]
         s = np.linalg.svd(W, compute_uv=False)
-        assert s[0] > 1e-12
+        assert s[0] > 0.0
+        # Exactly rank one in exact arithmetic. In float64 the input layer's update
+        # sum_n c_n x_n can cancel strongly (deep nets, tiny c_n), which lifts the rounding
+        # floor of s2/s1 to ~1e-8; a generic (random) matrix has s2/s1 of order 1.
         if len(s) > 1:
-            assert s[1] <= 1e-12 * s[0], (layer, s)
+            assert s[1] <= 1e-6 * s[0], (layer, s)
     # after the first update every layer is rank <= 1 (only the output layer moved)
     after_first = history[1][0]
     assert all(np.linalg.matrix_rank(layer["W"]) <= 1 for layer in after_first)

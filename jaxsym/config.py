@@ -1,0 +1,317 @@
+"""Study configs: TOML -> a frozen, validated :class:`Study`.
+
+Contract: :func:`parse_study` (text) and :func:`load_study` (path) either return a fully
+validated :class:`Study` or raise :class:`ConfigError` whose message is ONE line naming the key
+and the allowed values. Nothing here touches the file system beyond reading the config.
+
+Schema (every section and key optional unless marked; defaults in :data:`DEFAULTS`)::
+
+    name = "example"                      # study name (default: the file's stem)
+    [task]   name = "teacher_student"  seed = 0   (+ the task's own options, see jaxsym.tasks)
+    [model]  depth = 2   width = 8   activation = "tanh"     # depth = number of weight layers
+    [train]  loss = "mse"  optimizer = "sgd"  learning_rate = 0.1  steps = 1000
+             batch_size = 0 (0 = full batch)   dtype = "float32" | "float64"
+    [init]   weight_mode = "constant" | "zero" | "glorot" | "normal" | "tied"
+             weight_value = 1.0  fan_in_scaled = true   # constant mode: value / sqrt(fan_in)
+             W_std = 1.0                                 # normal, tied: N(0, W_std^2 / fan_in)
+             sigma_b = 0.0                               # every bias ~ N(0, sigma_b^2)
+             eps = 0.0                                   # tied: + eps * N(0, 1)
+    [grid]   AXIS = [v1, v2, ...]  or  AXIS = {logspace = [lo, hi], num = n, zero = true}
+             numeric axes (traced): sigma_b, weight_value, W_std, learning_rate, eps
+             categorical axes (one compile each): activation, loss, weight_mode, optimizer
+    [seeds]  count = 8   root = 0
+    [record] checkpoints = 24   gradient_steps = 12
+    [thresholds] diversity = 1e-2  loss = 1e-2
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from jaxsym import tasks
+from jaxsym.activations import activation_names
+
+__all__ = ["ConfigError", "Study", "parse_study", "load_study", "NUMERIC_AXES",
+           "CATEGORICAL_AXES", "WEIGHT_MODES", "DEFAULTS", "apply_overrides"]
+
+LOSS_NAMES = ("mse", "bce", "softmax_ce")
+OPTIMIZER_NAMES = ("sgd", "momentum", "adam")
+WEIGHT_MODES = ("constant", "zero", "glorot", "normal", "tied")
+DTYPES = ("float32", "float64")
+NUMERIC_AXES = ("sigma_b", "weight_value", "W_std", "learning_rate", "eps")
+CATEGORICAL_AXES = ("activation", "loss", "weight_mode", "optimizer")
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "task": {"name": "teacher_student", "seed": 0},
+    "model": {"depth": 2, "width": 8, "activation": "tanh"},
+    "train": {"loss": "mse", "optimizer": "sgd", "learning_rate": 0.1, "steps": 1000,
+              "batch_size": 0, "dtype": "float32"},
+    "init": {"weight_mode": "constant", "weight_value": 1.0, "fan_in_scaled": True,
+             "W_std": 1.0, "sigma_b": 0.0, "eps": 0.0},
+    "seeds": {"count": 8, "root": 0},
+    "record": {"checkpoints": 24, "gradient_steps": 12},
+    "thresholds": {"diversity": 1e-2, "loss": 1e-2},
+}
+SECTIONS = ("name", "description") + tuple(DEFAULTS) + ("grid",)
+_CHOICES = {"model.activation": activation_names(), "train.loss": LOSS_NAMES,
+            "train.optimizer": OPTIMIZER_NAMES, "train.dtype": DTYPES,
+            "init.weight_mode": WEIGHT_MODES, "task.name": tasks.task_names()}
+# where each grid axis lives in the config
+AXIS_SECTION = {"sigma_b": "init", "weight_value": "init", "W_std": "init", "eps": "init",
+                "learning_rate": "train", "activation": "model", "loss": "train",
+                "weight_mode": "init", "optimizer": "train"}
+_NONNEGATIVE = {"init.sigma_b", "init.W_std", "init.eps", "train.learning_rate",
+                "thresholds.diversity", "thresholds.loss"}
+_POSITIVE_INT = {"model.depth", "model.width", "train.steps", "seeds.count",
+                 "record.checkpoints"}
+
+
+class ConfigError(ValueError):
+    """A config problem; ``str(error)`` is one line naming the key and the allowed values."""
+
+
+@dataclass(frozen=True)
+class Study:
+    """A validated study.
+
+    Attributes:
+      name: study name.
+      sections: ``{section: {key: value}}`` with every default filled in (grid excluded).
+      grid: ``((axis, values), ...)`` in config order; values a tuple of floats (numeric axes)
+        or strings (categorical axes).
+      text: the TOML text it came from (provenance).
+    """
+
+    name: str
+    sections: dict = field(hash=False, compare=False)
+    grid: tuple
+    text: str = ""
+
+    def get(self, dotted: str):
+        """Value of ``"section.key"`` (the scalar setting, not the grid)."""
+        section, key = dotted.split(".", 1)
+        return self.sections[section][key]
+
+    @property
+    def grid_axes(self) -> tuple[str, ...]:
+        return tuple(axis for axis, _ in self.grid)
+
+    @property
+    def grid_shape(self) -> tuple[int, ...]:
+        return tuple(len(values) for _, values in self.grid)
+
+    @property
+    def n_grid_points(self) -> int:
+        return int(np.prod(self.grid_shape, dtype=np.int64))
+
+    @property
+    def n_networks(self) -> int:
+        return self.n_grid_points * self.sections["seeds"]["count"]
+
+    @property
+    def task_options(self) -> dict:
+        """The task's own options (everything in [task] but name and seed)."""
+        return {k: v for k, v in self.sections["task"].items() if k not in ("name", "seed")}
+
+
+def _fail(key: str, message: str):
+    raise ConfigError(f"config key '{key}': {message}")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_value(key: str, value, default):
+    if key in _CHOICES:
+        if value not in _CHOICES[key]:
+            _fail(key, f"unknown value {value!r}; allowed: {', '.join(_CHOICES[key])}")
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            _fail(key, f"expected true or false, got {value!r}")
+        return value
+    if isinstance(default, int) and not isinstance(default, bool) and key != "init.weight_value":
+        if not isinstance(value, int) or isinstance(value, bool):
+            _fail(key, f"expected an integer, got {value!r}")
+        if key in _POSITIVE_INT and value < 1:
+            _fail(key, f"must be an integer >= 1, got {value}")
+        if value < 0:
+            _fail(key, f"must be >= 0, got {value}")
+        return value
+    if isinstance(default, float) or key == "init.weight_value":
+        if not _is_number(value) or not math.isfinite(value):
+            _fail(key, f"expected a finite number, got {value!r}")
+        if key in _NONNEGATIVE and value < 0:
+            _fail(key, f"must be >= 0, got {value}")
+        return float(value)
+    return value
+
+
+def _check_task_option(key: str, value):
+    """Task options: integers >= 1 (sizes) or finite numbers >= 0 (noise levels)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            _fail(key, f"must be an integer >= 1, got {value}")
+        return value
+    if not _is_number(value) or not math.isfinite(value) or value < 0:
+        _fail(key, f"expected a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _axis_values(axis: str, spec) -> tuple:
+    key = f"grid.{axis}"
+    if isinstance(spec, dict):
+        if axis not in NUMERIC_AXES:
+            _fail(key, "a {logspace = ...} range needs a numeric axis; numeric axes: "
+                  + ", ".join(NUMERIC_AXES))
+        unknown = sorted(set(spec) - {"logspace", "num", "zero"})
+        if unknown or "logspace" not in spec:
+            _fail(key, f"a range takes logspace = [lo, hi], num, zero; got {sorted(spec)}")
+        bounds, num = spec["logspace"], spec.get("num", 9)
+        if (not isinstance(bounds, list) or len(bounds) != 2
+                or not all(_is_number(b) and math.isfinite(b) for b in bounds)):
+            _fail(key, f"logspace must be [lo, hi] (base-10 exponents), got {bounds!r}")
+        if not isinstance(num, int) or isinstance(num, bool) or num < 1:
+            _fail(key, f"num must be an integer >= 1, got {num!r}")
+        values = [float(v) for v in np.logspace(bounds[0], bounds[1], num)]
+        if spec.get("zero", False):
+            values = [0.0] + values
+        spec = values
+    if not isinstance(spec, list) or not spec:
+        _fail(key, "expected a non-empty list of values or {logspace = [lo, hi], num = n}")
+    section_key = f"{AXIS_SECTION[axis]}.{axis}"
+    default = DEFAULTS[AXIS_SECTION[axis]][axis]
+    values = tuple(_check_value(section_key, v, default) for v in spec)
+    if len(set(values)) != len(values):
+        _fail(key, f"values must be distinct, got {list(spec)}")
+    return values
+
+
+def parse_study(text: str, name: str = "study") -> Study:
+    """Parse and validate TOML ``text`` (see the module docstring for the schema).
+
+    Raises:
+      ConfigError: malformed TOML, unknown section/key/name, bad type or range.
+    """
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config is not valid TOML: {error}") from None
+    for section in raw:
+        if section not in SECTIONS:
+            _fail(section, f"unknown section; allowed: {', '.join(SECTIONS)}")
+    sections = {}
+    for section, defaults in DEFAULTS.items():
+        given = raw.get(section, {})
+        if not isinstance(given, dict):
+            _fail(section, "expected a [section] table")
+        values = dict(defaults)
+        allowed = tuple(defaults)
+        if section == "task":
+            task_name = _check_value("task.name", given.get("name", defaults["name"]), None)
+            allowed = allowed + tasks.task_options(task_name)
+        for key, value in given.items():
+            if key not in allowed:
+                _fail(f"{section}.{key}", f"unknown key; allowed: {', '.join(allowed)}")
+            if key in defaults:
+                values[key] = _check_value(f"{section}.{key}", value, defaults[key])
+            else:
+                values[key] = _check_task_option(f"{section}.{key}", value)
+        sections[section] = values
+    grid_raw = raw.get("grid", {})
+    if not isinstance(grid_raw, dict):
+        _fail("grid", "expected a [grid] table")
+    grid = []
+    for axis, spec in grid_raw.items():
+        if axis not in NUMERIC_AXES + CATEGORICAL_AXES:
+            _fail(f"grid.{axis}", "unknown grid axis; allowed: "
+                  + ", ".join(NUMERIC_AXES + CATEGORICAL_AXES))
+        grid.append((axis, _axis_values(axis, spec)))
+    for key in ("name", "description"):
+        if key in raw and not isinstance(raw[key], str):
+            _fail(key, "expected a string")
+    study = Study(name=raw.get("name", name), sections=sections, grid=tuple(grid), text=text)
+    _check_consistency(study)
+    return study
+
+
+def _check_consistency(study: Study) -> None:
+    """Cross-key checks: batch size vs data, loss vs task kind."""
+    task = study.sections["task"]
+    kind = tasks.TASKS[task["name"]][1]
+    losses = dict(study.grid).get("loss", (study.get("train.loss"),))
+    for loss in losses:
+        if kind == "regression" and loss != "mse":
+            _fail("train.loss", f"task {task['name']!r} is a regression; allowed: mse")
+    n_train = task.get("n_train")
+    batch = study.get("train.batch_size")
+    if n_train is not None and batch > n_train:
+        _fail("train.batch_size", f"must be <= task.n_train = {n_train} (0 = full batch)")
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and validate the TOML file at ``path``; the study name defaults to its stem."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ConfigError(f"cannot read config {str(path)!r}: {error.strerror}") from None
+    return parse_study(text, name=path.stem)
+
+
+def apply_overrides(study: Study, overrides: dict[str, Any]) -> Study:
+    """A new study with ``{"section.key": value}`` overrides applied and re-validated.
+
+    Values given as strings are parsed as TOML values when possible (``"1e-3"`` -> 0.001).
+    """
+    if not overrides:
+        return study
+    raw = tomllib.loads(study.text) if study.text else {}
+    for dotted, value in overrides.items():
+        if "." not in dotted:
+            raise ConfigError(f"config key '{dotted}': expected section.key, e.g. train.steps")
+        section, key = dotted.split(".", 1)
+        if isinstance(value, str):
+            try:
+                value = tomllib.loads(f"v = {value}")["v"]
+            except tomllib.TOMLDecodeError:
+                pass
+        raw.setdefault(section, {})
+        if not isinstance(raw[section], dict):
+            raise ConfigError(f"config key '{dotted}': {section} is not a section")
+        raw[section][key] = value
+    return parse_study(_dumps(raw), name=study.name)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def _dumps(raw: dict) -> str:
+    """Minimal TOML writer for the flat two-level configs of this module."""
+    top = [f"{k} = {_toml_value(v)}" for k, v in raw.items() if not isinstance(v, dict)]
+    tables = [f"[{k}]\n" + "\n".join(f"{kk} = {_toml_value(vv)}" for kk, vv in v.items())
+              for k, v in raw.items() if isinstance(v, dict)]
+    return "\n".join(top + [""] + tables) + "\n"

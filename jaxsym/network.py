@@ -1,0 +1,234 @@
+"""ONE network of a study: init from its key, train in ``lax.scan``, record (unbatched, pure).
+
+Contract: :func:`run_network` ``(key, knobs, data, spec) -> records`` trains a single network.
+``spec`` (:class:`NetworkSpec`) holds everything static (shapes, names, step count, record
+schedule): one compile per spec. ``knobs`` holds every numeric setting as a (traced) scalar:
+``sigma_b, weight_value, W_std, learning_rate, eps``. The sweep engine batches this function
+over networks from outside (``vmap`` / ``lax.map`` / sharding); nothing here knows about chunks.
+
+Randomness: ``key_init, key_batches = split(key)``; init uses :func:`jaxsym.inits.init_mlp`, and
+the minibatch of step t is ``randint(fold_in(key_batches, t), (batch_size,), 0, n_train)``
+(with replacement), so a network's result depends only on its own key.
+
+Step convention: "step t" means after t updates (t = 0 is the initial network). At every step
+``t = 0..steps`` the scan checks, on the parameters *before* update t+1:
+  * converged: training loss <= ``loss_threshold`` (the minibatch loss for minibatch training);
+  * broken:    min over hidden layers of the rank-two diversity estimate > ``diversity_threshold``
+               (:func:`jaxsym.metrics.rank_two_diversity`);
+and keeps the first such step (``time_to_converge``, ``time_to_break``). A network that never
+gets there is right-censored: its time is ``steps`` and its flag False.
+Divergence: a non-finite loss or gradient sets ``diverged``, and the network is frozen at its last
+finite parameters; recorded losses are those of the frozen parameters, so no NaN escapes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxsym import inits, metrics, nn, train
+
+__all__ = ["NetworkSpec", "KNOBS", "checkpoint_steps", "run_network", "record_shapes"]
+
+#: The numeric, traced settings of one network.
+KNOBS = ("sigma_b", "weight_value", "W_std", "learning_rate", "eps")
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """Static description of one network's training (hashable: one compile per spec)."""
+
+    layer_sizes: tuple[int, ...]
+    activation: str
+    loss: str
+    optimizer: str
+    weight_mode: str
+    fan_in_scaled: bool
+    steps: int
+    batch_size: int  # 0 = full batch
+    dtype: str
+    checkpoints: tuple[int, ...]
+    gradient_steps: int
+    diversity_threshold: float
+    loss_threshold: float
+    classification: bool
+
+    @property
+    def depth(self) -> int:
+        return len(self.layer_sizes) - 1
+
+
+def checkpoint_steps(steps: int, count: int) -> tuple[int, ...]:
+    """About ``count`` log-spaced record steps in ``[0, steps]``, always including 0 and steps."""
+    if steps < 1 or count < 1:
+        raise ValueError("steps and count must be >= 1")
+    grid = np.unique(np.round(np.logspace(0.0, np.log10(steps), max(count - 1, 1))).astype(int))
+    return tuple(int(s) for s in np.unique(np.concatenate([[0], grid, [steps]])))
+
+
+def _initializers(spec: NetworkSpec, knobs):
+    """(weight_init, bias_init) for the spec's weight mode; biases are always N(0, sigma_b^2)."""
+    mode = spec.weight_mode
+    if mode == "constant":
+        weights = inits.constant(knobs["weight_value"], spec.fan_in_scaled)
+    elif mode == "zero":
+        weights = inits.zeros()
+    elif mode == "glorot":
+        weights = inits.glorot_normal()
+    elif mode == "normal":
+        weights = inits.normal(knobs["W_std"], fan_in_scaled=True)
+    elif mode == "tied":
+        weights = inits.perturbed(inits.tied(inits.normal(knobs["W_std"], fan_in_scaled=True)),
+                                  knobs["eps"])
+    else:
+        raise ValueError(f"unknown weight_mode {mode!r}; allowed: constant, zero, glorot, "
+                         "normal, tied")
+    return weights, inits.normal(knobs["sigma_b"])
+
+
+def _accuracy(outputs, labels):
+    if outputs.shape[-1] == 1:
+        predicted = (outputs[:, 0] > 0).astype(labels.dtype)
+    else:
+        predicted = jnp.argmax(outputs, axis=-1).astype(labels.dtype)
+    return jnp.mean((predicted == labels).astype(outputs.dtype))
+
+
+def _break_score(params):
+    """min over hidden layers of the rank-two diversity (inf for a network with no hidden layer)."""
+    if len(params) < 2:
+        return jnp.asarray(jnp.inf, params[0]["W"].dtype)
+    return jnp.min(jnp.stack([metrics.rank_two_diversity(p["W"]) for p in params[:-1]]))
+
+
+def record_shapes(spec: NetworkSpec) -> dict[str, tuple[int, ...]]:
+    """Shape of every record of one network (the sweep adds grid and seed axes in front)."""
+    n_ckpt, hidden = len(spec.checkpoints), max(spec.depth - 1, 0)
+    shapes = {"loss": (n_ckpt,), "spread": (n_ckpt, hidden), "diversity": (n_ckpt, hidden),
+              "grad_norm": (spec.gradient_steps, spec.depth), "time_to_break": (),
+              "broken": (), "time_to_converge": (), "converged": (), "diverged": (),
+              "final_loss": (), "test_loss": ()}
+    if spec.classification:
+        shapes["test_accuracy"] = ()
+    return shapes
+
+
+def run_network(key, knobs, data, spec: NetworkSpec):
+    """Train one network and return its records (see :func:`record_shapes`).
+
+    Args:
+      key: the network's PRNG key.
+      knobs: dict of scalars for :data:`KNOBS` (Python floats or traced).
+      data: dict with ``x_train (n, d)``, ``y_train``, ``x_test``, ``y_test`` (targets already
+        in the loss's format), ``labels_test`` (integer labels, classification only).
+      spec: the static :class:`NetworkSpec`.
+    """
+    dtype = jnp.dtype(spec.dtype)
+    knobs = {k: jnp.asarray(knobs[k], dtype) for k in KNOBS}
+    key_init, key_batches = jax.random.split(key)
+    weight_init, bias_init = _initializers(spec, knobs)
+    params = inits.init_mlp(key_init, spec.layer_sizes, weight_init, bias_init, dtype=dtype)
+    x, y = data["x_train"].astype(dtype), data["y_train"]
+    if jnp.issubdtype(y.dtype, jnp.floating):
+        y = y.astype(dtype)
+    n = x.shape[0]
+    tx = train.make_optimizer(spec.optimizer, knobs["learning_rate"])
+    value_and_grad = jax.value_and_grad(train.loss_of_params)
+    full_loss = lambda p: train.loss_of_params(p, x, y, spec.activation, spec.loss)  # noqa: E731
+
+    n_ckpt, hidden = len(spec.checkpoints), max(spec.depth - 1, 0)
+    slot = np.full(spec.steps + 1, -1, np.int32)
+    slot[list(spec.checkpoints)] = np.arange(n_ckpt)
+    slot = jnp.asarray(slot)
+
+    def snapshot(p):
+        if hidden == 0:
+            return jnp.zeros((0,), dtype), jnp.zeros((0,), dtype)
+        return metrics.layer_spreads(p), metrics.layer_diversities(p)
+
+    def record(state, t, p, loss_value):
+        """Store checkpoint metrics of params ``p`` (after t updates) if t is a checkpoint."""
+        def store(records):
+            spread, diversity = snapshot(p)
+            i = slot[t]
+            return {"loss": records["loss"].at[i].set(loss_value),
+                    "spread": records["spread"].at[i].set(spread),
+                    "diversity": records["diversity"].at[i].set(diversity)}
+        state["records"] = jax.lax.cond(slot[t] >= 0, store, lambda r: r, state["records"])
+        return state
+
+    def detect(state, t, p, loss_value):
+        hit_converge = (loss_value <= spec.loss_threshold) & ~state["converged"]
+        hit_break = (_break_score(p) > spec.diversity_threshold) & ~state["broken"]
+        state["time_to_converge"] = jnp.where(hit_converge, t, state["time_to_converge"])
+        state["time_to_break"] = jnp.where(hit_break, t, state["time_to_break"])
+        state["converged"] = state["converged"] | hit_converge
+        state["broken"] = state["broken"] | hit_break
+        return state
+
+    def step(carry, t):
+        p, opt_state, state = carry
+        if spec.batch_size in (0, n):
+            xb, yb = x, y
+        else:
+            rows = jax.random.randint(jax.random.fold_in(key_batches, t), (spec.batch_size,), 0, n)
+            xb, yb = x[rows], y[rows]
+        loss_value, grads = value_and_grad(p, xb, yb, spec.activation, spec.loss)
+        finite = jnp.isfinite(loss_value) & jnp.all(jnp.stack(
+            [jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+        state["diverged"] = state["diverged"] | ~finite
+        loss_value = jnp.where(state["diverged"], state["last_loss"], loss_value)
+        state["last_loss"] = loss_value
+        if spec.gradient_steps:
+            norms = jnp.stack([jnp.linalg.norm(g["W"]) for g in grads]).astype(dtype)
+            norms = jnp.where(finite, norms, jnp.zeros_like(norms))
+            i = jnp.minimum(t, spec.gradient_steps - 1)
+            state["grad_norm"] = state["grad_norm"].at[i].set(
+                jnp.where(t < spec.gradient_steps, norms, state["grad_norm"][i]))
+        checkpoint_loss = loss_value if spec.batch_size in (0, n) else full_loss(p)
+        state = record(state, t, p, checkpoint_loss)
+        state = detect(state, t, p, loss_value)
+        updates, new_opt_state = tx.update(grads, opt_state, p)
+        new_p = optax.apply_updates(p, updates)
+        keep = state["diverged"]
+        p = jax.tree.map(lambda old, new: jnp.where(keep, old, new), p, new_p)
+        opt_state = jax.tree.map(lambda old, new: jnp.where(keep, old, new), opt_state,
+                                 new_opt_state)
+        return (p, opt_state, state), None
+
+    zero = jnp.zeros((), dtype)
+    state = {
+        "records": {"loss": jnp.zeros((n_ckpt,), dtype),
+                    "spread": jnp.zeros((n_ckpt, hidden), dtype),
+                    "diversity": jnp.zeros((n_ckpt, hidden), dtype)},
+        "grad_norm": jnp.zeros((spec.gradient_steps, spec.depth), dtype),
+        "time_to_break": jnp.asarray(spec.steps, jnp.int32), "broken": jnp.asarray(False),
+        "time_to_converge": jnp.asarray(spec.steps, jnp.int32), "converged": jnp.asarray(False),
+        "diverged": jnp.asarray(False), "last_loss": zero,
+    }
+    (params, _, state), _ = jax.lax.scan(step, (params, tx.init(params), state),
+                                         jnp.arange(spec.steps, dtype=jnp.int32))
+    final_loss = full_loss(params)
+    final_loss = jnp.where(jnp.isfinite(final_loss) & ~state["diverged"], final_loss,
+                           state["last_loss"])
+    t_end = jnp.asarray(spec.steps, jnp.int32)
+    state = record(state, t_end, params, final_loss)
+    state = detect(state, t_end, params, final_loss)
+
+    outputs_test = nn.apply(params, data["x_test"].astype(dtype), spec.activation)
+    y_test = data["y_test"]
+    if jnp.issubdtype(y_test.dtype, jnp.floating):
+        y_test = y_test.astype(dtype)
+    test_loss = nn.loss_fn(spec.loss)(outputs_test, y_test)
+    result = {**state["records"], "grad_norm": state["grad_norm"],
+              "time_to_break": state["time_to_break"], "broken": state["broken"],
+              "time_to_converge": state["time_to_converge"], "converged": state["converged"],
+              "diverged": state["diverged"], "final_loss": final_loss,
+              "test_loss": jnp.where(jnp.isfinite(test_loss), test_loss, jnp.inf)}
+    if spec.classification:
+        result["test_accuracy"] = _accuracy(outputs_test, data["labels_test"])
+    return result

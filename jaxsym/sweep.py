@@ -1,0 +1,222 @@
+"""The sweep engine: (grid point x seed) -> chunks -> batched, sharded training -> one Dataset.
+
+Contract: :func:`run_study` trains every network of a :class:`jaxsym.config.Study` and returns
+the merged ``xarray.Dataset`` (also written to ``OUT/results.nc``). It is the only module that
+knows about chunks and devices.
+
+* The grid is the product of the config's grid axes, flattened in C order: grid index g.
+  Network (g, s) has key ``fold_in(fold_in(key(seeds.root), g), s)`` and flat id
+  ``g * n_seeds + s``; its result depends on nothing else (not chunk size, device count or
+  resumption).
+* Categorical axes (activation, loss, weight_mode, optimizer) split the grid into static groups,
+  compiled once each; numeric axes and seeds are traced.
+* Each chunk of ``chunk_size`` networks is padded to a multiple of the local device count and
+  sharded over a 1-D mesh ``("nets",)``. Strategy "map" (the CPU default) trains each device's
+  networks one after another with ``lax.map`` inside ``shard_map``; "vmap" (the GPU default)
+  vectorises them. Finished chunks are written atomically, so re-running resumes.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxsym import __version__, config, network, store, tasks
+
+__all__ = ["Group", "plan_groups", "run_study", "knob_table", "make_runner", "task_data"]
+
+
+@dataclass(frozen=True)
+class Group:
+    """Grid points sharing one static configuration.
+
+    Attributes:
+      index: group number (order of first appearance in the flat grid).
+      categorical: ``((axis, value), ...)`` of the categorical grid axes.
+      spec: the compiled-once :class:`jaxsym.network.NetworkSpec`.
+      grid_indices: flat grid indices of this group's points, ascending.
+    """
+
+    index: int
+    categorical: tuple
+    spec: network.NetworkSpec
+    grid_indices: np.ndarray
+
+
+def _setting(study, point: dict, axis: str):
+    return point[axis] if axis in point else study.get(f"{config.AXIS_SECTION[axis]}.{axis}")
+
+
+def grid_points(study) -> list[dict]:
+    """Every grid point as ``{axis: value}``, in flat (C) order."""
+    axes = study.grid_axes
+    return [dict(zip(axes, values)) for values in itertools.product(*(v for _, v in study.grid))]
+
+
+def knob_table(study) -> np.ndarray:
+    """``(n_grid_points, len(KNOBS))`` float64: every numeric knob at every grid point."""
+    return np.array([[float(_setting(study, p, k)) for k in network.KNOBS]
+                     for p in grid_points(study)], dtype=np.float64).reshape(-1, len(network.KNOBS))
+
+
+def plan_groups(study, task: tasks.Task) -> list[Group]:
+    """Split the grid into static groups (one compile each)."""
+    points = grid_points(study)
+    categorical_axes = [a for a in study.grid_axes if a in config.CATEGORICAL_AXES]
+    members: dict[tuple, list[int]] = {}
+    for g, point in enumerate(points):
+        members.setdefault(tuple((a, point[a]) for a in categorical_axes), []).append(g)
+    s = study.sections
+    groups = []
+    for index, (categorical, indices) in enumerate(members.items()):
+        point = dict(categorical)
+        loss = _setting(study, point, "loss")
+        sizes = ((task.dim,) + (s["model"]["width"],) * (s["model"]["depth"] - 1)
+                 + (tasks.output_width(task, loss),))
+        spec = network.NetworkSpec(
+            layer_sizes=sizes, activation=_setting(study, point, "activation"), loss=loss,
+            optimizer=_setting(study, point, "optimizer"),
+            weight_mode=_setting(study, point, "weight_mode"),
+            fan_in_scaled=s["init"]["fan_in_scaled"], steps=s["train"]["steps"],
+            batch_size=s["train"]["batch_size"], dtype=s["train"]["dtype"],
+            checkpoints=network.checkpoint_steps(s["train"]["steps"], s["record"]["checkpoints"]),
+            gradient_steps=min(s["record"]["gradient_steps"], s["train"]["steps"]),
+            diversity_threshold=s["thresholds"]["diversity"],
+            loss_threshold=s["thresholds"]["loss"],
+            classification=task.kind == "classification")
+        groups.append(Group(index, categorical, spec, np.asarray(indices, np.int64)))
+    return groups
+
+
+def task_data(task: tasks.Task, loss: str) -> dict:
+    """Device arrays of the task, with targets in the format ``loss`` expects."""
+    data = {"x_train": task.x_train, "y_train": tasks.targets_for_loss(task, task.y_train, loss),
+            "x_test": task.x_test, "y_test": tasks.targets_for_loss(task, task.y_test, loss)}
+    if task.kind == "classification":
+        data["labels_test"] = task.y_test
+    return {k: jnp.asarray(v) for k, v in data.items()}
+
+
+def default_strategy() -> str:
+    """"map" on CPU (sequential per device beats a big vmap there), "vmap" on accelerators."""
+    return "map" if jax.default_backend() == "cpu" else "vmap"
+
+
+@functools.lru_cache(maxsize=64)
+def make_runner(spec: network.NetworkSpec, root: int, strategy: str, devices: tuple):
+    """A jitted ``(grid_idx, seed_idx, knobs, data) -> records`` over a chunk of networks.
+
+    ``grid_idx, seed_idx: (n,)`` int32 and ``knobs: (n, len(KNOBS))`` must have ``n`` a multiple
+    of ``len(devices)``; the network axis is sharded over ``devices``.
+    """
+    def one(grid_index, seed_index, knob_row, data):
+        key = jax.random.fold_in(jax.random.fold_in(jax.random.key(root), grid_index), seed_index)
+        knobs = {k: knob_row[i] for i, k in enumerate(network.KNOBS)}
+        return network.run_network(key, knobs, data, spec)
+
+    def local(grid_idx, seed_idx, knobs, data):
+        if strategy == "vmap":
+            return jax.vmap(one, in_axes=(0, 0, 0, None))(grid_idx, seed_idx, knobs, data)
+        return jax.lax.map(lambda args: one(*args, data), (grid_idx, seed_idx, knobs))
+
+    mesh = jax.make_mesh((len(devices),), ("nets",), devices=devices)
+    nets = jax.P("nets")
+    sharded = jax.shard_map(local, mesh=mesh, in_specs=(nets, nets, nets, jax.P()),
+                            out_specs=nets, check_vma=False)
+    return jax.jit(sharded), jax.NamedSharding(mesh, nets)
+
+
+def _git_sha() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def run_study(study, out, chunk_size: int = 256, force: bool = False, strategy: str = "auto",
+              progress: bool = True, max_chunks: int | None = None):
+    """Train every network of ``study`` into run directory ``out``; return the Dataset.
+
+    Args:
+      study: a validated :class:`jaxsym.config.Study`.
+      out: run directory (created; resumed when it holds the same study).
+      chunk_size: networks per compiled call (memory grows with it, not with the study size).
+      force: overwrite a run directory that holds a different study.
+      strategy: "auto", "map" or "vmap".
+      progress: show a tqdm progress bar (networks done, networks/s).
+      max_chunks: stop after this many new chunks (None = all); used to test resumption.
+
+    Returns:
+      the merged ``xarray.Dataset``, or None when stopped early by ``max_chunks``.
+    """
+    from tqdm.auto import tqdm
+
+    from jaxsym import results
+
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if strategy == "auto":
+        strategy = default_strategy()
+    if strategy not in ("map", "vmap"):
+        raise ValueError(f"unknown strategy {strategy!r}; allowed: auto, map, vmap")
+    if study.get("train.dtype") == "float64":
+        jax.config.update("jax_enable_x64", True)
+    out = Path(out)
+    started = time.perf_counter()
+    store.prepare_run_dir(out, study, force=force)
+    task = tasks.make_task(study.get("task.name"), seed=study.get("task.seed"),
+                           **study.task_options)
+    groups = plan_groups(study, task)
+    knobs = knob_table(study)
+    n_seeds = study.get("seeds.count")
+    done = {int(n) for chunk in store.read_chunks(out) for n in chunk["net"]}
+    devices = tuple(jax.local_devices())
+    pending_total = study.n_networks - len(done)
+    bar = tqdm(total=study.n_networks, initial=len(done), unit="net", disable=not progress,
+               desc=study.name, smoothing=0.1)
+    new_chunks = 0
+    for group in groups:
+        nets = (group.grid_indices[:, None] * n_seeds + np.arange(n_seeds)[None, :]).ravel()
+        nets = np.asarray([n for n in nets if int(n) not in done], np.int64)
+        if len(nets) == 0:
+            continue
+        runner, sharding = make_runner(group.spec, study.get("seeds.root"), strategy, devices)
+        data = task_data(task, group.spec.loss)
+        # every chunk of a group is padded to one length (a multiple of the device count), so
+        # the group compiles once; padding repeats the chunk's last network and is dropped
+        length = -(-min(chunk_size, len(nets)) // len(devices)) * len(devices)
+        for start in range(0, len(nets), chunk_size):
+            if max_chunks is not None and new_chunks >= max_chunks:
+                bar.close()
+                return None
+            chunk = nets[start:start + chunk_size]
+            padded = np.concatenate([chunk, np.repeat(chunk[-1:], length - len(chunk))])
+            grid_idx, seed_idx = padded // n_seeds, padded % n_seeds
+            args = [jax.device_put(a, sharding) for a in (
+                grid_idx.astype(np.int32), seed_idx.astype(np.int32),
+                knobs[grid_idx].astype(study.get("train.dtype")))]
+            records = jax.device_get(runner(*args, data))
+            store.write_chunk(out, group.index, chunk,
+                              {k: np.asarray(v)[:len(chunk)] for k, v in records.items()})
+            new_chunks += 1
+            bar.update(len(chunk))
+    bar.close()
+    wall = time.perf_counter() - started
+    provenance = {"jaxsym_version": __version__, "jax_version": jax.__version__,
+                  "python": platform.python_version(), "backend": jax.default_backend(),
+                  "devices": str(devices), "n_devices": len(devices), "strategy": strategy,
+                  "chunk_size": chunk_size, "git_sha": _git_sha(),
+                  "wall_time_s": round(wall, 3), "networks_trained_now": pending_total}
+    dataset = results.merge(study, groups, task, store.read_chunks(out), provenance)
+    results.write(dataset, out / "results.nc")
+    return dataset

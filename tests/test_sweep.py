@@ -1,0 +1,158 @@
+"""The sweep engine: invariances (chunking, devices, resume, seeds), divergence, no recompiles."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from jaxsym import config, network, store, sweep
+
+SMALL = """
+name = "small"
+[task]
+name = "teacher_student"
+dim = 2
+teacher_width = 2
+n_train = 64
+n_test = 32
+[model]
+depth = 3
+width = 4
+activation = "tanh"
+[train]
+learning_rate = 0.2
+steps = 40
+dtype = "{dtype}"
+batch_size = {batch_size}
+[grid]
+sigma_b = [0.0, 1e-3, 0.3]
+activation = ["tanh", "relu"]
+[seeds]
+count = {seeds}
+[record]
+checkpoints = 8
+gradient_steps = 4
+"""
+
+
+def small_study(dtype="float64", seeds=5, batch_size=0):
+    return config.parse_study(SMALL.format(dtype=dtype, seeds=seeds, batch_size=batch_size))
+
+
+def assert_identical(a: xr.Dataset, b: xr.Dataset):
+    assert set(a.data_vars) == set(b.data_vars)
+    for name in a.data_vars:
+        np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+
+
+def test_schema(tmp_path):
+    ds = sweep.run_study(small_study(), tmp_path / "run", chunk_size=64, progress=False)
+    assert dict(ds.sizes) == {"sigma_b": 3, "activation": 2, "seed": 5, "step": 8, "layer": 2,
+                              "grad_step": 4, "weight_layer": 3}
+    assert ds.loss.dims == ("sigma_b", "activation", "seed", "step")
+    assert ds.diversity.dims == ("sigma_b", "activation", "seed", "step", "layer")
+    assert list(ds.step.values) == list(network.checkpoint_steps(40, 8))
+    assert ds.attrs["config"].startswith("\nname = \"small\"")
+    # sigma_b = 0 keeps every unit identical: spread exactly at rounding level, never broken
+    assert float(ds.spread.sel(sigma_b=0.0).max()) < 1e-12
+    assert not ds.broken.sel(sigma_b=0.0).any()
+    assert ds.broken.sel(sigma_b=0.3).any()
+    assert (ds.diversity.sel(sigma_b=0.3).isel(step=-1) > 1e-6).all()
+    loaded = store.load(tmp_path / "run")
+    assert_identical(ds, loaded)
+    assert loaded.broken.dtype == bool
+
+
+def test_chunk_size_invariance(tmp_path):
+    study = small_study()
+    runs = [sweep.run_study(study, tmp_path / f"c{k}", chunk_size=k, progress=False)
+            for k in (1, 7, 1000)]
+    assert_identical(runs[0], runs[1])
+    assert_identical(runs[0], runs[2])
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    study = small_study(batch_size=16)
+    full = sweep.run_study(study, tmp_path / "full", chunk_size=6, progress=False)
+    assert sweep.run_study(study, tmp_path / "cut", chunk_size=6, progress=False,
+                           max_chunks=2) is None
+    assert len(list((tmp_path / "cut" / "chunks").glob("*.npz"))) == 2
+    assert not (tmp_path / "cut" / "results.nc").exists()
+    resumed = sweep.run_study(study, tmp_path / "cut", chunk_size=4, progress=False)
+    assert_identical(full, resumed)
+    assert resumed.attrs["networks_trained_now"] == study.n_networks - 12
+
+
+def test_seeds_are_prefix_stable(tmp_path):
+    eight = sweep.run_study(small_study(seeds=8), tmp_path / "s8", progress=False)
+    sixteen = sweep.run_study(small_study(seeds=16), tmp_path / "s16", progress=False)
+    assert_identical(eight, sixteen.isel(seed=slice(0, 8)))
+
+
+def test_divergence_is_flagged_frozen_and_nan_free(tmp_path):
+    study = config.apply_overrides(small_study(dtype="float32"),
+                                   {"train.learning_rate": 50.0, "model.activation": "relu"})
+    study = config.apply_overrides(study, {"grid.activation": ["relu"]})
+    ds = sweep.run_study(study, tmp_path / "run", progress=False)
+    assert ds.diverged.any()
+    for name in ("loss", "final_loss", "spread", "diversity", "grad_norm"):
+        assert np.all(np.isfinite(ds[name].values)), name
+    assert not ds.converged.where(ds.diverged, False).any()
+
+
+def test_different_study_is_refused(tmp_path):
+    sweep.run_study(small_study(), tmp_path / "run", progress=False)
+    with pytest.raises(store.RunDirError, match="different study"):
+        sweep.run_study(small_study(seeds=6), tmp_path / "run", progress=False)
+    ds = sweep.run_study(small_study(seeds=6), tmp_path / "run", progress=False, force=True)
+    assert ds.sizes["seed"] == 6
+
+
+def test_one_compile_per_static_group(tmp_path, monkeypatch):
+    traces = []
+    original = network.run_network
+
+    def counting(*args, **kwargs):
+        traces.append(args[3])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(network, "run_network", counting)
+    study = config.parse_study(SMALL.format(dtype="float32", seeds=2, batch_size=0).replace(
+        "sigma_b = [0.0, 1e-3, 0.3]", "sigma_b = {logspace = [-8, 0], num = 50}").replace(
+        "steps = 40", "steps = 13"))
+    sweep.run_study(study, tmp_path / "run", chunk_size=16, progress=False)
+    assert study.n_networks == 200
+    assert len(traces) == 2  # two activations, one trace each, whatever the number of chunks
+    assert {spec.activation for spec in traces} == {"tanh", "relu"}
+
+
+DEVICE_SCRIPT = textwrap.dedent("""
+    import sys
+    import jax
+    from jaxsym import config, sweep
+    study = config.parse_study(open(sys.argv[1]).read())
+    ds = sweep.run_study(study, sys.argv[2], chunk_size=5, progress=False)
+    assert ds.attrs["n_devices"] == len(jax.local_devices()) == int(sys.argv[3])
+""")
+
+
+def test_device_count_invariance(tmp_path):
+    config_path = tmp_path / "study.toml"
+    config_path.write_text(SMALL.format(dtype="float32", seeds=3, batch_size=16))
+    datasets = []
+    for devices in (1, 4):
+        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+        out = tmp_path / f"d{devices}"
+        subprocess.run([sys.executable, "-c", DEVICE_SCRIPT, str(config_path), str(out),
+                        str(devices)], check=True, env=env)
+        datasets.append(store.load(out))
+    one, four = datasets
+    for name in one.data_vars:
+        np.testing.assert_allclose(one[name].values, four[name].values, rtol=1e-6, atol=1e-6,
+                                   err_msg=name)
+    assert json.loads(one.attrs["study"]) == json.loads(four.attrs["study"])
