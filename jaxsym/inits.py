@@ -175,7 +175,9 @@ def uniform(limit) -> Initializer:
     _check_nonnegative("limit", limit)
 
     def init(key, shape, dtype=jnp.float32):
-        return _scale_dtype(limit, dtype) * jax.random.uniform(key, shape, dtype, -1.0, 1.0)
+        # U(-1, 1) drawn exactly as jax's variance_scaling draws it (minval=-1, default maxval),
+        # so both share one compiled kernel per shape.
+        return _scale_dtype(limit, dtype) * jax.random.uniform(key, shape, dtype, -1)
 
     return init
 
@@ -198,11 +200,7 @@ def _needs_matrix(name: str, jax_init) -> Initializer:
     return init
 
 
-_VARIANCE_TEXT = {"fan_in": "{s} / fan_in", "fan_avg": "{s} / ((fan_in + fan_out) / 2)"}
-
-
-def _variance_scaling(name, mode, distribution, scale, aliases=()):
-    variance = _VARIANCE_TEXT[mode].format(s=scale)
+def _variance_scaling(name, variance, mode, distribution, scale, aliases=()):
     if distribution == "truncated_normal":
         law = ("a truncated normal: N(0, 1) cut at +-2, rescaled by 1/0.8796 so that the "
                "variance is exactly Var W")
@@ -221,20 +219,22 @@ def _variance_scaling(name, mode, distribution, scale, aliases=()):
         f"Implemented as ``jax.nn.initializers.variance_scaling({scale}, {mode!r}, "
         f"{distribution!r}, in_axis=-1, out_axis=-2)``.\n"
         + (f"Aliases: {', '.join(aliases)}.\n" if aliases else "")
-        + "\nReturns:\n  ``init(key, shape, dtype)``; raises ValueError unless ``len(shape) == 2``.\n")
+        + "\nReturns:\n  ``init(key, shape, dtype)``; raises ValueError unless "
+        "``len(shape) == 2``.\n")
     return factory
 
 
+_GLOROT, _HE, _LECUN = "2 / (fan_in + fan_out)", "2 / fan_in", "1 / fan_in"
 glorot_normal = xavier_normal = _variance_scaling(
-    "glorot_normal", "fan_avg", "truncated_normal", 1.0, ("xavier_normal",))
+    "glorot_normal", _GLOROT, "fan_avg", "truncated_normal", 1.0, ("xavier_normal",))
 glorot_uniform = xavier_uniform = _variance_scaling(
-    "glorot_uniform", "fan_avg", "uniform", 1.0, ("xavier_uniform",))
+    "glorot_uniform", _GLOROT, "fan_avg", "uniform", 1.0, ("xavier_uniform",))
 he_normal = kaiming_normal = _variance_scaling(
-    "he_normal", "fan_in", "truncated_normal", 2.0, ("kaiming_normal",))
+    "he_normal", _HE, "fan_in", "truncated_normal", 2.0, ("kaiming_normal",))
 he_uniform = kaiming_uniform = _variance_scaling(
-    "he_uniform", "fan_in", "uniform", 2.0, ("kaiming_uniform",))
-lecun_normal = _variance_scaling("lecun_normal", "fan_in", "truncated_normal", 1.0)
-lecun_uniform = _variance_scaling("lecun_uniform", "fan_in", "uniform", 1.0)
+    "he_uniform", _HE, "fan_in", "uniform", 2.0, ("kaiming_uniform",))
+lecun_normal = _variance_scaling("lecun_normal", _LECUN, "fan_in", "truncated_normal", 1.0)
+lecun_uniform = _variance_scaling("lecun_uniform", _LECUN, "fan_in", "uniform", 1.0)
 
 
 def orthogonal(scale=1.0) -> Initializer:
@@ -260,11 +260,12 @@ def orthogonal(scale=1.0) -> Initializer:
 def tied(init: Initializer) -> Initializer:
     """An exactly symmetric layer: one row drawn from ``init`` repeated for every unit.
 
-    ``tied(init)(key, shape)[i] == init(key, shape)[0]`` for every i (bitwise), i.e. the row
-    ``W_0 in R^{shape[1:]}`` is one draw of the layer's own scheme (so fan-based schemes keep the
-    variance they have for the full ``shape``) and ``W = 1 w^T``-style broadcasting repeats it over
-    the ``n_out = shape[0]`` units. For a 1-D bias shape ``(n,)`` one scalar fills the vector;
-    a 0-D shape is passed through.
+    ``tied(init)(key, shape)[i] == init(key, shape)[0]`` for every unit i (bitwise): ``W = 1 w^T``
+    with ``1`` of length ``n_out = shape[0]`` and ``w`` (shape ``shape[1:]``) one row of a draw of
+    the layer's own scheme, so ``w`` has exactly that scheme's law for the full layer shape (a
+    fan-based scheme keeps its fan_out; for i.i.d. schemes this is simply ``init(key, shape[1:])``
+    in law). For a 1-D bias shape ``(n,)`` one scalar fills the vector; a 0-D shape is passed
+    through.
 
     Returns:
       ``tied_init(key, shape, dtype)`` of ``shape`` with all rows identical.

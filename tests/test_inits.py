@@ -34,7 +34,7 @@ KEY = jax.random.key(20240607)
 SHAPE = (300, 120)  # (n_out, n_in) = (fan_out, fan_in): non-square, catches swapped fans
 FAN_OUT, FAN_IN = SHAPE
 SMALL = (6, 4)
-SIZES = (4, 6, 4, 6)  # layers W: (6, 4), (4, 6), (6, 4); b: (6,), (4,), (6,)
+SIZES = (4, 6, 6, 6)  # layers W: (6, 4), (6, 6), (6, 6); b: (6,) (few shapes: few compiles)
 F32, F64 = jnp.float32, jnp.float64
 DTYPES = [F32, F64]
 RTOL = {F32: 1e-6, F64: 1e-13}
@@ -99,7 +99,8 @@ def test_zeros_and_constant_are_exact_and_ignore_the_key(dtype):
         c = inits.constant(-0.7)(KEY, shape, dtype)
         assert c.dtype == dtype
         np.testing.assert_array_equal(np.asarray(c), np.full(shape, -0.7, dtype=dtype))
-        np.testing.assert_array_equal(np.asarray(c), np.asarray(inits.constant(-0.7)(other, shape, dtype)))
+        again = inits.constant(-0.7)(other, shape, dtype)
+        np.testing.assert_array_equal(np.asarray(c), np.asarray(again))
     # fan_in scaling divides by sqrt(n_in) = sqrt(shape[-1]) = 2; a bias has no fan-in
     scaled = inits.constant(0.9, fan_in_scaled=True)(KEY, SMALL, dtype)
     np.testing.assert_allclose(_np(scaled), np.full(SMALL, 0.9 / 2.0), rtol=RTOL[dtype])
@@ -139,7 +140,8 @@ def test_fan_based_variances_for_n_out_n_in_layout(name):
     assert_mean_zero_variance(w, variance, kurtosis=3.0 if law == "normal" else 1.8)
     if law == "normal":  # jax's truncated normal: cut at 2 standard-normal units
         assert np.max(np.abs(w)) <= 2.0 / 0.87962566103423978 * math.sqrt(variance) * (1 + 1e-12)
-        assert np.max(np.abs(w)) > 2.0 * math.sqrt(variance)  # ... but it is not a plain N(0, Var)/...
+        # ... and rescaled: N(0, Var) cut at 2 sd without the rescaling would stay below 2 sd
+        assert np.max(np.abs(w)) > 2.0 * math.sqrt(variance)
     else:
         assert np.max(np.abs(w)) <= math.sqrt(3 * variance)
     if family in ("he", "kaiming", "lecun"):  # the transposed layout would be 2.5x off: caught
@@ -235,8 +237,8 @@ def test_init_mlp_shapes_and_dtypes(dtype):
     assert nn.layer_sizes(params) == SIZES
 
 
-@settings(max_examples=12, deadline=None)
-@given(sizes=st.lists(st.integers(1, 5), min_size=2, max_size=5))
+@settings(max_examples=10, deadline=None)
+@given(sizes=st.lists(st.integers(1, 4), min_size=2, max_size=4))
 def test_init_mlp_shapes_property(sizes):
     """Any depth and widths (deterministic inits: no RNG compile per new shape)."""
     params = inits.init_mlp(KEY, sizes, inits.constant(0.25), inits.zeros(), dtype=F64)
@@ -261,7 +263,7 @@ def test_init_mlp_reproducible_and_layer_keys_independent():
     other = inits.init_mlp(jax.random.key(7), SIZES, normal, normal, dtype=F64)
     assert not np.array_equal(_np(a[0]["W"]), _np(other[0]["W"]))
     # changing layer 2's weight scheme leaves every other draw untouched
-    b = inits.init_mlp(KEY, SIZES, [normal, inits.uniform(1.0), normal], normal, dtype=F64)
+    b = inits.init_mlp(KEY, SIZES, [normal, inits.constant(1.0), normal], normal, dtype=F64)
     for i in (0, 2):
         assert_trees_all_close(b[i], a[i], rtol=0)
     assert_trees_all_close(b[1]["b"], a[1]["b"], rtol=0)
@@ -269,8 +271,8 @@ def test_init_mlp_reproducible_and_layer_keys_independent():
     # a shallower net has the same first layers
     shallow = inits.init_mlp(KEY, SIZES[:-1], normal, normal, dtype=F64)
     assert_trees_all_close(shallow, a[:-1], rtol=0)
-    # layers 1 and 3 have the same shapes and scheme but their own keys; W and b differ too
-    assert not np.array_equal(_np(a[0]["W"]), _np(a[2]["W"]))
+    # layers 2 and 3 have the same shapes and scheme but their own keys; W and b differ too
+    assert not np.array_equal(_np(a[1]["W"]), _np(a[2]["W"]))
     firsts = [float(layer[p].ravel()[0]) for layer in a for p in ("W", "b")]
     assert len(set(firsts)) == len(firsts)
 
@@ -280,9 +282,9 @@ def test_init_mlp_per_layer_sequences_and_errors():
     params = inits.init_mlp(KEY, sizes, (inits.zeros(), inits.constant(2.0)),
                             [inits.constant(-1.0), inits.zeros()], dtype=F64)
     np.testing.assert_array_equal(_np(params[0]["W"]), np.zeros((6, 4)))
-    np.testing.assert_array_equal(_np(params[1]["W"]), np.full((4, 6), 2.0))
+    np.testing.assert_array_equal(_np(params[1]["W"]), np.full((6, 6), 2.0))
     np.testing.assert_array_equal(_np(params[0]["b"]), np.full(6, -1.0))
-    np.testing.assert_array_equal(_np(params[1]["b"]), np.zeros(4))
+    np.testing.assert_array_equal(_np(params[1]["b"]), np.zeros(6))
     with pytest.raises(ValueError, match=r"weight_init.*sequence of 2.*got 3"):
         inits.init_mlp(KEY, sizes, [inits.zeros()] * 3, inits.zeros())
     with pytest.raises(ValueError, match=r"bias_init.*sequence of 2.*got 1"):
@@ -350,13 +352,15 @@ def test_registry_names_and_docstrings():
 
 def test_make_initializer_builds_the_scheme():
     a = inits.make_initializer("normal", std=2.0, fan_in_scaled=True)(KEY, SMALL, F64)
-    np.testing.assert_array_equal(_np(a), _np(inits.normal(2.0, fan_in_scaled=True)(KEY, SMALL, F64)))
+    b = inits.normal(2.0, fan_in_scaled=True)(KEY, SMALL, F64)
+    np.testing.assert_array_equal(_np(a), _np(b))
     o = inits.make_initializer("orthogonal")(KEY, SMALL[::-1], F64)  # default scale 1
     np.testing.assert_allclose(_np(o) @ _np(o).T, np.eye(4), atol=1e-12)
 
 
 def test_make_initializer_errors():
-    with pytest.raises(ValueError, match=r"unknown init scheme 'gaussian'.*glorot_normal.*orthogonal"):
+    with pytest.raises(ValueError,
+                       match=r"unknown init scheme 'gaussian'.*glorot_normal.*orthogonal"):
         inits.make_initializer("gaussian")
     with pytest.raises(ValueError) as info:
         inits.make_initializer("Zeros")

@@ -1,0 +1,111 @@
+"""Command line: bad input gets one line naming the key and allowed values, exit 2, no files."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jaxsym import cli
+
+EXAMPLE = Path(__file__).parents[1] / "experiments" / "example.toml"
+BASE = EXAMPLE.read_text()
+
+# (case id, config text or None for the example, extra CLI args, expected message fragment)
+BAD_INPUTS = [
+    ("unknown activation", BASE.replace('activation = "tanh"', 'activation = "tanhh"'), [],
+     "config key 'model.activation': unknown value 'tanhh'; allowed: linear, relu"),
+    ("unknown loss", BASE.replace('loss = "mse"', 'loss = "hinge"'), [],
+     "config key 'train.loss': unknown value 'hinge'; allowed: mse, bce, softmax_ce"),
+    ("unknown optimizer", BASE.replace('optimizer = "sgd"', 'optimizer = "lbfgs"'), [],
+     "allowed: sgd, momentum, adam"),
+    ("unknown task", BASE.replace('name = "teacher_student"', 'name = "imagenet"'), [],
+     "config key 'task.name': unknown value 'imagenet'; allowed: teacher_student"),
+    ("unknown weight mode", BASE.replace('weight_mode = "constant"', 'weight_mode = "he"'), [],
+     "config key 'init.weight_mode': unknown value 'he'; allowed: constant, zero, glorot"),
+    ("unknown section", BASE + "\n[optimiser]\nlr = 1\n", [],
+     "config key 'optimiser': unknown section; allowed: name, description, task"),
+    ("unknown key", BASE.replace("steps = 2000", "steps = 2000\nepochs = 3"), [],
+     "config key 'train.epochs': unknown key; allowed: loss, optimizer"),
+    ("unknown task option", BASE.replace("dim = 2", "dim = 2\nclasses = 3"), [],
+     "config key 'task.classes': unknown key; allowed: name, seed, n_train"),
+    ("negative sigma_b", BASE.replace("fan_in_scaled = true", "fan_in_scaled = true\nsigma_b = -0.1"),
+     [], "config key 'init.sigma_b': must be >= 0, got -0.1"),
+    ("nan scale", BASE.replace("learning_rate = 0.2", "learning_rate = nan"), [],
+     "config key 'train.learning_rate': expected a finite number"),
+    ("negative grid value",
+     BASE.replace("sigma_b = {logspace = [-8, -1], num = 5, zero = true}", "sigma_b = [0.1, -1.0]"),
+     [], "config key 'init.sigma_b': must be >= 0, got -1.0"),
+    ("unknown grid axis", BASE.replace("[grid]", "[grid]\nmomentum = [0.9]"), [],
+     "config key 'grid.momentum': unknown grid axis; allowed: sigma_b"),
+    ("zero width", BASE.replace("width = 8", "width = 0"), [],
+     "config key 'model.width': must be an integer >= 1, got 0"),
+    ("zero depth", BASE.replace("depth = 2", "depth = 0"), [],
+     "config key 'model.depth': must be an integer >= 1, got 0"),
+    ("float steps", BASE.replace("steps = 2000", "steps = 20.5"), [],
+     "config key 'train.steps': expected an integer, got 20.5"),
+    ("malformed toml", BASE.replace("[model]", "[model"), [], "config is not valid TOML"),
+    ("bad dtype", None, ["--dtype", "float16"],
+     "argument --dtype: invalid choice: 'float16' (choose from "),
+    ("zero steps flag", None, ["--steps", "0"], "argument --steps: expected an integer >= 1"),
+    ("bad --set", None, ["--set", "train.dtype=float8"],
+     "config key 'train.dtype': unknown value 'float8'; allowed: float32, float64"),
+    ("--set without section", None, ["--set", "steps=3"],
+     "argument --set: expected section.key=value"),
+    ("loss vs regression", BASE.replace('loss = "mse"', 'loss = "bce"'), [],
+     "config key 'train.loss': task 'teacher_student' is a regression; allowed: mse"),
+    ("missing config file", "MISSING", [], "cannot read config"),
+]
+
+
+def run_cli(args):
+    """``cli.main(args)``'s exit status, whether it returns it or argparse raises SystemExit."""
+    try:
+        return cli.main(args)
+    except SystemExit as exit_:
+        return exit_.code
+
+
+@pytest.mark.parametrize("case,text,args,message", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, case, text, args,
+                                                          message):
+    config_path = EXAMPLE if text is None else tmp_path / "study.toml"
+    if text == "MISSING":
+        config_path = tmp_path / "missing.toml"
+    elif text is not None:
+        config_path.write_text(text)
+    out = tmp_path / "out"
+    code = run_cli(["run", str(config_path), "--out", str(out), *args])
+    err = capsys.readouterr().err
+    assert code == 2, case
+    assert len(err.strip().splitlines()) == 1, err
+    assert message in err, err
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["study.toml"])
+
+
+def test_there_are_at_least_15_bad_inputs():
+    assert len(BAD_INPUTS) >= 15
+
+
+def test_python_m_jaxsym_and_version():
+    result = subprocess.run([sys.executable, "-m", "jaxsym", "--version"], capture_output=True,
+                            text=True, check=True, env=dict(os.environ))
+    assert result.stdout.startswith("jaxsym ")
+
+
+def test_run_prints_summary_and_resumes(tmp_path, capsys):
+    text = BASE.replace("steps = 2000", "steps = 30").replace("count = 8", "count = 2")
+    (tmp_path / "s.toml").write_text(text)
+    out = tmp_path / "run"
+    assert cli.main(["run", str(tmp_path / "s.toml"), "--out", str(out), "--no-progress"]) == 0
+    first = capsys.readouterr().out
+    assert "6 points x 2 seeds = 12 networks; trained 12" in first
+    assert (out / "results.nc").exists()
+    assert cli.main(["run", str(tmp_path / "s.toml"), "--out", str(out), "--no-progress"]) == 0
+    assert "trained 0" in capsys.readouterr().out
+    # a different study in the same directory is refused with exit 2
+    assert run_cli(["run", str(tmp_path / "s.toml"), "--out", str(out), "--seeds", "3",
+                    "--no-progress"]) == 2
+    assert "holds a different study" in capsys.readouterr().err
