@@ -5,8 +5,18 @@ Importing the package is cheap and does not import JAX, so that the NumPy oracle
 
 >>> import jaxsym
 >>> from jaxsym import nn, inits   # these import JAX
+>>> ds = jaxsym.load("runs/example")  # a finished run's results (xarray.Dataset)
 """
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "load"]
+
+
+def __getattr__(name):
+    """Lazy top-level API: ``jaxsym.load(run_dir)`` -> the run's ``xarray.Dataset``."""
+    if name == "load":
+        from jaxsym.store import load
+
+        return load
+    raise AttributeError(f"module 'jaxsym' has no attribute {name!r}")

@@ -113,6 +113,7 @@ def record_shapes(spec: NetworkSpec) -> dict[str, tuple[int, ...]]:
               "broken": (), "time_to_converge": (), "converged": (), "diverged": (),
               "final_loss": (), "test_loss": ()}
     if spec.classification:
+        shapes["final_accuracy"] = ()
         shapes["test_accuracy"] = ()
     return shapes
 
@@ -124,7 +125,8 @@ def run_network(key, knobs, data, spec: NetworkSpec):
       key: the network's PRNG key.
       knobs: dict of scalars for :data:`KNOBS` (Python floats or traced).
       data: dict with ``x_train (n, d)``, ``y_train``, ``x_test``, ``y_test`` (targets already
-        in the loss's format), ``labels_test`` (integer labels, classification only).
+        in the loss's format), ``labels_train``, ``labels_test`` (integer labels, classification
+        only).
       spec: the static :class:`NetworkSpec`.
     """
     dtype = jnp.dtype(spec.dtype)
@@ -230,5 +232,7 @@ def run_network(key, knobs, data, spec: NetworkSpec):
               "diverged": state["diverged"], "final_loss": final_loss,
               "test_loss": jnp.where(jnp.isfinite(test_loss), test_loss, jnp.inf)}
     if spec.classification:
+        outputs_train = nn.apply(params, x, spec.activation)
+        result["final_accuracy"] = _accuracy(outputs_train, data["labels_train"])
         result["test_accuracy"] = _accuracy(outputs_test, data["labels_test"])
     return result

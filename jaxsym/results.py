@@ -8,7 +8,8 @@ Variables (``G`` = grid dims):
   loss(G, seed, step), spread(G, seed, step, layer), diversity(G, seed, step, layer),
   grad_norm(G, seed, grad_step, weight_layer), time_to_break(G, seed), broken(G, seed),
   time_to_converge(G, seed), converged(G, seed), diverged(G, seed), final_loss(G, seed),
-  test_loss(G, seed), and test_accuracy(G, seed) for classification tasks.
+  test_loss(G, seed), and final_accuracy(G, seed) (training set) and test_accuracy(G, seed) for
+  classification tasks.
 Attributes: ``config`` (TOML text), ``study`` (resolved JSON), ``steps``, thresholds, provenance.
 """
 
@@ -28,7 +29,8 @@ __all__ = ["merge", "write", "RECORD_DIMS"]
 RECORD_DIMS = {"loss": ("step",), "spread": ("step", "layer"), "diversity": ("step", "layer"),
                "grad_norm": ("grad_step", "weight_layer"), "time_to_break": (),
                "broken": (), "time_to_converge": (), "converged": (), "diverged": (),
-               "final_loss": (), "test_loss": (), "test_accuracy": ()}
+               "final_loss": (), "test_loss": (), "final_accuracy": (),
+               "test_accuracy": ()}
 
 _DESCRIPTIONS = {
     "loss": "training loss at the record step (full training set)",
@@ -43,7 +45,8 @@ _DESCRIPTIONS = {
     "broken": "symmetry broken within the step budget", "converged": "converged within budget",
     "diverged": "a non-finite loss or gradient occurred (network frozen)",
     "final_loss": "training loss after the last step", "test_loss": "test loss after training",
-    "test_accuracy": "test accuracy after training",
+    "final_accuracy": "training-set accuracy after training",
+    "test_accuracy": "test-set accuracy after training",
 }
 
 

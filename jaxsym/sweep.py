@@ -102,7 +102,7 @@ def task_data(task: tasks.Task, loss: str) -> dict:
     data = {"x_train": task.x_train, "y_train": tasks.targets_for_loss(task, task.y_train, loss),
             "x_test": task.x_test, "y_test": tasks.targets_for_loss(task, task.y_test, loss)}
     if task.kind == "classification":
-        data["labels_test"] = task.y_test
+        data["labels_train"], data["labels_test"] = task.y_train, task.y_test
     return {k: jnp.asarray(v) for k, v in data.items()}
 
 

@@ -156,3 +156,18 @@ def test_device_count_invariance(tmp_path):
         np.testing.assert_allclose(one[name].values, four[name].values, rtol=1e-6, atol=1e-6,
                                    err_msg=name)
     assert json.loads(one.attrs["study"]) == json.loads(four.attrs["study"])
+
+
+def test_classification_records_accuracy_and_top_level_load(tmp_path):
+    import jaxsym
+
+    text = SMALL.format(dtype="float32", seeds=2, batch_size=0).replace(
+        'name = "teacher_student"\ndim = 2\nteacher_width = 2', 'name = "xor"').replace(
+        "[train]", '[train]\nloss = "softmax_ce"').replace(
+        'activation = ["tanh", "relu"]', 'activation = ["tanh"]')
+    ds = sweep.run_study(config.parse_study(text), tmp_path / "run", progress=False)
+    assert ds.attrs["task_kind"] == "classification"
+    assert ((ds.test_accuracy >= 0) & (ds.test_accuracy <= 1)).all()
+    # with sigma_b = 0.3 the network fits xor's training set better than chance
+    assert float(ds.final_accuracy.sel(sigma_b=0.3).mean()) > 0.6
+    assert_identical(ds, jaxsym.load(tmp_path / "run"))
