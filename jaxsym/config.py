@@ -22,6 +22,10 @@ Schema (every section and key optional unless marked; defaults in :data:`DEFAULT
     [seeds]  count = 8   root = 0
     [record] checkpoints = 24   gradient_steps = 12
     [thresholds] diversity = 1e-2  loss = 1e-2
+    [preset.NAME] "section.key" = value ...   # named overrides, e.g. quick / full
+
+A preset is applied only when asked for (``parse_study(text, preset="quick")``); its keys are
+dotted config keys, including grid axes (``"grid.sigma_b" = [...]``).
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "record": {"checkpoints": 24, "gradient_steps": 12},
     "thresholds": {"diversity": 1e-2, "loss": 1e-2},
 }
-SECTIONS = ("name", "description") + tuple(DEFAULTS) + ("grid",)
+SECTIONS = ("name", "description") + tuple(DEFAULTS) + ("grid", "preset")
 _CHOICES = {"model.activation": activation_names(), "train.loss": LOSS_NAMES,
             "train.optimizer": OPTIMIZER_NAMES, "train.dtype": DTYPES,
             "init.weight_mode": WEIGHT_MODES, "task.name": tasks.task_names()}
@@ -91,12 +95,16 @@ class Study:
       grid: ``((axis, values), ...)`` in config order; values a tuple of floats (numeric axes)
         or strings (categorical axes).
       text: the TOML text it came from (provenance).
+      preset: the ``[preset.NAME]`` applied ("" for none).
+      overrides: ``(("section.key", value), ...)`` applied after the preset (``--set`` etc.).
     """
 
     name: str
     sections: dict = field(hash=False, compare=False)
     grid: tuple
     text: str = ""
+    preset: str = ""
+    overrides: tuple = ()
 
     def get(self, dotted: str):
         """Value of ``"section.key"`` (the scalar setting, not the grid)."""
@@ -199,16 +207,50 @@ def _axis_values(axis: str, spec) -> tuple:
     return values
 
 
-def parse_study(text: str, name: str = "study") -> Study:
-    """Parse and validate TOML ``text`` (see the module docstring for the schema).
+def _set_dotted(raw: dict, dotted: str, value) -> None:
+    if "." not in dotted:
+        raise ConfigError(f"config key '{dotted}': expected section.key, e.g. train.steps")
+    section, key = dotted.split(".", 1)
+    raw.setdefault(section, {})
+    if not isinstance(raw[section], dict):
+        raise ConfigError(f"config key '{dotted}': {section} is not a section")
+    raw[section][key] = value
 
-    Raises:
-      ConfigError: malformed TOML, unknown section/key/name, bad type or range.
-    """
+
+def _load_raw(text: str, preset: str | None) -> dict:
+    """TOML text -> dict with the named preset applied and the [preset] tables removed."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"config is not valid TOML: {error}") from None
+    presets = raw.pop("preset", {})
+    if not isinstance(presets, dict) or not all(isinstance(p, dict) for p in presets.values()):
+        _fail("preset", "expected [preset.NAME] tables of \"section.key\" = value")
+    if preset:
+        if preset not in presets:
+            _fail("preset", f"unknown preset {preset!r}; allowed: "
+                  f"{', '.join(presets) or '(none defined in this config)'}")
+        for dotted, value in presets[preset].items():
+            _set_dotted(raw, dotted, value)
+    return raw
+
+
+def parse_study(text: str, name: str = "study", preset: str | None = None) -> Study:
+    """Parse and validate TOML ``text`` (see the module docstring for the schema).
+
+    Args:
+      text: the TOML config.
+      name: study name when the config has none.
+      preset: name of a ``[preset.NAME]`` table to apply (None: no preset).
+
+    Raises:
+      ConfigError: malformed TOML, unknown section/key/name/preset, bad type or range.
+    """
+    return _parse_raw(_load_raw(text, preset), text, name, preset or "")
+
+
+def _parse_raw(raw: dict, text: str, name: str, preset: str, overrides: tuple = ()) -> Study:
+    """Validate a raw TOML dict (preset already applied) into a :class:`Study`."""
     for section in raw:
         if section not in SECTIONS:
             _fail(section, f"unknown section; allowed: {', '.join(SECTIONS)}")
@@ -242,7 +284,8 @@ def parse_study(text: str, name: str = "study") -> Study:
     for key in ("name", "description"):
         if key in raw and not isinstance(raw[key], str):
             _fail(key, "expected a string")
-    study = Study(name=raw.get("name", name), sections=sections, grid=tuple(grid), text=text)
+    study = Study(name=raw.get("name", name), sections=sections, grid=tuple(grid), text=text,
+                  preset=preset, overrides=overrides)
     _check_consistency(study)
     return study
 
@@ -261,57 +304,33 @@ def _check_consistency(study: Study) -> None:
         _fail("train.batch_size", f"must be <= task.n_train = {n_train} (0 = full batch)")
 
 
-def load_study(path: str | Path) -> Study:
+def load_study(path: str | Path, preset: str | None = None) -> Study:
     """Read and validate the TOML file at ``path``; the study name defaults to its stem."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as error:
         raise ConfigError(f"cannot read config {str(path)!r}: {error.strerror}") from None
-    return parse_study(text, name=path.stem)
+    return parse_study(text, name=path.stem, preset=preset)
 
 
 def apply_overrides(study: Study, overrides: dict[str, Any]) -> Study:
-    """A new study with ``{"section.key": value}`` overrides applied and re-validated.
+    """A new study with ``{"section.key": value}`` overrides (after its preset), re-validated.
 
     Values given as strings are parsed as TOML values when possible (``"1e-3"`` -> 0.001).
     """
     if not overrides:
         return study
-    raw = tomllib.loads(study.text) if study.text else {}
+    combined = dict(study.overrides)
     for dotted, value in overrides.items():
-        if "." not in dotted:
-            raise ConfigError(f"config key '{dotted}': expected section.key, e.g. train.steps")
-        section, key = dotted.split(".", 1)
         if isinstance(value, str):
             try:
                 value = tomllib.loads(f"v = {value}")["v"]
             except tomllib.TOMLDecodeError:
                 pass
-        raw.setdefault(section, {})
-        if not isinstance(raw[section], dict):
-            raise ConfigError(f"config key '{dotted}': {section} is not a section")
-        raw[section][key] = value
-    return parse_study(_dumps(raw), name=study.name)
-
-
-def _toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
-    return str(value)
-
-
-def _dumps(raw: dict) -> str:
-    """Minimal TOML writer for the flat two-level configs of this module."""
-    top = [f"{k} = {_toml_value(v)}" for k, v in raw.items() if not isinstance(v, dict)]
-    tables = [f"[{k}]\n" + "\n".join(f"{kk} = {_toml_value(vv)}" for kk, vv in v.items())
-              for k, v in raw.items() if isinstance(v, dict)]
-    return "\n".join(top + [""] + tables) + "\n"
+        combined[dotted] = value
+    raw = _load_raw(study.text, study.preset) if study.text else {}
+    for dotted, value in combined.items():
+        _set_dotted(raw, dotted, value)
+    raw.setdefault("name", study.name)
+    return _parse_raw(raw, study.text, study.name, study.preset, tuple(combined.items()))

@@ -15,6 +15,7 @@ Attributes: ``config`` (TOML text), ``study`` (resolved JSON), ``steps``, thresh
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -79,6 +80,7 @@ def merge(study, groups, task, chunks, provenance: dict):
         variables[name] = xr.Variable(dims, values.reshape(grid_shape + (n_seeds,) + shapes[name]),
                                       attrs={"description": _DESCRIPTIONS[name]})
     attrs = {"config": study.text, "study": store.study_identity(study), "name": study.name,
+             "preset": study.preset, "overrides": json.dumps(dict(study.overrides)),
              "task": task.name, "task_kind": task.kind, "steps": spec.steps,
              "diversity_threshold": spec.diversity_threshold,
              "loss_threshold": spec.loss_threshold, "dtype": spec.dtype,
