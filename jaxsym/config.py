@@ -18,7 +18,8 @@ Schema (every section and key optional unless marked; defaults in :data:`DEFAULT
              eps = 0.0                                   # tied: + eps * N(0, 1)
     [grid]   AXIS = [v1, v2, ...]  or  AXIS = {logspace = [lo, hi], num = n, zero = true}
              numeric axes (traced): sigma_b, weight_value, W_std, learning_rate, eps
-             categorical axes (one compile each): activation, loss, weight_mode, optimizer
+             categorical axes: activation, loss, optimizer (one compile each), weight_mode
+             (traced as an index: init schemes share one compile)
     [seeds]  count = 8   root = 0
     [record] checkpoints = 24   gradient_steps = 12
     [thresholds] diversity = 1e-2  loss = 1e-2
@@ -51,7 +52,7 @@ __all__ = ["ConfigError", "Study", "parse_study", "load_study", "NUMERIC_AXES",
 
 LOSS_NAMES = ("mse", "bce", "softmax_ce")
 OPTIMIZER_NAMES = ("sgd", "momentum", "adam")
-WEIGHT_MODES = ("constant", "zero", "glorot", "normal", "tied")
+WEIGHT_MODES = ("constant", "zero", "glorot", "normal", "tied")  # = jaxsym.network.WEIGHT_MODES
 DTYPES = ("float32", "float64")
 NUMERIC_AXES = ("sigma_b", "weight_value", "W_std", "learning_rate", "eps")
 CATEGORICAL_AXES = ("activation", "loss", "weight_mode", "optimizer")

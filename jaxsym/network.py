@@ -3,7 +3,9 @@
 Contract: :func:`run_network` ``(key, knobs, data, spec) -> records`` trains a single network.
 ``spec`` (:class:`NetworkSpec`) holds everything static (shapes, names, step count, record
 schedule): one compile per spec. ``knobs`` holds every numeric setting as a (traced) scalar:
-``sigma_b, weight_value, W_std, learning_rate, eps``. The sweep engine batches this function
+``sigma_b, weight_value, W_std, learning_rate, eps`` and ``weight_mode`` (the index of the
+weight init scheme in :data:`WEIGHT_MODES`, chosen with ``lax.switch``: init schemes differ only
+at step 0, so they share one compile). The sweep engine batches this function
 over networks from outside (``vmap`` / ``lax.map`` / sharding); nothing here knows about chunks.
 
 Randomness: ``key_init, key_batches = split(key)``; init uses :func:`jaxsym.inits.init_mlp`, and
@@ -34,8 +36,10 @@ from jaxsym import inits, metrics, nn, train
 
 __all__ = ["NetworkSpec", "KNOBS", "checkpoint_steps", "run_network", "record_shapes"]
 
-#: The numeric, traced settings of one network.
-KNOBS = ("sigma_b", "weight_value", "W_std", "learning_rate", "eps")
+#: The numeric, traced settings of one network (weight_mode as an index into WEIGHT_MODES).
+KNOBS = ("sigma_b", "weight_value", "W_std", "learning_rate", "eps", "weight_mode")
+#: Weight init schemes (hidden and output layers); biases are always N(0, sigma_b^2).
+WEIGHT_MODES = ("constant", "zero", "glorot", "normal", "tied")
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,6 @@ class NetworkSpec:
     activation: str
     loss: str
     optimizer: str
-    weight_mode: str
     fan_in_scaled: bool
     steps: int
     batch_size: int  # 0 = full batch
@@ -70,24 +73,27 @@ def checkpoint_steps(steps: int, count: int) -> tuple[int, ...]:
     return tuple(int(s) for s in np.unique(np.concatenate([[0], grid, [steps]])))
 
 
-def _initializers(spec: NetworkSpec, knobs):
-    """(weight_init, bias_init) for the spec's weight mode; biases are always N(0, sigma_b^2)."""
-    mode = spec.weight_mode
-    if mode == "constant":
-        weights = inits.constant(knobs["weight_value"], spec.fan_in_scaled)
-    elif mode == "zero":
-        weights = inits.zeros()
-    elif mode == "glorot":
-        weights = inits.glorot_normal()
-    elif mode == "normal":
-        weights = inits.normal(knobs["W_std"], fan_in_scaled=True)
-    elif mode == "tied":
-        weights = inits.perturbed(inits.tied(inits.normal(knobs["W_std"], fan_in_scaled=True)),
-                                  knobs["eps"])
-    else:
-        raise ValueError(f"unknown weight_mode {mode!r}; allowed: constant, zero, glorot, "
-                         "normal, tied")
-    return weights, inits.normal(knobs["sigma_b"])
+def _weight_init(spec: NetworkSpec, knobs):
+    """The weight initializer selected by the traced ``knobs["weight_mode"]`` index.
+
+    constant: ``weight_value`` (``/ sqrt(fan_in)`` if ``fan_in_scaled``); zero; glorot: Glorot
+    normal; normal: ``N(0, W_std^2 / fan_in)``; tied: every unit the same ``N(0, W_std^2 /
+    fan_in)`` row, plus ``eps * N(0, 1)``.
+    """
+    schemes = [
+        inits.constant(knobs["weight_value"], spec.fan_in_scaled),
+        inits.zeros(),
+        inits.glorot_normal(),
+        inits.normal(knobs["W_std"], fan_in_scaled=True),
+        inits.perturbed(inits.tied(inits.normal(knobs["W_std"], fan_in_scaled=True)),
+                        knobs["eps"]),
+    ]
+    index = knobs["weight_mode"].astype(jnp.int32)
+
+    def init(key, shape, dtype):
+        return jax.lax.switch(index, [lambda k, f=f: f(k, shape, dtype) for f in schemes], key)
+
+    return init
 
 
 def _accuracy(outputs, labels):
@@ -132,8 +138,8 @@ def run_network(key, knobs, data, spec: NetworkSpec):
     dtype = jnp.dtype(spec.dtype)
     knobs = {k: jnp.asarray(knobs[k], dtype) for k in KNOBS}
     key_init, key_batches = jax.random.split(key)
-    weight_init, bias_init = _initializers(spec, knobs)
-    params = inits.init_mlp(key_init, spec.layer_sizes, weight_init, bias_init, dtype=dtype)
+    params = inits.init_mlp(key_init, spec.layer_sizes, _weight_init(spec, knobs),
+                            inits.normal(knobs["sigma_b"]), dtype=dtype)
     x, y = data["x_train"].astype(dtype), data["y_train"]
     if jnp.issubdtype(y.dtype, jnp.floating):
         y = y.astype(dtype)

@@ -8,8 +8,9 @@ knows about chunks and devices.
   Network (g, s) has key ``fold_in(fold_in(key(seeds.root), g), s)`` and flat id
   ``g * n_seeds + s``; its result depends on nothing else (not chunk size, device count or
   resumption).
-* Categorical axes (activation, loss, weight_mode, optimizer) split the grid into static groups,
-  compiled once each; numeric axes and seeds are traced.
+* Categorical axes (activation, loss, optimizer) split the grid into static groups, compiled
+  once each; numeric axes, the weight init mode (an index, see jaxsym.network) and seeds are
+  traced.
 * Each chunk of ``chunk_size`` networks is padded to a multiple of the local device count and
   sharded over a 1-D mesh ``("nets",)``. Strategy "map" (the CPU default) trains each device's
   networks one after another with ``lax.map`` inside ``shard_map``; "vmap" (the GPU default)
@@ -33,6 +34,10 @@ import numpy as np
 from jaxsym import __version__, config, network, store, tasks
 
 __all__ = ["Group", "plan_groups", "run_study", "knob_table", "make_runner", "task_data"]
+
+
+#: categorical axes that are traced (an index) rather than compiled separately
+TRACED_CATEGORICAL = ("weight_mode",)
 
 
 @dataclass(frozen=True)
@@ -64,14 +69,20 @@ def grid_points(study) -> list[dict]:
 
 def knob_table(study) -> np.ndarray:
     """``(n_grid_points, len(KNOBS))`` float64: every numeric knob at every grid point."""
-    return np.array([[float(_setting(study, p, k)) for k in network.KNOBS]
-                     for p in grid_points(study)], dtype=np.float64).reshape(-1, len(network.KNOBS))
+    def value(point, knob):
+        if knob == "weight_mode":
+            return float(network.WEIGHT_MODES.index(_setting(study, point, knob)))
+        return float(_setting(study, point, knob))
+
+    return np.array([[value(p, k) for k in network.KNOBS] for p in grid_points(study)],
+                    dtype=np.float64).reshape(-1, len(network.KNOBS))
 
 
 def plan_groups(study, task: tasks.Task) -> list[Group]:
     """Split the grid into static groups (one compile each)."""
     points = grid_points(study)
-    categorical_axes = [a for a in study.grid_axes if a in config.CATEGORICAL_AXES]
+    categorical_axes = [a for a in study.grid_axes
+                        if a in config.CATEGORICAL_AXES and a not in TRACED_CATEGORICAL]
     members: dict[tuple, list[int]] = {}
     for g, point in enumerate(points):
         members.setdefault(tuple((a, point[a]) for a in categorical_axes), []).append(g)
@@ -85,7 +96,6 @@ def plan_groups(study, task: tasks.Task) -> list[Group]:
         spec = network.NetworkSpec(
             layer_sizes=sizes, activation=_setting(study, point, "activation"), loss=loss,
             optimizer=_setting(study, point, "optimizer"),
-            weight_mode=_setting(study, point, "weight_mode"),
             fan_in_scaled=s["init"]["fan_in_scaled"], steps=s["train"]["steps"],
             batch_size=s["train"]["batch_size"], dtype=s["train"]["dtype"],
             checkpoints=network.checkpoint_steps(s["train"]["steps"], s["record"]["checkpoints"]),
