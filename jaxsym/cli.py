@@ -1,7 +1,9 @@
 """The ``jaxsym`` command line (also ``python -m jaxsym``).
 
 Sub-commands:
+  study  the main job: run the bundled experiments (preset quick or full), then the report.
   run    train every network of a study config (TOML) into a run directory (resumable).
+  report figures and figures/REPORT.md from finished run directories.
   demo   a small float64 demonstration: bias-only initialisation at a few sigma_b, many seeds.
 
 On a CPU, ``jaxsym run`` exposes one XLA device per core (unless XLA_FLAGS already sets
@@ -72,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train (grid points x seeds) networks of a TOML study config; resumable.")
     run.add_argument("config", help="study config (TOML), e.g. experiments/example.toml")
     run.add_argument("--out", help="run directory (default: runs/<study name>)")
+    run.add_argument("--preset", help="apply the config's [preset.NAME] table (e.g. quick, full)")
     run.add_argument("--seeds", type=_positive_int, help="override seeds.count")
     run.add_argument("--steps", type=_positive_int, help="override train.steps")
     run.add_argument("--chunk-size", type=_positive_int, default=256,
@@ -84,6 +87,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true",
                      help="overwrite a run directory that holds a different study")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    study = sub.add_parser(
+        "study", help="run the bundled experiments and write the report (the main job)",
+        description="Run every bundled experiment (experiments/*.toml) with a preset, then "
+                    "write the figures and REPORT.md.")
+    study.add_argument("--preset", choices=("quick", "full"), default="quick",
+                       help="quick: minutes on a 2-core CPU; full: >= 512 seeds (GPU or long CPU)")
+    study.add_argument("--runs", default="runs", help="parent of the run directories")
+    study.add_argument("--figures", default="figures", help="where figures and REPORT.md go")
+    study.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+
+    report = sub.add_parser("report", help="figures and REPORT.md from run directories")
+    report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    report.add_argument("--figures", default="figures", help="output directory")
 
     demo = sub.add_parser(
         "demo", help="bias-only initialisation at a few sigma_b, many seeds (float64)",
@@ -122,7 +139,8 @@ def _run(args) -> int:
         if getattr(args, option) is not None:
             overrides[key] = getattr(args, option)
     try:
-        study = config.apply_overrides(config.load_study(args.config), overrides)
+        study = config.apply_overrides(config.load_study(args.config, preset=args.preset),
+                                       overrides)
     except config.ConfigError as error:
         return _fail(str(error))
     out = args.out or os.path.join("runs", study.name)
@@ -146,11 +164,61 @@ def _run(args) -> int:
     return 0
 
 
+#: the experiments ``jaxsym study`` runs, in order (files in EXPERIMENTS_DIR)
+STUDY_EXPERIMENTS = ("bias_only_regression", "bias_only_classification", "staircase")
+EXPERIMENTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                               "experiments")
+
+
+def _study(args) -> int:
+    from jaxsym import config
+
+    studies = []
+    for name in STUDY_EXPERIMENTS:
+        try:
+            studies.append(config.load_study(os.path.join(EXPERIMENTS_DIR, f"{name}.toml"),
+                                             preset=args.preset))
+        except config.ConfigError as error:
+            return _fail(str(error))
+    _use_all_cores()
+    from jaxsym import report, store, sweep
+
+    started = time.perf_counter()
+    run_dirs = []
+    for study in studies:
+        out = os.path.join(args.runs, f"{study.name}-{args.preset}")
+        try:
+            dataset = sweep.run_study(study, out, progress=not args.no_progress)
+        except store.RunDirError as error:
+            return _fail(str(error))
+        run_dirs.append(out)
+        print(f"{study.name}: {study.n_networks} networks, "
+              f"{dataset.attrs['wall_time_s']:.0f} s -> {out}/results.nc", flush=True)
+    path = report.write_report(run_dirs, args.figures)
+    print(f"study ({args.preset}) done in {time.perf_counter() - started:.0f} s; "
+          f"report: {path}")
+    return 0
+
+
+def _report(args) -> int:
+    from jaxsym import report
+
+    missing = [d for d in args.run_dirs if not os.path.exists(os.path.join(d, "results.nc"))]
+    if missing:
+        return _fail(f"no results.nc in run directory '{missing[0]}'; run `jaxsym run` first")
+    print(f"report: {report.write_report(args.run_dirs, args.figures)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
     if args.command == "run":
         return _run(args)
+    if args.command == "study":
+        return _study(args)
+    if args.command == "report":
+        return _report(args)
     if args.command == "demo":
         from jaxsym import demo
 

@@ -27,7 +27,10 @@ def unit_spread(units: jax.Array) -> jax.Array:
 
     ``sqrt(mean_j ||u_j - u_bar||^2) / mean_j ||u_j||``; 0 when every row is identical or zero.
     """
-    centred = units - jnp.mean(units, axis=0)
+    # shifting by one unit first makes identical units give exactly 0 (the mean of equal
+    # floats is not always bitwise equal to them); the spread is shift-invariant
+    shifted = units - units[:1]
+    centred = shifted - jnp.mean(shifted, axis=0)
     spread = jnp.sqrt(jnp.mean(jnp.sum(centred * centred, axis=1)))
     scale = jnp.mean(jnp.linalg.norm(units, axis=1))
     safe = jnp.where(scale > 0, scale, jnp.ones_like(scale))
@@ -81,6 +84,10 @@ def rank_two_diversity(W: jax.Array) -> jax.Array:
     """
     if min(W.shape) < 2:
         return jnp.zeros((), W.dtype)
+    # s2/s1 is scale-free: normalise first, so tiny weights (e.g. 1e-10 early after W = 0)
+    # do not underflow in the fourth powers of f (float32 would report a false "broken")
+    norm = jnp.sqrt(jnp.sum(W * W))
+    W = W / jnp.where(norm > 0, norm, jnp.ones_like(norm))
     gram = W @ W.T if W.shape[0] <= W.shape[1] else W.T @ W
     t = jnp.trace(gram)
     f = jnp.sum(gram * gram)

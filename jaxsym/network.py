@@ -104,6 +104,14 @@ def _accuracy(outputs, labels):
     return jnp.mean((predicted == labels).astype(outputs.dtype))
 
 
+def _scaled_norm(x):
+    """Frobenius norm computed as max|x| * ||x / max|x|||: no underflow of x^2 for tiny x (the
+    staircase's lower-layer gradients reach 1e-200 in float64)."""
+    scale = jnp.max(jnp.abs(x))
+    safe = jnp.where(scale > 0, scale, jnp.ones_like(scale))
+    return scale * jnp.sqrt(jnp.sum((x / safe) ** 2))
+
+
 def _break_score(params):
     """min over hidden layers of the rank-two diversity (inf for a network with no hidden layer)."""
     if len(params) < 2:
@@ -192,7 +200,7 @@ def run_network(key, knobs, data, spec: NetworkSpec):
         loss_value = jnp.where(state["diverged"], state["last_loss"], loss_value)
         state["last_loss"] = loss_value
         if spec.gradient_steps:
-            norms = jnp.stack([jnp.linalg.norm(g["W"]) for g in grads]).astype(dtype)
+            norms = jnp.stack([_scaled_norm(g["W"]) for g in grads]).astype(dtype)
             norms = jnp.where(finite, norms, jnp.zeros_like(norms))
             i = jnp.minimum(t, spec.gradient_steps - 1)
             state["grad_norm"] = state["grad_norm"].at[i].set(

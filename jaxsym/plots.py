@@ -1,0 +1,242 @@
+"""Figures of a study, one function per figure kind (matplotlib, Agg, colour-blind-safe palette).
+
+Contract: each ``fig_*`` function takes result datasets (``xarray.Dataset`` from
+:func:`jaxsym.store.load`) and returns a ``matplotlib.figure.Figure``; :func:`save` writes it as
+PNG and PDF. Nothing here trains or computes statistics beyond calling :mod:`jaxsym.stats`.
+sigma_b = 0 is drawn at the left edge of the log axis, on a tick labelled "0".
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from jaxsym import stats  # noqa: E402
+
+__all__ = ["PALETTE", "fig_p_broken", "fig_time_to_converge", "fig_survival", "fig_staircase",
+           "save"]
+
+#: Okabe-Ito colour-blind-safe palette
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
+           "#000000"]
+LOSS_LABELS = {"mse": "MSE", "bce": "binary CE", "softmax_ce": "softmax CE"}
+MODE_LABELS = {"constant": "W constant (1/sqrt(fan_in))", "zero": "W = 0",
+               "glorot": "Glorot W (baseline)", "normal": "W ~ N(0, W_std^2/fan_in)",
+               "tied": "W tied + eps noise"}
+
+plt.rcParams.update({"figure.dpi": 110, "font.size": 9, "axes.titlesize": 9,
+                     "legend.fontsize": 7.5, "axes.grid": True, "grid.alpha": 0.3})
+
+
+def _sigma_positions(sigma: np.ndarray) -> np.ndarray:
+    """x positions: sigma_b itself, and a decade below the smallest positive value for 0."""
+    positive = sigma[sigma > 0]
+    zero_at = positive.min() / 10.0 if len(positive) else 1.0
+    return np.where(sigma > 0, sigma, zero_at)
+
+
+def _log_axis(ax, sigma: np.ndarray) -> None:
+    ax.set_xscale("log")
+    x = _sigma_positions(sigma)
+    ticks = [t for t in x[sigma > 0] if np.isclose(np.log10(t) % 2, 0, atol=1e-9)]
+    labels = [f"1e{int(round(np.log10(t)))}" for t in ticks]
+    if (sigma == 0).any():
+        ticks, labels = [x[sigma == 0][0]] + ticks, ["0"] + labels
+    ax.set_xticks(ticks, labels)
+    ax.minorticks_off()
+    ax.set_xlabel("bias-init std sigma_b (dimensionless)")
+
+
+def _title(ds, mode) -> str:
+    return (f"{ds.attrs['task']} / {LOSS_LABELS.get(_loss(ds), _loss(ds))}: "
+            f"{MODE_LABELS.get(mode, mode)}")
+
+
+def _loss(ds) -> str:
+    import json
+
+    return json.loads(ds.attrs["study"])["sections"]["train"]["loss"]
+
+
+def _modes(ds, include_baseline=False):
+    modes = [str(m) for m in ds.weight_mode.values] if "weight_mode" in ds.dims else ["constant"]
+    return [m for m in modes if include_baseline or m != "glorot"]
+
+
+def _select(ds, mode):
+    return ds.sel(weight_mode=mode) if "weight_mode" in ds.dims else ds
+
+
+def fig_p_broken(datasets):
+    """P(symmetry broken by the step budget) vs sigma_b, Wilson 95% bands; one line per
+    activation, one panel per (experiment, weight mode)."""
+    panels = [(ds, m) for ds in datasets for m in _modes(ds)]
+    fig, axes = plt.subplots(len(panels) // 2 + len(panels) % 2, 2, squeeze=False,
+                             figsize=(7.2, 2.6 * (len(panels) // 2 + len(panels) % 2)),
+                             sharey=True)
+    for ax, (ds, mode) in zip(axes.flat, panels):
+        sub = _select(ds, mode)
+        sigma = sub.sigma_b.values
+        x = _sigma_positions(sigma)
+        for i, act in enumerate(sub.activation.values):
+            broken = sub.broken.sel(activation=act)
+            k = broken.sum("seed").values
+            n = broken.sizes["seed"]
+            low, high = stats.wilson_interval(k, np.full_like(k, n))
+            ax.plot(x, k / n, "o-", ms=3, color=PALETTE[i], label=str(act))
+            ax.fill_between(x, low, high, color=PALETTE[i], alpha=0.18, lw=0)
+        _log_axis(ax, sigma)
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_ylabel("P(broken by step budget)")
+        ax.set_title(_title(ds, mode))
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    _finish(fig, axes, f"Probability that random biases break symmetry (s2/s1 > "
+            f"{datasets[0].attrs['diversity_threshold']:g} in every hidden layer) by the step "
+            f"budget; {_seeds(datasets)} seeds per grid point; bands: 95% Wilson intervals")
+    return fig
+
+
+def _seeds(datasets) -> str:
+    counts = sorted({int(ds.sizes["seed"]) for ds in datasets})
+    return " / ".join(str(c) for c in counts)
+
+
+def _finish(fig, axes, title: str) -> None:
+    """Shared legend under the panels, wrapped title on top."""
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, title="activation", loc="lower center", ncol=len(labels),
+               frameon=False)
+    fig.suptitle("\n".join(textwrap.wrap(title, 110)), fontsize=8.5)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+
+
+def _medians(times, events):
+    """Per-sigma KM medians (rows of times/events over the seed axis)."""
+    return [stats.median_time(t, e) for t, e in zip(times, events)]
+
+
+def fig_time_to_converge(datasets, fits=None):
+    """Median steps to converge vs sigma_b (KM 95% CIs; unreached medians drawn at the budget
+    as open markers), the Glorot baseline as a band, and the fitted log-law when given.
+
+    ``fits``: ``{(experiment name, mode, activation): stats.LogLawFit}``.
+    """
+    fits = fits or {}
+    panels = [(ds, m) for ds in datasets for m in _modes(ds)]
+    rows = len(panels) // 2 + len(panels) % 2
+    fig, axes = plt.subplots(rows, 2, squeeze=False, figsize=(7.2, 2.7 * rows))
+    for ax, (ds, mode) in zip(axes.flat, panels):
+        sub = _select(ds, mode)
+        sigma = sub.sigma_b.values
+        x = _sigma_positions(sigma)
+        budget = ds.attrs["steps"]
+        for i, act in enumerate(sub.activation.values):
+            a = sub.sel(activation=act)
+            meds = _medians(a.time_to_converge.values, a.converged.values)
+            med = np.array([m.median for m in meds])
+            low = np.array([m.low for m in meds])
+            high = np.array([min(m.high, budget) for m in meds])
+            reached = np.isfinite(med)
+            ax.errorbar(x[reached], med[reached], yerr=[med[reached] - low[reached],
+                        high[reached] - med[reached]], fmt="o-", ms=3, lw=1, capsize=2,
+                        color=PALETTE[i], label=str(act))
+            ax.plot(x[~reached], np.full((~reached).sum(), budget), "o", ms=4, mfc="none",
+                    color=PALETTE[i])
+            fit = fits.get((ds.attrs["name"], mode, str(act)))
+            if fit is not None:
+                s = np.logspace(np.log10(fit.sigma_min), np.log10(fit.sigma_max), 20)
+                ax.plot(s, fit.a + fit.b * np.log10(1 / s), "--", color=PALETTE[i], lw=0.8)
+            if "weight_mode" in ds.dims and "glorot" in ds.weight_mode.values:
+                base = ds.sel(weight_mode="glorot", activation=act, sigma_b=0.0)
+                m = stats.median_time(base.time_to_converge.values, base.converged.values)
+                if m.reached:
+                    ax.axhspan(m.low, min(m.high, budget), color=PALETTE[i], alpha=0.08, lw=0)
+        ax.axhline(budget, color="grey", lw=0.6, ls=":")
+        _log_axis(ax, sigma)
+        ax.set_ylabel("median steps to converge")
+        ax.set_title(_title(ds, mode))
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    _finish(fig, axes, "Steps to converge: Kaplan-Meier median with 95% CI (open circle on the "
+            "dotted budget line: median not reached); shaded: Glorot baseline (b = 0) median CI; "
+            f"dashed: fitted a + b log10(1/sigma_b); {_seeds(datasets)} seeds per grid point")
+    return fig
+
+
+def fig_survival(ds, activation="tanh", mode="constant", sigmas=None):
+    """Kaplan-Meier curves P(not yet converged at step t) for a few sigma_b, with 95% bands."""
+    sub = _select(ds, mode).sel(activation=activation)
+    sigma_all = sub.sigma_b.values
+    sigmas = sigmas if sigmas is not None else sigma_all[::3]
+    fig, ax = plt.subplots(figsize=(5.0, 3.2))
+    for i, s in enumerate(sigmas):
+        a = sub.sel(sigma_b=s)
+        km = stats.kaplan_meier(a.time_to_converge.values, a.converged.values)
+        t = np.concatenate([[0], km.time])
+        ax.step(t, np.concatenate([[1], km.survival]), where="post", color=PALETTE[i],
+                label=f"sigma_b = {s:g}")
+        ax.fill_between(t, np.concatenate([[1], km.low]), np.concatenate([[1], km.high]),
+                        step="post", color=PALETTE[i], alpha=0.15, lw=0)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("P(not yet converged)")
+    ax.set_xlim(0, ds.attrs["steps"])
+    ax.set_title("\n".join(textwrap.wrap(
+        f"{_title(ds, mode)}, {activation}: Kaplan-Meier survival of the time to converge, "
+        f"{sub.sizes['seed']} seeds, 95% bands", 70)))
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def fig_staircase(ds):
+    """Heatmaps (weight layer x step) of the median ||dLoss/dW_layer|| over seeds, log colour;
+    exact zeros in grey. One panel per activation at the largest sigma_b, plus tanh at 0."""
+    from matplotlib.colors import LogNorm
+
+    sigma = float(ds.sigma_b.max())
+    panels = [(str(a), sigma) for a in ds.activation.values]
+    if 0.0 in ds.sigma_b.values:
+        panels.append(("tanh", 0.0))
+    norms = [ds.grad_norm.sel(activation=a, sigma_b=s).median("seed").values for a, s in panels]
+    positive = np.concatenate([n[n > 0] for n in norms])
+    norm = LogNorm(vmin=max(positive.min(), 1e-40), vmax=positive.max())
+    cols = 3
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(7.2, 2.5 * rows + 0.6), squeeze=False,
+                             sharex=True, sharey=True, layout="constrained")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="#d9d9d9")
+    for ax, (act, s), grid in zip(axes.flat, panels, norms):
+        data = np.ma.masked_equal(grid.T, 0.0)  # (layer, step)
+        image = ax.imshow(data, origin="lower", aspect="auto", cmap=cmap, norm=norm,
+                          extent=(-0.5, grid.shape[0] - 0.5, 0.5, grid.shape[1] + 0.5))
+        ax.set_title(f"{act}, sigma_b = {s:g}")
+        ax.grid(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("training step")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("weight layer (1 = input)")
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    fig.colorbar(image, ax=axes.ravel().tolist(), label="median ||dL/dW|| (grey: exactly 0)")
+    fig.suptitle("\n".join(textwrap.wrap(
+        f"Unlock staircase: depth-{ds.sizes['weight_layer']} networks with W = 0 and biases "
+        f"N(0, sigma_b^2), plain GD; median over {ds.sizes['seed']} seeds", 110)), fontsize=8.5)
+    return fig
+
+
+def save(fig, directory: Path, stem: str) -> list[Path]:
+    """Write ``fig`` as ``stem.png`` and ``stem.pdf`` in ``directory``; returns the paths."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = [directory / f"{stem}.png", directory / f"{stem}.pdf"]
+    fig.savefig(paths[0], dpi=130)
+    fig.savefig(paths[1], metadata={"CreationDate": None})
+    plt.close(fig)
+    return paths

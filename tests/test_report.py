@@ -1,0 +1,93 @@
+"""Report: figures and REPORT.md from a (tiny) bias-only run; numbers match the dataset."""
+
+from jaxsym import config, report, stats, sweep
+
+TINY = """
+name = "tiny_bias_only"
+[task]
+name = "teacher_student"
+dim = 2
+teacher_width = 2
+n_train = 64
+n_test = 16
+[model]
+depth = 2
+width = 4
+[train]
+learning_rate = 0.3
+steps = 300
+[grid]
+weight_mode = ["constant", "zero", "glorot"]
+activation = ["tanh"]
+sigma_b = [0.0, 1e-6, 1e-4, 1e-2]
+[seeds]
+count = 6
+[thresholds]
+loss = 0.05
+"""
+
+
+def test_report_from_a_tiny_run(tmp_path):
+    run = tmp_path / "run"
+    ds = sweep.run_study(config.parse_study(TINY), run, progress=False)
+    path = report.write_report([run], tmp_path / "figures")
+    text = path.read_text()
+    for stem in ("p_broken", "time_to_converge", "survival_tiny_bias_only"):
+        assert (tmp_path / "figures" / f"{stem}.png").stat().st_size > 10_000
+        assert (tmp_path / "figures" / f"{stem}.pdf").exists()
+        assert f"({stem}.png)" in text
+    rows = report.summarize(ds)
+    assert [(r["weight_mode"], r["activation"]) for r in rows] == [("constant", "tanh"),
+                                                                   ("zero", "tanh")]
+    # the table's P(broken) at the largest sigma_b is the dataset's fraction, with Wilson CI
+    top = ds.broken.sel(weight_mode="constant", activation="tanh", sigma_b=1e-2)
+    k, n = int(top.sum()), top.sizes["seed"]
+    low, high = stats.wilson_interval(k, n)
+    assert rows[0]["p_broken_top"] == (k / n, low, high)
+    assert f"{k / n:.2f} [{low:.2f}, {high:.2f}]" in text
+    # sigma_b = 0 with constant weights never breaks symmetry
+    assert rows[0]["p_broken_zero"][0] == 0.0
+    assert "| task | teacher_student" in text and "## Answer" in text
+    expected = stats.median_time(
+        ds.time_to_converge.sel(weight_mode="zero", activation="tanh", sigma_b=1e-2).values,
+        ds.converged.sel(weight_mode="zero", activation="tanh", sigma_b=1e-2).values)
+    assert rows[1]["median_top"] == expected
+    assert stats.format_median(expected, 300) in text
+
+
+STAIRCASE = """
+name = "staircase"
+[task]
+name = "teacher_student"
+dim = 2
+teacher_width = 2
+n_train = 32
+n_test = 8
+[model]
+depth = 4
+width = 4
+[train]
+learning_rate = 0.5
+steps = 6
+dtype = "float64"
+[init]
+weight_mode = "zero"
+[grid]
+activation = ["sigmoid", "tanh"]
+sigma_b = [0.0, 0.5]
+[seeds]
+count = 4
+[record]
+gradient_steps = 6
+"""
+
+
+def test_staircase_section(tmp_path):
+    ds = sweep.run_study(config.parse_study(STAIRCASE), tmp_path / "stairs", progress=False)
+    steps = report.unlock_steps(ds)
+    assert steps[("sigmoid", 0.5)] == [3, 2, 1, 0]  # layer l unlocks at step depth - l
+    assert steps[("sigmoid", 0.0)] == [3, 2, 1, 0]  # sigmoid(0) != 0: still unlocks
+    assert steps[("tanh", 0.0)] == [None] * 4       # tanh(0) = 0: total stall
+    text = report.write_report([tmp_path / "stairs"], tmp_path / "fig").read_text()
+    assert "| tanh | 0 | -, -, -, - | yes |" in text
+    assert (tmp_path / "fig" / "staircase.png").exists()
