@@ -164,8 +164,10 @@ def _run(args) -> int:
     return 0
 
 
-#: the experiments ``jaxsym study`` runs, in order (files in EXPERIMENTS_DIR)
-STUDY_EXPERIMENTS = ("bias_only_regression", "bias_only_classification", "staircase")
+#: the experiments ``jaxsym study`` runs, in order: (file stem in EXPERIMENTS_DIR, overrides)
+STUDY_EXPERIMENTS = (("bias_only_regression", {}), ("bias_only_classification", {}),
+                     ("staircase", {}), ("escape", {"train.dtype": "float64"}),
+                     ("escape", {"train.dtype": "float32"}))
 EXPERIMENTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                "experiments")
 
@@ -174,10 +176,12 @@ def _study(args) -> int:
     from jaxsym import config
 
     studies = []
-    for name in STUDY_EXPERIMENTS:
+    for name, overrides in STUDY_EXPERIMENTS:
         try:
-            studies.append(config.load_study(os.path.join(EXPERIMENTS_DIR, f"{name}.toml"),
-                                             preset=args.preset))
+            study = config.load_study(os.path.join(EXPERIMENTS_DIR, f"{name}.toml"),
+                                      preset=args.preset)
+            studies.append((config.apply_overrides(study, overrides),
+                            "".join(f"-{v}" for v in overrides.values())))
         except config.ConfigError as error:
             return _fail(str(error))
     _use_all_cores()
@@ -185,8 +189,8 @@ def _study(args) -> int:
 
     started = time.perf_counter()
     run_dirs = []
-    for study in studies:
-        out = os.path.join(args.runs, f"{study.name}-{args.preset}")
+    for study, suffix in studies:
+        out = os.path.join(args.runs, f"{study.name}{suffix}-{args.preset}")
         try:
             dataset = sweep.run_study(study, out, progress=not args.no_progress)
         except store.RunDirError as error:

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 from jaxsym import stats  # noqa: E402
 
 __all__ = ["PALETTE", "fig_p_broken", "fig_time_to_converge", "fig_survival", "fig_staircase",
-           "save"]
+           "fig_escape", "save"]
 
 #: Okabe-Ito colour-blind-safe palette
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
@@ -228,6 +228,50 @@ def fig_staircase(ds):
     fig.suptitle("\n".join(textwrap.wrap(
         f"Unlock staircase: depth-{ds.sizes['weight_layer']} networks with W = 0 and biases "
         f"N(0, sigma_b^2), plain GD; median over {ds.sizes['seed']} seeds", 110)), fontsize=8.5)
+    return fig
+
+
+RECORD_AXES = ("seed", "step", "layer", "grad_step", "weight_layer", "sigma_b")
+
+
+def squeeze_grid(ds):
+    """Drop grid axes of length one (e.g. a one-activation grid), keeping the record axes."""
+    return ds.squeeze([d for d in ds.dims if ds.sizes[d] == 1 and d not in RECORD_AXES],
+                      drop=True)
+
+
+def fig_escape(datasets):
+    """Median unit spread and direction diversity (first hidden layer) vs step, one line per
+    sigma_b; one column per dtype. Log-log axes: exponential growth shows as a steep rise whose
+    onset moves right by a constant amount per decade of sigma_b."""
+    datasets = sorted((squeeze_grid(ds) for ds in datasets), key=lambda ds: ds.attrs["dtype"])
+    fig, axes = plt.subplots(2, len(datasets), figsize=(7.2, 5.4), squeeze=False, sharex=True,
+                             sharey="row")
+    for col, ds in enumerate(datasets):
+        steps = np.maximum(ds.step.values, 1)
+        for i, s in enumerate(ds.sigma_b.values):
+            colour = plt.get_cmap("viridis")(i / max(ds.sizes["sigma_b"] - 1, 1))
+            for row, name in enumerate(("spread", "diversity")):
+                curve = ds[name].sel(sigma_b=s).isel(layer=0).median("seed").values
+                axes[row, col].plot(steps, np.maximum(curve, 1e-18), color=colour,
+                                    label=f"{s:.0e}")
+        for row, label in enumerate(("unit spread (relative)", "direction diversity s2/s1")):
+            ax = axes[row, col]
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_ylim(1e-18, 3)
+            if col == 0:
+                ax.set_ylabel(label)
+        axes[0, col].set_title(f"{ds.attrs['dtype']}")
+        axes[1, col].set_xlabel("training step (step 0 drawn at 1)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, title="sigma_b", loc="lower center", ncol=len(labels),
+               frameon=False, fontsize=7)
+    fig.suptitle("\n".join(textwrap.wrap(
+        f"Escape from the symmetric saddle: tanh teacher-student, constant W, biases "
+        f"N(0, sigma_b^2); median over {datasets[0].sizes['seed']} seeds (values < 1e-18 drawn "
+        "at 1e-18)", 110)), fontsize=8.5)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
 

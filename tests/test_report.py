@@ -91,3 +91,23 @@ def test_staircase_section(tmp_path):
     text = report.write_report([tmp_path / "stairs"], tmp_path / "fig").read_text()
     assert "| tanh | 0 | -, -, -, - | yes |" in text
     assert (tmp_path / "fig" / "staircase.png").exists()
+
+
+def test_escape_section_float32_absorbs_tiny_biases(tmp_path):
+    text = TINY.replace('name = "tiny_bias_only"', 'name = "escape"').replace(
+        'weight_mode = ["constant", "zero", "glorot"]\n', "").replace(
+        "sigma_b = [0.0, 1e-6, 1e-4, 1e-2]", "sigma_b = [1e-14, 1e-12, 1e-4]")
+    runs = []
+    for dtype in ("float32", "float64"):
+        study = config.apply_overrides(config.parse_study(text), {"train.dtype": dtype})
+        runs.append(tmp_path / dtype)
+        ds = sweep.run_study(study, runs[-1], progress=False)
+        spread = ds.spread.sel(sigma_b=1e-14, activation="tanh").isel(layer=0, step=1).median("seed")
+        if dtype == "float64":  # the 1e-14 bias differences survive the first update
+            assert 1e-16 < float(spread) < 1e-12
+        else:                   # ... but are rounded away in float32
+            assert float(spread) < 1e-16
+    report_text = report.write_report(runs, tmp_path / "fig").read_text()
+    assert "## Escape from the symmetric saddle" in report_text
+    assert "| float32 | 1e-14 |" in report_text and "| float64 | 1e-14 |" in report_text
+    assert (tmp_path / "fig" / "escape.png").exists()
