@@ -192,6 +192,11 @@ def run_study(study, out, chunk_size: int = 256, force: bool = False, strategy: 
     done = {int(n) for chunk in store.read_chunks(out) for n in chunk["net"]}
     devices = tuple(jax.local_devices())
     pending_total = study.n_networks - len(done)
+    if pending_total == 0 and (out / "results.nc").exists():
+        # finished earlier: keep that run's results and provenance (git sha, wall time) as-is
+        dataset = store.load(out)
+        dataset.attrs["networks_trained_now"] = 0
+        return dataset
     bar = tqdm(total=study.n_networks, initial=len(done), unit="net", disable=not progress,
                desc=study.name, smoothing=0.1)
     new_chunks = 0
