@@ -166,12 +166,18 @@ def run_network(key, knobs, data, spec: NetworkSpec):
             return jnp.zeros((0,), dtype), jnp.zeros((0,), dtype)
         return metrics.layer_spreads(p), metrics.layer_diversities(p)
 
+    full_batch = spec.batch_size in (0, n)
+
     def record(state, t, p, loss_value):
-        """Store checkpoint metrics of params ``p`` (after t updates) if t is a checkpoint."""
+        """Store checkpoint metrics of params ``p`` (after t updates) if t is a checkpoint.
+
+        ``loss_value`` is the step's loss; with minibatches the full training loss is computed
+        instead, inside the checkpoint branch only."""
         def store(records):
             spread, diversity = snapshot(p)
             i = slot[t]
-            return {"loss": records["loss"].at[i].set(loss_value),
+            value = loss_value if full_batch else full_loss(p)
+            return {"loss": records["loss"].at[i].set(value),
                     "spread": records["spread"].at[i].set(spread),
                     "diversity": records["diversity"].at[i].set(diversity)}
         state["records"] = jax.lax.cond(slot[t] >= 0, store, lambda r: r, state["records"])
@@ -188,7 +194,7 @@ def run_network(key, knobs, data, spec: NetworkSpec):
 
     def step(carry, t):
         p, opt_state, state = carry
-        if spec.batch_size in (0, n):
+        if full_batch:
             xb, yb = x, y
         else:
             rows = jax.random.randint(jax.random.fold_in(key_batches, t), (spec.batch_size,), 0, n)
@@ -205,8 +211,7 @@ def run_network(key, knobs, data, spec: NetworkSpec):
             i = jnp.minimum(t, spec.gradient_steps - 1)
             state["grad_norm"] = state["grad_norm"].at[i].set(
                 jnp.where(t < spec.gradient_steps, norms, state["grad_norm"][i]))
-        checkpoint_loss = loss_value if spec.batch_size in (0, n) else full_loss(p)
-        state = record(state, t, p, checkpoint_loss)
+        state = record(state, t, p, loss_value)
         state = detect(state, t, p, loss_value)
         updates, new_opt_state = tx.update(grads, opt_state, p)
         new_p = optax.apply_updates(p, updates)
