@@ -164,10 +164,14 @@ def _run(args) -> int:
     return 0
 
 
-#: the experiments ``jaxsym study`` runs, in order: (file stem in EXPERIMENTS_DIR, overrides)
-STUDY_EXPERIMENTS = (("bias_only_regression", {}), ("bias_only_classification", {}),
-                     ("staircase", {}), ("escape", {"train.dtype": "float64"}),
-                     ("escape", {"train.dtype": "float32"}))
+#: the experiments ``jaxsym study`` runs, in order: (file stem in EXPERIMENTS_DIR, overrides,
+#: presets that include it)
+STUDY_EXPERIMENTS = (("bias_only_regression", {}, ("quick", "full")),
+                     ("bias_only_classification", {}, ("quick", "full")),
+                     ("bias_only_mnist1d", {}, ("full",)),
+                     ("staircase", {}, ("quick", "full")),
+                     ("escape", {"train.dtype": "float64"}, ("quick", "full")),
+                     ("escape", {"train.dtype": "float32"}, ("quick", "full")))
 EXPERIMENTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                "experiments")
 
@@ -176,7 +180,9 @@ def _study(args) -> int:
     from jaxsym import config
 
     studies = []
-    for name, overrides in STUDY_EXPERIMENTS:
+    for name, overrides, presets in STUDY_EXPERIMENTS:
+        if args.preset not in presets:
+            continue
         try:
             study = config.load_study(os.path.join(EXPERIMENTS_DIR, f"{name}.toml"),
                                       preset=args.preset)

@@ -109,3 +109,16 @@ def test_run_prints_summary_and_resumes(tmp_path, capsys):
     assert run_cli(["run", str(tmp_path / "s.toml"), "--out", str(out), "--seeds", "3",
                     "--no-progress"]) == 2
     assert "holds a different study" in capsys.readouterr().err
+
+
+def test_bundled_experiments_validate_in_both_presets():
+    from jaxsym import config
+
+    for name, overrides, presets in cli.STUDY_EXPERIMENTS:
+        for preset in presets:
+            study = config.apply_overrides(
+                config.load_study(Path(cli.EXPERIMENTS_DIR) / f"{name}.toml", preset=preset),
+                overrides)
+            assert study.n_networks > 0
+            if preset == "full" and name.startswith("bias_only"):
+                assert study.get("seeds.count") >= 512
