@@ -4,6 +4,8 @@ Sub-commands:
   study  the main job: run the bundled experiments (preset quick or full), then the report.
   run    train every network of a study config (TOML) into a run directory (resumable).
   report figures and figures/REPORT.md from finished run directories.
+  theory mean-field signal propagation: `theory meanfield` (q*, c*, chi_1, depth scales) and
+         `theory critical` (the sigma_w^2 with chi_1 = 1).
   demo   a small float64 demonstration: bias-only initialisation at a few sigma_b, many seeds.
 
 On a CPU, ``jaxsym run`` exposes one XLA device per core (unless XLA_FLAGS already sets
@@ -42,6 +44,16 @@ def _positive_float_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(
             f"scales must be finite and >= 0, got {text!r}")
     return values
+
+
+def _nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0 <= value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -101,6 +113,18 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="figures and REPORT.md from run directories")
     report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     report.add_argument("--figures", default="figures", help="output directory")
+
+    theory = sub.add_parser("theory", help="mean-field theory (NumPy, no training)")
+    theory_sub = theory.add_subparsers(dest="theory_command", required=True, parser_class=_Parser)
+    meanfield = theory_sub.add_parser("meanfield", help="q*, c*, chi_1, xi_q, xi_c")
+    critical = theory_sub.add_parser("critical", help="critical sigma_w^2 (chi_1 = 1)")
+    for p in (meanfield, critical):
+        p.add_argument("--activation", default="tanh", choices=activation_names(), metavar="NAME",
+                       help="activation (%(choices)s)")
+        p.add_argument("--sigma-b2", type=_nonnegative_float, default=0.05,
+                       help="bias variance sigma_b^2 (default %(default)s)")
+    meanfield.add_argument("--sigma-w2", type=_nonnegative_float, default=1.5,
+                           help="weight variance sigma_w^2 (default %(default)s)")
 
     demo = sub.add_parser(
         "demo", help="bias-only initialisation at a few sigma_b, many seeds (float64)",
@@ -229,6 +253,19 @@ def main(argv: list[str] | None = None) -> int:
         return _study(args)
     if args.command == "report":
         return _report(args)
+    if args.command == "theory":
+        from jaxsym.theory import meanfield
+
+        if args.theory_command == "meanfield":
+            result = meanfield.mean_field(args.activation, args.sigma_w2, args.sigma_b2)
+            print(f"{args.activation}, sigma_w^2 = {args.sigma_w2:g}, sigma_b^2 = "
+                  f"{args.sigma_b2:g}: " + ", ".join(
+                      f"{k} = {float(v):.6g}" for k, v in result._asdict().items()))
+        else:
+            value = float(meanfield.critical_sigma_w2(args.activation, args.sigma_b2))
+            print(f"{args.activation}, sigma_b^2 = {args.sigma_b2:g}: critical sigma_w^2 = "
+                  f"{value:.6g} (chi_1 = 1)")
+        return 0
     if args.command == "demo":
         from jaxsym import demo
 

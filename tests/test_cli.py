@@ -122,3 +122,13 @@ def test_bundled_experiments_validate_in_both_presets():
             assert study.n_networks > 0
             if preset == "full" and name.startswith("bias_only"):
                 assert study.get("seeds.count") >= 512
+
+
+def test_theory_commands(capsys):
+    assert cli.main(["theory", "critical", "--activation", "tanh", "--sigma-b2", "0.05"]) == 0
+    assert "critical sigma_w^2 = 1.76" in capsys.readouterr().out
+    assert cli.main(["theory", "meanfield", "--activation", "relu", "--sigma-w2", "1.5",
+                     "--sigma-b2", "0.1"]) == 0
+    assert "chi_1 = 0.75," in capsys.readouterr().out
+    assert run_cli(["theory", "critical", "--sigma-b2", "-1"]) == 2
+    assert "--sigma-b2: expected a finite number >= 0" in capsys.readouterr().err
