@@ -195,7 +195,8 @@ STUDY_EXPERIMENTS = (("bias_only_regression", {}, ("quick", "full")),
                      ("bias_only_mnist1d", {}, ("full",)),
                      ("staircase", {}, ("quick", "full")),
                      ("escape", {"train.dtype": "float64"}, ("quick", "full")),
-                     ("escape", {"train.dtype": "float32"}, ("quick", "full")))
+                     ("escape", {"train.dtype": "float32"}, ("quick", "full")),
+                     ("saddle_slope", {}, ("quick", "full")))
 EXPERIMENTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                "experiments")
 

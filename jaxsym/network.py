@@ -34,7 +34,7 @@ import optax
 
 from jaxsym import inits, metrics, nn, train
 
-__all__ = ["NetworkSpec", "KNOBS", "checkpoint_steps", "run_network", "record_shapes"]
+__all__ = ["NetworkSpec", "KNOBS", "WEIGHT_MODES", "weight_initializer", "checkpoint_steps", "run_network", "record_shapes"]
 
 #: The numeric, traced settings of one network (weight_mode as an index into WEIGHT_MODES).
 KNOBS = ("sigma_b", "weight_value", "W_std", "learning_rate", "eps", "weight_mode")
@@ -73,7 +73,7 @@ def checkpoint_steps(steps: int, count: int) -> tuple[int, ...]:
     return tuple(int(s) for s in np.unique(np.concatenate([[0], grid, [steps]])))
 
 
-def _weight_init(spec: NetworkSpec, knobs):
+def weight_initializer(spec: NetworkSpec, knobs):
     """The weight initializer selected by the traced ``knobs["weight_mode"]`` index.
 
     constant: ``weight_value`` (``/ sqrt(fan_in)`` if ``fan_in_scaled``); zero; glorot: Glorot
@@ -146,7 +146,7 @@ def run_network(key, knobs, data, spec: NetworkSpec):
     dtype = jnp.dtype(spec.dtype)
     knobs = {k: jnp.asarray(knobs[k], dtype) for k in KNOBS}
     key_init, key_batches = jax.random.split(key)
-    params = inits.init_mlp(key_init, spec.layer_sizes, _weight_init(spec, knobs),
+    params = inits.init_mlp(key_init, spec.layer_sizes, weight_initializer(spec, knobs),
                             inits.normal(knobs["sigma_b"]), dtype=dtype)
     x, y = data["x_train"].astype(dtype), data["y_train"]
     if jnp.issubdtype(y.dtype, jnp.floating):

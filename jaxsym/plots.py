@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 from jaxsym import stats  # noqa: E402
 
 __all__ = ["PALETTE", "fig_p_broken", "fig_time_to_converge", "fig_survival", "fig_staircase",
-           "fig_escape", "save"]
+           "fig_escape", "fig_saddle", "save"]
 
 #: Okabe-Ito colour-blind-safe palette
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
@@ -272,6 +272,58 @@ def fig_escape(datasets):
         f"N(0, sigma_b^2); median over {datasets[0].sizes['seed']} seeds (values < 1e-18 drawn "
         "at 1e-18)", 110)), fontsize=8.5)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
+def fig_saddle(ds, analysis, fits):
+    """Left: per-sigma median steps to break and to converge (bars: interquartile range) vs
+    log10(1/sigma_b), the fitted log-law lines, and the predicted slope (dotted, through the
+    fitted line's centre). Right: the local slope ``ln 10 / log growth`` of an antisymmetric
+    perturbation along the symmetric trajectory, against the prediction, with the range of
+    measured steps to break shaded: the slope matches where the escapes happen after the
+    approach to the saddle.
+
+    ``analysis``: :class:`jaxsym.theory.saddle.SaddleAnalysis`; ``fits``: ``{"time_to_break":
+    LogLawFit, "time_to_converge": LogLawFit}``.
+    """
+    ds = squeeze_grid(ds)
+    sigma = ds.sigma_b.values
+    x = np.log10(1.0 / sigma)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(7.2, 3.3))
+    for i, (name, label) in enumerate((("time_to_break", "break"),
+                                       ("time_to_converge", "converge"))):
+        times = ds[name].values
+        q1, med, q3 = np.percentile(times, [25, 50, 75], axis=-1)
+        left.errorbar(x, med, yerr=[med - q1, q3 - med], fmt="o", ms=3.5, capsize=2,
+                      color=PALETTE[i], label=f"median step to {label}")
+        fit = fits[name]
+        line = fit.a + fit.b * x
+        left.plot(x, line, "-", color=PALETTE[i], lw=0.9,
+                  label=f"fit: {fit.b:.1f} [{fit.b_low:.1f}, {fit.b_high:.1f}] steps/decade")
+        centre = x.mean()
+        left.plot(x, fit.a + fit.b * centre + analysis.slope * (x - centre), ":", color="black",
+                  lw=1.0, label=f"Hessian prediction: {analysis.slope:.1f}" if i == 0 else None)
+    left.set_xlabel("log10(1 / sigma_b)")
+    left.set_ylabel("training step")
+    left.legend(loc="upper left", fontsize=6.5)
+    steps = np.arange(1, len(analysis.local_slope) + 1)
+    right.plot(steps, analysis.local_slope, color=PALETTE[2], lw=1.0,
+               label="local slope along the symmetric trajectory")
+    right.axhline(analysis.slope, color="black", ls=":", lw=1.0,
+                  label="ln 10 / ln(1 + lr |lambda_min|)")
+    brk = ds.time_to_break.values
+    right.axvspan(brk.min(), brk.max(), color=PALETTE[0], alpha=0.12, lw=0,
+                  label="measured steps to break")
+    right.set_ylim(0, 2 * analysis.slope)
+    right.set_xlim(0, steps[-1])
+    right.set_xlabel("training step")
+    right.set_ylabel("steps per decade")
+    right.legend(loc="lower right", fontsize=6.5)
+    fig.suptitle("\n".join(textwrap.wrap(
+        f"Log-law slope vs the Hessian at the collapsed saddle (lambda_min = "
+        f"{analysis.spectrum.lambda_min:.4g}, multiplicity {analysis.spectrum.multiplicity}); "
+        f"{ds.attrs['dtype']}, {ds.sizes['seed']} seeds per sigma_b", 110)), fontsize=8.5)
+    fig.tight_layout()
     return fig
 
 

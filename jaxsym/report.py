@@ -15,7 +15,7 @@ import numpy as np
 
 from jaxsym import plots, stats, store
 
-__all__ = ["summarize", "fit_slopes", "write_report", "P_TARGET", "FIT_SIGMA_RANGE"]
+__all__ = ["summarize", "fit_slopes", "write_report", "study_of", "saddle_fits", "P_TARGET", "FIT_SIGMA_RANGE"]
 
 P_TARGET = 0.9
 
@@ -128,6 +128,17 @@ def _table(rows) -> str:
     return "\n".join(lines)
 
 
+def _weight_modes(study: dict) -> str:
+    """The weight init schemes a study uses, in words (``study``: its stored identity)."""
+    init = study["sections"]["init"]
+    modes = dict(study["grid"]).get("weight_mode", [init["weight_mode"]])
+    scaled = "/sqrt(fan_in)" if init["fan_in_scaled"] else ""
+    words = {"constant": f"constant {init['weight_value']:g}{scaled}", "zero": "zero",
+             "glorot": "Glorot normal", "normal": "N(0, W_std^2 / fan_in)",
+             "tied": "one N(0, W_std^2 / fan_in) row for every unit + eps N(0, 1)"}
+    return ", ".join(words[m] for m in modes)
+
+
 def _setup(ds) -> str:
     study = json.loads(ds.attrs["study"])
     s = study["sections"]
@@ -143,9 +154,7 @@ def _setup(ds) -> str:
         f"{s['train']['steps']} steps, "
         f"{'full batch' if s['train']['batch_size'] == 0 else 'batch ' + str(s['train']['batch_size'])}, "
         f"{s['train']['dtype']}, loss {s['train']['loss']} |",
-        f"| init | weights: constant {s['init']['weight_value']:g}"
-        f"{'/sqrt(fan_in)' if s['init']['fan_in_scaled'] else ''}, zero, or Glorot normal; "
-        f"biases N(0, sigma_b^2) |",
+        f"| init | weights: {_weight_modes(study)}; biases N(0, sigma_b^2) |",
         f"| grid | {grid} |",
         f"| seeds | {s['seeds']['count']} per grid point (preset: {ds.attrs.get('preset') or 'none'}) |",
         f"| broken | every hidden layer's s2/s1 > {s['thresholds']['diversity']:g} (first step) |",
@@ -275,12 +284,69 @@ def _escape_text(datasets) -> str:
     return "\n\n".join(findings + ["\n".join(lines)])
 
 
+def study_of(ds):
+    """The :class:`jaxsym.config.Study` a result dataset was run from (config, preset and
+    overrides are stored in its attributes)."""
+    from jaxsym import config
+
+    study = config.parse_study(ds.attrs["config"], name=ds.attrs["name"],
+                               preset=ds.attrs.get("preset") or None)
+    return config.apply_overrides(study, json.loads(ds.attrs.get("overrides", "{}")))
+
+
+def saddle_fits(ds) -> dict:
+    """Log-law fits of the steps to break and to converge over every sigma_b of ``ds``."""
+    ds = plots.squeeze_grid(ds)
+    sigma = np.broadcast_to(ds.sigma_b.values[:, None], ds.time_to_break.shape).ravel()
+    return {name: stats.fit_log_law(sigma, ds[name].values.ravel(), ds[flag].values.ravel(),
+                                    n_boot=1000)
+            for name, flag in (("time_to_break", "broken"), ("time_to_converge", "converged"))}
+
+
+def _saddle_text(ds, analysis, fits) -> str:
+    spec = analysis.spectrum
+    ds = plots.squeeze_grid(ds)
+    finished = float((ds.broken & ds.converged).mean())
+    width = ds.attrs["layer_sizes"][1]
+    rows = []
+    for name, label in (("time_to_break", "steps to break"),
+                        ("time_to_converge", "steps to converge")):
+        fit = fits[name]
+        rows.append(f"| {label} | {fit.b:.1f} [{fit.b_low:.1f}, {fit.b_high:.1f}] | "
+                    f"{analysis.slope:.1f} | {100 * (fit.b / analysis.slope - 1):+.1f}% |")
+    return "\n".join([
+        f"Gradient descent from the symmetric initialisation (sigma_b = 0, float64, each iterate "
+        f"projected back onto the symmetric subspace) reaches the collapsed critical point after "
+        f"{analysis.steps_to_saddle} steps (gradient norm {spec.grad_norm:.1e}, loss "
+        f"{spec.loss:.5f}: the best a one-unit network does). Its Hessian (`jax.hessian`, "
+        f"{spec.eigenvalues.size} parameters) has the most negative eigenvalue lambda_min = "
+        f"{spec.lambda_min:.6f} with multiplicity {spec.multiplicity} (width - 1 = {width - 1}), "
+        f"and its eigenvectors are antisymmetric across units (symmetric part "
+        f"{spec.symmetric_fraction:.0e}): the saddle is escaped by units moving apart. Gradient "
+        f"descent grows that direction by 1 + lr |lambda_min| per step, which predicts "
+        f"b = ln 10 / ln(1 + lr |lambda_min|) = {analysis.slope:.2f} steps per decade of smaller "
+        f"sigma_b. The sweep (sigma_b in [{ds.sigma_b.values.min():.0e}, "
+        f"{ds.sigma_b.values.max():.0e}], {ds.sizes['seed']} independent seeds each, "
+        f"{100 * finished:.0f}% broke and converged) measures:", "",
+        "| fitted on | measured slope [95% CI] | predicted | difference |", "|---|---|---|---|",
+        *rows, "",
+        "The prediction holds only once the symmetric trajectory is at the saddle: on the way "
+        "there the local growth rate is larger (right panel), so larger sigma_b, or larger "
+        "initial weights, escape earlier and give a smaller slope (the `escape` experiment's "
+        "fit above is such a case). With heavy-ball momentum beta the growth factor is the "
+        "largest root of r^2 - (1 + beta + lr|lambda|) r + beta, about 1 + lr|lambda|/(1 - beta); "
+        "with Adam there is no constant rate: as the gradient vanishes near the saddle its "
+        "second-moment estimate decays and its step lr / (sqrt(v) + eps) keeps growing, so the "
+        "escape accelerates (both checked in `tests/test_saddle.py`)."])
+
+
 def write_report(run_dirs, figures_dir="figures") -> Path:
     """Draw every figure and write ``figures_dir/REPORT.md`` from the given run directories."""
     figures_dir = Path(figures_dir)
     datasets = [store.load(d) for d in run_dirs]
     staircase = [ds for ds in datasets if ds.attrs["name"] == "staircase"]
     escape = [ds for ds in datasets if ds.attrs["name"] == "escape"]
+    saddle_runs = [ds for ds in datasets if ds.attrs["name"] == "saddle_slope"]
     bias_only = [ds for ds in datasets if "weight_mode" in ds.dims and "sigma_b" in ds.dims
                  and "activation" in ds.dims]
     fits = {}
@@ -323,6 +389,15 @@ def write_report(run_dirs, figures_dir="figures") -> Path:
         sections += ["## Escape from the symmetric saddle: float32 vs float64", "",
                      _escape_text(escape), "", "### Setup", "", _setup(escape[0]), "",
                      "![escape](escape.png)", ""]
+    for ds in saddle_runs:
+        from jaxsym.theory import saddle
+
+        analysis = saddle.analyse_study(study_of(ds))
+        fits = saddle_fits(ds)
+        plots.save(plots.fig_saddle(ds, analysis, fits), figures_dir, "saddle_slope")
+        sections += ["## The log-law slope from the Hessian at the symmetric saddle", "",
+                     _saddle_text(ds, analysis, fits), "", "### Setup", "", _setup(ds), "",
+                     "![saddle slope](saddle_slope.png)", ""]
     figures_dir.mkdir(parents=True, exist_ok=True)
     path = figures_dir / "REPORT.md"
     path.write_text("\n".join(sections))

@@ -11,7 +11,6 @@ Contract
   A median that is not reached is ``inf`` -- never the mean of the runs that finished.
 * ``fit_log_law(sigma, times)``: ``T = a + b log10(1/sigma)`` fitted on per-sigma medians,
   stratified bootstrap CI for the slope ``b`` (steps per decade of init scale).
-* ``predicted_log_slope(lr, lambda_min)``: gradient-descent prediction for ``b``.
 
 All functions are deterministic (bootstrap seeded by ``numpy.random.default_rng(seed)``).
 """
@@ -27,7 +26,7 @@ from scipy import stats
 
 __all__ = [
     "wilson_interval", "KaplanMeier", "kaplan_meier", "MedianTime", "median_time",
-    "format_median", "LogLawFit", "fit_log_law", "predicted_log_slope",
+    "format_median", "LogLawFit", "fit_log_law",
 ]
 
 _TOL = 1e-12  # survival values are products of ratios; compare to 0.5 with this slack
@@ -217,13 +216,3 @@ def fit_log_law(sigma, times, events=None, sigma_range=None, n_boot: int = 2000,
     b_low, b_high = np.quantile(slopes, [alpha / 2, 1 - alpha / 2])
     return LogLawFit(float(fit.intercept), float(fit.slope), float(b_low), float(b_high),
                      int(levels.size), float(levels.min()), float(levels.max()))
-
-
-def predicted_log_slope(learning_rate: float, lambda_min: float) -> float:
-    """Steps per decade ``ln 10 / ln(1 + lr |lambda_min|)``: near a saddle with curvature
-    ``lambda_min < 0`` gradient descent grows the escape direction by ``1 + lr|lambda_min|``
-    per step, so reaching O(1) from sigma takes ``log10(1/sigma) * ln10 / ln(1+lr|lambda|)``."""
-    rate = learning_rate * abs(lambda_min)
-    if not rate > 0:
-        raise ValueError("predicted_log_slope needs learning_rate * |lambda_min| > 0")
-    return math.log(10.0) / math.log1p(rate)

@@ -111,3 +111,20 @@ def test_escape_section_float32_absorbs_tiny_biases(tmp_path):
     assert "## Escape from the symmetric saddle" in report_text
     assert "| float32 | 1e-14 |" in report_text and "| float64 | 1e-14 |" in report_text
     assert (tmp_path / "fig" / "escape.png").exists()
+
+
+def test_saddle_section_compares_fitted_and_predicted_slopes(tmp_path):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "saddle_slope.toml"
+    study = config.apply_overrides(config.load_study(path, preset="quick"), {
+        "seeds.count": 3, "grid.sigma_b": {"logspace": [-14, -10], "num": 3},
+        "train.steps": 5000})
+    ds = sweep.run_study(study, tmp_path / "saddle", progress=False)
+    assert report.study_of(ds).n_networks == study.n_networks  # rebuilt with its overrides
+    text = report.write_report([tmp_path / "saddle"], tmp_path / "fig").read_text()
+    assert "## The log-law slope from the Hessian at the symmetric saddle" in text
+    fit = report.saddle_fits(ds)["time_to_break"]
+    assert f"| steps to break | {fit.b:.1f} [{fit.b_low:.1f}, {fit.b_high:.1f}] | 305.3 |" in text
+    assert "multiplicity 7 (width - 1 = 7)" in text
+    assert (tmp_path / "fig" / "saddle_slope.png").stat().st_size > 10_000

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jaxsym.stats import (
-    KaplanMeier, fit_log_law, format_median, kaplan_meier, median_time, predicted_log_slope,
+    KaplanMeier, fit_log_law, format_median, kaplan_meier, median_time,
     wilson_interval,
 )
 
@@ -141,8 +141,3 @@ def test_fit_log_law_needs_two_sigmas():
     sig, t = _synthetic()
     with pytest.raises(ValueError, match="distinct sigma"):
         fit_log_law(sig, t, sigma_range=(1e-3, 1e-3))
-
-
-def test_predicted_log_slope():
-    assert predicted_log_slope(0.1, -2.0) == pytest.approx(math.log(10) / math.log(1.2),
-                                                           rel=1e-14)

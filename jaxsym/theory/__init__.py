@@ -1,1 +1,2 @@
-"""Theory and oracles, written in NumPy float64 (no JAX): analytic backprop, mean-field, saddle."""
+"""Theory and oracles: analytic backprop and mean-field in NumPy float64 (no JAX); the saddle
+analysis (Hessian at the collapsed point) uses JAX in float64."""
