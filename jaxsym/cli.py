@@ -196,7 +196,10 @@ STUDY_EXPERIMENTS = (("bias_only_regression", {}, ("quick", "full")),
                      ("staircase", {}, ("quick", "full")),
                      ("escape", {"train.dtype": "float64"}, ("quick", "full")),
                      ("escape", {"train.dtype": "float32"}, ("quick", "full")),
-                     ("saddle_slope", {}, ("quick", "full")))
+                     ("saddle_slope", {}, ("quick", "full")),
+                     *(("phase_diagram", {"model.depth": d},
+                        ("quick", "full") if d in (4, 8, 16, 24, 32) else ("full",))
+                       for d in (2, 4, 8, 12, 16, 24, 32, 48, 64)))
 EXPERIMENTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                "experiments")
 

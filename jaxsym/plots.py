@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 from jaxsym import stats  # noqa: E402
 
 __all__ = ["PALETTE", "fig_p_broken", "fig_time_to_converge", "fig_survival", "fig_staircase",
-           "fig_escape", "fig_saddle", "save"]
+           "fig_escape", "fig_saddle", "fig_phase_diagram", "save"]
 
 #: Okabe-Ito colour-blind-safe palette
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
@@ -323,6 +323,51 @@ def fig_saddle(ds, analysis, fits):
         f"Log-law slope vs the Hessian at the collapsed saddle (lambda_min = "
         f"{analysis.spectrum.lambda_min:.4g}, multiplicity {analysis.spectrum.multiplicity}); "
         f"{ds.attrs['dtype']}, {ds.sizes['seed']} seeds per sigma_b", 110)), fontsize=8.5)
+    fig.tight_layout()
+    return fig
+
+
+def fig_phase_diagram(table, xi_multiples=(3.0, 6.0)):
+    """Fraction of seeds trained over (sigma_w^2, depth), with depth = k xi_c(sigma_w^2) from
+    mean-field theory overlaid and the critical sigma_w^2 marked. ``table``: from
+    :func:`jaxsym.report.phase_table`. Grid cells have equal widths (one column per sigma_w^2,
+    the bias-only column sigma_w^2 = 0 first); the theory curves are placed between columns by
+    linear interpolation in sigma_w."""
+    from jaxsym.theory import meanfield
+
+    act, sb2 = table["activation"], table["sigma_b2"]
+    frac = table["trained"] / table["seeds"][:, None]
+    sigma_w = np.sqrt(table["sigma_w2"])
+    columns = np.arange(len(sigma_w))
+    rows = np.arange(len(table["depth"]))
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    mesh = ax.pcolormesh(np.arange(len(sigma_w) + 1) - 0.5, np.arange(len(rows) + 1) - 0.5,
+                         frac, cmap="viridis", vmin=0, vmax=1, shading="flat")
+    fig.colorbar(mesh, ax=ax, label="fraction of seeds trained")
+    positive = sigma_w > 0
+    fine = np.linspace(sigma_w[positive].min(), sigma_w.max(), 80)
+    x_fine = np.interp(fine, sigma_w, columns)
+    xi = np.array([meanfield.depth_scales(act, s * s, sb2)[1] for s in fine])
+    depth = table["depth"].astype(float)
+    for k, style in zip(xi_multiples, ("--", "-")):
+        # depth -> row position by the same piecewise-linear map (clipped at the edges)
+        y = np.interp(np.minimum(k * xi, 1e6), depth, rows, left=-0.5, right=len(rows) - 0.5)
+        ax.plot(x_fine, y, style, color="white", lw=1.3, label=f"depth = {k:g} xi_c")
+    critical = float(meanfield.critical_sigma_w2(act, sb2))
+    ax.axvline(np.interp(np.sqrt(critical), sigma_w, columns), color=PALETTE[1], lw=1.2,
+               ls=":", label=f"critical sigma_w^2 = {critical:.2f}")
+    ax.set_xticks(columns, [f"{s:.3g}" for s in table["sigma_w2"]], fontsize=7)
+    ax.set_yticks(rows, [str(d) for d in table["depth"]])
+    ax.set_xlim(-0.5, len(sigma_w) - 0.5)
+    ax.set_ylim(-0.5, len(rows) - 0.5)
+    ax.set_xlabel("sigma_w^2 (first column: biases only, sigma_w = 0)")
+    ax.set_ylabel("depth (weight layers)")
+    ax.grid(False)
+    ax.legend(loc="upper right", fontsize=6.5, framealpha=0.7)
+    ax.set_title("\n".join(textwrap.wrap(
+        f"Trainability of deep {act} networks, sigma_b^2 = {sb2:.3g}: fraction of "
+        f"{int(table['seeds'].min())} seeds reaching training accuracy "
+        f"{table['threshold']:.2f} (halfway from chance to 1)", 80)))
     fig.tight_layout()
     return fig
 

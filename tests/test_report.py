@@ -128,3 +128,35 @@ def test_saddle_section_compares_fitted_and_predicted_slopes(tmp_path):
     assert f"| steps to break | {fit.b:.1f} [{fit.b_low:.1f}, {fit.b_high:.1f}] | 305.3 |" in text
     assert "multiplicity 7 (width - 1 = 7)" in text
     assert (tmp_path / "fig" / "saddle_slope.png").stat().st_size > 10_000
+
+
+def test_phase_diagram_section_counts_trained_networks(tmp_path):
+    import numpy as np
+
+    from jaxsym import tasks
+    from jaxsym.theory import meanfield
+
+    text = TINY.replace('name = "tiny_bias_only"', 'name = "phase_diagram"').replace(
+        'weight_mode = ["constant", "zero", "glorot"]\nactivation = ["tanh"]\n'
+        "sigma_b = [0.0, 1e-6, 1e-4, 1e-2]", "W_std = [0.0, 1.3, 3.0]").replace(
+        '[task]\nname = "teacher_student"\ndim = 2\nteacher_width = 2', '[task]\nname = "circles"'
+    ).replace("[train]", '[train]\nloss = "bce"').replace("steps = 300", "steps = 100")
+    text = text.replace("[grid]", '[init]\nweight_mode = "normal"\nsigma_b = 0.2236\n[grid]')
+    runs = []
+    for depth in (3, 2):
+        study = config.apply_overrides(config.parse_study(text), {"model.depth": depth})
+        runs.append(tmp_path / f"d{depth}")
+        sweep.run_study(study, runs[-1], progress=False)
+    table = report.phase_table([report.store.load(r) for r in runs])
+    assert list(table["depth"]) == [2, 3] and np.allclose(table["sigma_w2"], [0, 1.69, 9])
+    task = tasks.make_task("circles", n_train=64, n_test=16)
+    chance = np.bincount(task.y_train).max() / 64
+    assert table["threshold"] == 0.5 * (1 + chance)
+    acc = report.store.load(runs[1]).final_accuracy.squeeze().values  # depth 2: (W_std, seed)
+    np.testing.assert_array_equal(table["trained"][0], (acc >= table["threshold"]).sum(-1))
+    out = report.write_report(runs, tmp_path / "fig").read_text()
+    assert "## Phase diagram: signal propagation and the bias-only edge" in out
+    assert f"sigma_w^2 = {float(meanfield.critical_sigma_w2('tanh', 0.2236 ** 2)):.3f}" in out
+    bias_only = table["trained"][:, 0].sum()
+    assert f"Measured: {bias_only} of 12 bias-only networks trained" in out
+    assert (tmp_path / "fig" / "phase_diagram.png").stat().st_size > 10_000

@@ -82,10 +82,26 @@ def c_map(c: float, q: float, activation: str, sigma_w2: float, sigma_b2: float)
 
 def c_star(activation: str, sigma_w2: float, sigma_b2: float, c0: float = 0.0,
            max_layers: int = 10_000, tol: float = 1e-12) -> float:
-    """Fixed point of the correlation map, iterated from ``c0`` at ``q = q*``."""
+    """Stable fixed point of the correlation map at ``q = q*``.
+
+    Ordered phase (``chi_1 <= 1``): c = 1 is the stable fixed point (iterating from any c0
+    converges to it, arbitrarily slowly near the critical line), so 1.0 is returned. Chaotic
+    phase: the root of ``c_map(c) - c`` in ``[0, 1)`` (``scipy.optimize.brentq``; the map is
+    above the diagonal at 0 and below it just under 1, where its slope chi_1 exceeds 1); if that
+    bracket fails, the map is iterated from ``c0``.
+    """
     q = q_star(activation, sigma_w2, sigma_b2)
     if not np.isfinite(q) or q == 0.0:
         return float("nan") if not np.isfinite(q) else 1.0
+    if chi_1(activation, sigma_w2, sigma_b2, q) <= 1.0:
+        return 1.0
+
+    def excess(c):
+        return c_map(c, q, activation, sigma_w2, sigma_b2) - c
+
+    low, high = 0.0, 1.0 - 1e-6
+    if excess(low) >= 0.0 > excess(high):
+        return float(optimize.brentq(excess, low, high, xtol=tol))
     c = c0
     for _ in range(max_layers):
         nxt = min(c_map(c, q, activation, sigma_w2, sigma_b2), 1.0)
