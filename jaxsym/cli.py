@@ -66,6 +66,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
 def _key_value(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or "." not in key:
@@ -99,6 +109,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true",
                      help="overwrite a run directory that holds a different study")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    dist = run.add_argument_group(
+        "many processes / hosts",
+        "With --distributed, each process calls jax.distributed.initialize() (which detects "
+        "SLURM, Open MPI and TPU pods by itself, or takes the three options below), trains its "
+        "share of the chunks on its own devices into the shared --out directory, and process 0 "
+        "merges results.nc when every chunk is there.")
+    dist.add_argument("--distributed", action="store_true",
+                      help="run as one of several processes (see above)")
+    dist.add_argument("--coordinator", metavar="HOST:PORT",
+                      help="address of process 0's coordination service")
+    dist.add_argument("--num-processes", type=_positive_int, metavar="N",
+                      help="number of processes")
+    dist.add_argument("--process-id", type=_nonnegative_int, metavar="I",
+                      help="this process's id in [0, N)")
 
     study = sub.add_parser(
         "study", help="run the bundled experiments and write the report (the main job)",
@@ -168,16 +192,40 @@ def _run(args) -> int:
     except config.ConfigError as error:
         return _fail(str(error))
     out = args.out or os.path.join("runs", study.name)
+    manual = {"--coordinator": args.coordinator, "--num-processes": args.num_processes,
+              "--process-id": args.process_id}
+    given = [name for name, value in manual.items() if value is not None]
+    if given and not args.distributed:
+        return _fail(f"argument {given[0]}: only with --distributed")
+    if given and len(given) < 3:
+        missing = [name for name in manual if name not in given]
+        return _fail(f"argument {missing[0]}: --coordinator, --num-processes and --process-id "
+                     "go together (or give none and let JAX detect the cluster)")
+    if given and not args.process_id < args.num_processes:
+        return _fail(f"argument --process-id: must be < --num-processes = {args.num_processes}, "
+                     f"got {args.process_id}")
     _use_all_cores()
+    import jax
+
     from jaxsym import sweep
 
+    process_index, process_count = 0, 1
+    if args.distributed:
+        jax.distributed.initialize(coordinator_address=args.coordinator,
+                                   num_processes=args.num_processes, process_id=args.process_id)
+        process_index, process_count = jax.process_index(), jax.process_count()
     started = time.perf_counter()
     try:
         dataset = sweep.run_study(study, out, chunk_size=args.chunk_size, force=args.force,
-                                  strategy=args.strategy, progress=not args.no_progress)
+                                  strategy=args.strategy, progress=not args.no_progress,
+                                  process_index=process_index, process_count=process_count)
     except store.RunDirError as error:
         return _fail(str(error))
     wall = time.perf_counter() - started
+    if dataset is None:
+        print(f"process {process_index}/{process_count}: share of study {study.name} written to "
+              f"{out}/chunks in {wall:.1f} s; process 0 merges results.nc")
+        return 0
     trained = dataset.attrs["networks_trained_now"]
     rate = f"{trained / wall:.1f} networks/s" if trained else "all chunks already done (resumed)"
     grid = " x ".join(f"{a}[{n}]" for a, n in zip(study.grid_axes, study.grid_shape)) or "1 point"

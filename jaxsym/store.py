@@ -85,6 +85,24 @@ def write_chunk(out: Path, group: int, nets: np.ndarray, records: dict) -> Path:
     return path
 
 
+def holds_study(out: Path, study) -> bool:
+    """True when ``out`` is a prepared run directory of exactly ``study``."""
+    marker = Path(out) / "study.json"
+    try:
+        return marker.read_text() == study_identity(study) and (Path(out) / "chunks").is_dir()
+    except OSError:
+        return False
+
+
+def finished_networks(out: Path) -> set[int]:
+    """Flat ids of every network with a finished chunk (reads only the chunks' ``net`` arrays)."""
+    done = set()
+    for path in sorted((Path(out) / "chunks").glob("g*.npz")):
+        with np.load(path) as data:
+            done.update(int(n) for n in data["net"])
+    return done
+
+
 def read_chunks(out: Path) -> list[dict]:
     """Every finished chunk of a run directory as dicts of arrays (``net`` + records)."""
     chunks = []

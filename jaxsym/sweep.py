@@ -145,6 +145,15 @@ def make_runner(spec: network.NetworkSpec, root: int, strategy: str, devices: tu
     return jax.jit(sharded), jax.NamedSharding(mesh, nets)
 
 
+def _wait(ready, timeout: float, interval: float, message: str) -> None:
+    """Poll ``ready()`` every ``interval`` s; raise TimeoutError(message) after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise TimeoutError(message)
+        time.sleep(interval)
+
+
 def _git_sha() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -154,7 +163,9 @@ def _git_sha() -> str:
 
 
 def run_study(study, out, chunk_size: int = 256, force: bool = False, strategy: str = "auto",
-              progress: bool = True, max_chunks: int | None = None):
+              progress: bool = True, max_chunks: int | None = None, process_index: int = 0,
+              process_count: int = 1, wait_timeout: float = 7 * 24 * 3600.0,
+              poll_interval: float = 1.0):
     """Train every network of ``study`` into run directory ``out``; return the Dataset.
 
     Args:
@@ -165,9 +176,18 @@ def run_study(study, out, chunk_size: int = 256, force: bool = False, strategy: 
       strategy: "auto", "map" or "vmap".
       progress: show a tqdm progress bar (networks done, networks/s).
       max_chunks: stop after this many new chunks (None = all); used to test resumption.
+      process_index, process_count: for several processes sharing ``out`` (e.g. after
+        ``jax.distributed.initialize()``): chunk k of the whole study (chunks are cut from each
+        group's full network list, so every process agrees on them) is trained by process
+        ``k % process_count``, on that process's local devices. Process 0 prepares the run
+        directory, then waits for every chunk and merges; the others return None when their
+        share is written.
+      wait_timeout, poll_interval: how long (s) a process waits for the run directory (others)
+        or for the other processes' chunks (process 0), and how often it looks.
 
     Returns:
-      the merged ``xarray.Dataset``, or None when stopped early by ``max_chunks``.
+      the merged ``xarray.Dataset``; None when stopped early by ``max_chunks`` or on a process
+      other than 0.
     """
     from tqdm.auto import tqdm
 
@@ -181,17 +201,25 @@ def run_study(study, out, chunk_size: int = 256, force: bool = False, strategy: 
         raise ValueError(f"unknown strategy {strategy!r}; allowed: auto, map, vmap")
     if study.get("train.dtype") == "float64":
         jax.config.update("jax_enable_x64", True)
+    if not 0 <= process_index < process_count:
+        raise ValueError(f"process_index must be in [0, {process_count}), got {process_index}")
     out = Path(out)
     started = time.perf_counter()
-    store.prepare_run_dir(out, study, force=force)
+    if process_index == 0:
+        store.prepare_run_dir(out, study, force=force)
+    else:
+        _wait(lambda: store.holds_study(out, study), wait_timeout, poll_interval,
+              f"process {process_index}: timed out waiting for process 0 to prepare '{out}'")
     task = tasks.make_task(study.get("task.name"), seed=study.get("task.seed"),
                            **study.task_options)
     groups = plan_groups(study, task)
     knobs = knob_table(study)
     n_seeds = study.get("seeds.count")
-    done = {int(n) for chunk in store.read_chunks(out) for n in chunk["net"]}
+    done = store.finished_networks(out)
     devices = tuple(jax.local_devices())
     pending_total = study.n_networks - len(done)
+    if pending_total == 0 and (out / "results.nc").exists() and process_index != 0:
+        return None
     if pending_total == 0 and (out / "results.nc").exists():
         # finished earlier: keep that run's results and provenance (git sha, wall time) as-is
         dataset = store.load(out)
@@ -199,22 +227,28 @@ def run_study(study, out, chunk_size: int = 256, force: bool = False, strategy: 
         return dataset
     bar = tqdm(total=study.n_networks, initial=len(done), unit="net", disable=not progress,
                desc=study.name, smoothing=0.1)
-    new_chunks = 0
+    new_chunks, chunk_number = 0, -1
     for group in groups:
         nets = (group.grid_indices[:, None] * n_seeds + np.arange(n_seeds)[None, :]).ravel()
-        nets = np.asarray([n for n in nets if int(n) not in done], np.int64)
-        if len(nets) == 0:
-            continue
-        runner, sharding = make_runner(group.spec, study.get("seeds.root"), strategy, devices)
-        data = task_data(task, group.spec.loss)
         # every chunk of a group is padded to one length (a multiple of the device count), so
         # the group compiles once; padding repeats the chunk's last network and is dropped
         length = -(-min(chunk_size, len(nets)) // len(devices)) * len(devices)
+        runner = sharding = data = None
         for start in range(0, len(nets), chunk_size):
+            chunk_number += 1
+            if chunk_number % process_count != process_index:
+                continue
+            chunk = np.asarray([n for n in nets[start:start + chunk_size] if int(n) not in done],
+                               np.int64)
+            if len(chunk) == 0:
+                continue
             if max_chunks is not None and new_chunks >= max_chunks:
                 bar.close()
                 return None
-            chunk = nets[start:start + chunk_size]
+            if runner is None:
+                runner, sharding = make_runner(group.spec, study.get("seeds.root"), strategy,
+                                               devices)
+                data = task_data(task, group.spec.loss)
             padded = np.concatenate([chunk, np.repeat(chunk[-1:], length - len(chunk))])
             grid_idx, seed_idx = padded // n_seeds, padded % n_seeds
             args = [jax.device_put(a, sharding) for a in (
@@ -226,11 +260,16 @@ def run_study(study, out, chunk_size: int = 256, force: bool = False, strategy: 
             new_chunks += 1
             bar.update(len(chunk))
     bar.close()
+    if process_index != 0:
+        return None
+    if process_count > 1:
+        _wait(lambda: len(store.finished_networks(out)) >= study.n_networks, wait_timeout,
+              poll_interval, f"timed out waiting for the other processes' chunks in '{out}'")
     wall = time.perf_counter() - started
     provenance = {"jaxsym_version": __version__, "jax_version": jax.__version__,
                   "python": platform.python_version(), "backend": jax.default_backend(),
                   "devices": str(devices), "n_devices": len(devices), "strategy": strategy,
-                  "chunk_size": chunk_size, "git_sha": _git_sha(),
+                  "chunk_size": chunk_size, "processes": process_count, "git_sha": _git_sha(),
                   "wall_time_s": round(wall, 3), "networks_trained_now": pending_total}
     dataset = results.merge(study, groups, task, store.read_chunks(out), provenance)
     results.write(dataset, out / "results.nc")

@@ -171,3 +171,49 @@ def test_classification_records_accuracy_and_top_level_load(tmp_path):
     # with sigma_b = 0.3 the network fits xor's training set better than chance
     assert float(ds.final_accuracy.sel(sigma_b=0.3).mean()) > 0.6
     assert_identical(ds, jaxsym.load(tmp_path / "run"))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_equal_one(tmp_path):
+    """`jaxsym run --distributed`: 2 processes x 2 forced CPU devices on localhost, sharing one
+    run directory, give exactly the single-process results; each trained only its share."""
+    config_path = tmp_path / "study.toml"
+    config_path.write_text(SMALL.format(dtype="float32", seeds=3, batch_size=16))
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    common = [sys.executable, "-m", "jaxsym", "run", str(config_path), "--chunk-size", "4",
+              "--no-progress"]
+    port = _free_port()
+    procs = [subprocess.Popen(common + ["--out", str(tmp_path / "multi"), "--distributed",
+                                        "--coordinator", f"localhost:{port}",
+                                        "--num-processes", "2", "--process-id", str(i)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True) for i in (1, 0)]
+    logs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], logs
+    assert "process 1/2: share of study small written" in logs[0]
+    subprocess.run(common + ["--out", str(tmp_path / "single")], check=True, env=env,
+                   capture_output=True)
+    multi, single = store.load(tmp_path / "multi"), store.load(tmp_path / "single")
+    assert_identical(multi, single)
+    assert (multi.attrs["processes"], single.attrs["processes"]) == (2, 1)
+    # 2 groups (activations) of 9 networks in chunks of 4 (4, 4, 1): 6 chunks, no duplicates
+    chunks = store.read_chunks(tmp_path / "multi")
+    assert len(chunks) == 6
+    assert sorted(n for c in chunks for n in c["net"]) == list(range(18))
+
+
+def test_process_share_and_wait(tmp_path):
+    """Without process 0 the run directory never appears: another process times out cleanly."""
+    study = config.parse_study(SMALL.format(dtype="float32", seeds=1, batch_size=0))
+    with pytest.raises(TimeoutError, match="process 1: timed out waiting for process 0"):
+        sweep.run_study(study, tmp_path / "never", process_index=1, process_count=2,
+                        wait_timeout=0.3, poll_interval=0.1, progress=False)
+    with pytest.raises(ValueError, match="process_index must be in"):
+        sweep.run_study(study, tmp_path / "bad", process_index=2, process_count=2)
