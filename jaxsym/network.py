@@ -76,22 +76,29 @@ def checkpoint_steps(steps: int, count: int) -> tuple[int, ...]:
 def weight_initializer(spec: NetworkSpec, knobs):
     """The weight initializer selected by the traced ``knobs["weight_mode"]`` index.
 
-    constant: ``weight_value`` (``/ sqrt(fan_in)`` if ``fan_in_scaled``); zero; glorot: Glorot
-    normal; normal: ``N(0, W_std^2 / fan_in)``; tied: every unit the same ``N(0, W_std^2 /
-    fan_in)`` row, plus ``eps * N(0, 1)``.
+    For a layer of shape ``(n_out, n_in)``, with ``key_base, key_noise = split(key)``,
+    ``Z = normal(key_base)`` and ``E = normal(key_noise)`` (both ``(n_out, n_in)``):
+    constant: ``weight_value`` (``/ sqrt(n_in)`` if ``fan_in_scaled``); zero;
+    glorot: ``sqrt(2 / (n_in + n_out)) Z`` (Glorot & Bengio's normal, untruncated);
+    normal: ``(W_std / sqrt(n_in)) Z``; tied: every unit the row ``(W_std / sqrt(n_in)) Z[0]``,
+    plus ``eps E``. The schemes share the two draws and are chosen by ``jnp.select``: a handful
+    of random draws per layer instead of one set per scheme keeps the compiled program small.
     """
-    schemes = [
-        inits.constant(knobs["weight_value"], spec.fan_in_scaled),
-        inits.zeros(),
-        inits.glorot_normal(),
-        inits.normal(knobs["W_std"], fan_in_scaled=True),
-        inits.perturbed(inits.tied(inits.normal(knobs["W_std"], fan_in_scaled=True)),
-                        knobs["eps"]),
-    ]
     index = knobs["weight_mode"].astype(jnp.int32)
 
     def init(key, shape, dtype):
-        return jax.lax.switch(index, [lambda k, f=f: f(k, shape, dtype) for f in schemes], key)
+        n_out, n_in = shape
+        key_base, key_noise = jax.random.split(key)
+        z = jax.random.normal(key_base, shape, dtype)
+        noise = jax.random.normal(key_noise, shape, dtype)
+        value = knobs["weight_value"].astype(dtype)
+        if spec.fan_in_scaled:
+            value = value / np.sqrt(n_in).astype(dtype)
+        normal = knobs["W_std"].astype(dtype) / np.sqrt(n_in).astype(dtype) * z
+        candidates = [jnp.full(shape, value, dtype), jnp.zeros(shape, dtype),
+                      np.sqrt(2.0 / (n_in + n_out)).astype(dtype) * z, normal,
+                      jnp.broadcast_to(normal[:1], shape) + knobs["eps"].astype(dtype) * noise]
+        return jnp.select([index == i for i in range(len(WEIGHT_MODES))], candidates)
 
     return init
 

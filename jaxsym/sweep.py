@@ -11,10 +11,11 @@ knows about chunks and devices.
 * Categorical axes (activation, loss, optimizer) split the grid into static groups, compiled
   once each; numeric axes, the weight init mode (an index, see jaxsym.network) and seeds are
   traced.
-* Each chunk of ``chunk_size`` networks is padded to a multiple of the local device count and
-  sharded over a 1-D mesh ``("nets",)``. Strategy "map" (the CPU default) trains each device's
-  networks one after another with ``lax.map`` inside ``shard_map``; "vmap" (the GPU default)
-  vectorises them. Finished chunks are written atomically, so re-running resumes.
+* Each chunk of ``chunk_size`` networks is padded to a multiple of the local device count (times
+  the map batch) and sharded over a 1-D mesh ``("nets",)``. Strategy "map" (the CPU default)
+  trains each device's networks a few at a time (:func:`nets_per_map_step`, vmapped) with
+  ``lax.map`` inside ``shard_map``; "vmap" (the GPU default) vectorises all of them. Finished
+  chunks are written atomically, so re-running resumes.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ import numpy as np
 
 from jaxsym import __version__, config, network, store, tasks
 
-__all__ = ["Group", "plan_groups", "run_study", "knob_table", "make_runner", "task_data"]
+__all__ = ["Group", "plan_groups", "run_study", "knob_table", "make_runner", "task_data",
+           "nets_per_map_step"]
 
 
 #: categorical axes that are traced (an index) rather than compiled separately
@@ -121,12 +123,28 @@ def default_strategy() -> str:
     return "map" if jax.default_backend() == "cpu" else "vmap"
 
 
+def nets_per_map_step(spec: network.NetworkSpec) -> int:
+    """How many networks each device trains together (vmapped) per ``lax.map`` iteration under
+    the "map" strategy: a small group when one network's step is too small to keep a core busy,
+    one at a time otherwise (measured in ``benchmarks/``). Depends only on the static spec, so a
+    network's result never depends on the chunk, the device count or the study size."""
+    macs = sum(a * b for a, b in zip(spec.layer_sizes[:-1], spec.layer_sizes[1:]))
+    if macs <= 2048:       # e.g. 2 -> 16 -> 16 -> 1 (304 multiply-adds per sample and layer)
+        return 8
+    if macs <= 8192:       # e.g. width 32-64 with a small input
+        return 2
+    return 1
+
+
 @functools.lru_cache(maxsize=64)
-def make_runner(spec: network.NetworkSpec, root: int, strategy: str, devices: tuple):
+def make_runner(spec: network.NetworkSpec, root: int, strategy: str, devices: tuple,
+                batch: int = 1):
     """A jitted ``(grid_idx, seed_idx, knobs, data) -> records`` over a chunk of networks.
 
     ``grid_idx, seed_idx: (n,)`` int32 and ``knobs: (n, len(KNOBS))`` must have ``n`` a multiple
-    of ``len(devices)``; the network axis is sharded over ``devices``.
+    of ``len(devices) * batch``; the network axis is sharded over ``devices``. Strategy "map":
+    each device runs ``lax.map`` over its networks, ``batch`` at a time (vmapped); "vmap": each
+    device vmaps all of its networks at once.
     """
     def one(grid_index, seed_index, knob_row, data):
         key = jax.random.fold_in(jax.random.fold_in(jax.random.key(root), grid_index), seed_index)
@@ -136,7 +154,8 @@ def make_runner(spec: network.NetworkSpec, root: int, strategy: str, devices: tu
     def local(grid_idx, seed_idx, knobs, data):
         if strategy == "vmap":
             return jax.vmap(one, in_axes=(0, 0, 0, None))(grid_idx, seed_idx, knobs, data)
-        return jax.lax.map(lambda args: one(*args, data), (grid_idx, seed_idx, knobs))
+        return jax.lax.map(lambda args: one(*args, data), (grid_idx, seed_idx, knobs),
+                           batch_size=batch if batch > 1 else None)
 
     mesh = jax.make_mesh((len(devices),), ("nets",), devices=devices)
     nets = jax.P("nets")
@@ -230,9 +249,11 @@ def run_study(study, out, chunk_size: int = 256, force: bool = False, strategy: 
     new_chunks, chunk_number = 0, -1
     for group in groups:
         nets = (group.grid_indices[:, None] * n_seeds + np.arange(n_seeds)[None, :]).ravel()
-        # every chunk of a group is padded to one length (a multiple of the device count), so
+        # every chunk of a group is padded to one length (a multiple of devices x batch), so
         # the group compiles once; padding repeats the chunk's last network and is dropped
-        length = -(-min(chunk_size, len(nets)) // len(devices)) * len(devices)
+        batch = nets_per_map_step(group.spec) if strategy == "map" else 1
+        step = len(devices) * batch
+        length = -(-min(chunk_size, len(nets)) // step) * step
         runner = sharding = data = None
         for start in range(0, len(nets), chunk_size):
             chunk_number += 1
@@ -247,7 +268,7 @@ def run_study(study, out, chunk_size: int = 256, force: bool = False, strategy: 
                 return None
             if runner is None:
                 runner, sharding = make_runner(group.spec, study.get("seeds.root"), strategy,
-                                               devices)
+                                               devices, batch)
                 data = task_data(task, group.spec.loss)
             padded = np.concatenate([chunk, np.repeat(chunk[-1:], length - len(chunk))])
             grid_idx, seed_idx = padded // n_seeds, padded % n_seeds
