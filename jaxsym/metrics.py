@@ -37,13 +37,29 @@ def unit_spread(units: jax.Array) -> jax.Array:
     return jnp.where(scale > 0, spread / safe, jnp.zeros_like(spread))
 
 
-def direction_diversity(W: jax.Array) -> jax.Array:
-    """``s_2 / s_1`` of ``W: (n_out, n_in)`` -> scalar in [0, 1]; 0 if rank <= 1 or W = 0."""
-    if min(W.shape) < 2:
-        return jnp.zeros((), W.dtype)
+def _singular_value_ratio(W: jax.Array) -> jax.Array:
     s = jnp.linalg.svd(W, compute_uv=False)
     safe = jnp.where(s[0] > 0, s[0], jnp.ones_like(s[0]))
     return jnp.where(s[0] > 0, s[1] / safe, jnp.zeros_like(s[0]))
+
+
+#: On CPU a vmapped SVD runs one matrix at a time: the batched LAPACK call splits its batch over
+#: the intra-op thread pool and waits, and with one XLA device per core every pool thread can be
+#: such a waiting SVD (a deadlock seen with jax 0.10.2). Per matrix the result is the same.
+_sequential_ratio = jax.custom_batching.sequential_vmap(_singular_value_ratio)
+
+
+def direction_diversity(W: jax.Array) -> jax.Array:
+    """``s_2 / s_1`` of ``W: (n_out, n_in)`` -> scalar in [0, 1]; 0 if rank <= 1 or W = 0.
+
+    Under ``vmap`` on CPU the SVDs run one matrix at a time (see ``_sequential_ratio``);
+    elsewhere they stay batched.
+    """
+    if min(W.shape) < 2:
+        return jnp.zeros((), W.dtype)
+    if jax.default_backend() == "cpu":
+        return _sequential_ratio(W)
+    return _singular_value_ratio(W)
 
 
 def hidden_unit_vectors(params: nn.Params, layer: int, outgoing: bool = True) -> jax.Array:

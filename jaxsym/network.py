@@ -4,11 +4,11 @@ Contract: :func:`run_network` ``(key, knobs, data, spec) -> records`` trains a s
 ``spec`` (:class:`NetworkSpec`) holds everything static (shapes, names, step count, record
 schedule): one compile per spec. ``knobs`` holds every numeric setting as a (traced) scalar:
 ``sigma_b, weight_value, W_std, learning_rate, eps`` and ``weight_mode`` (the index of the
-weight init scheme in :data:`WEIGHT_MODES`, chosen with ``lax.switch``: init schemes differ only
+weight init scheme in :data:`WEIGHT_MODES`, chosen with ``jnp.select``: init schemes differ only
 at step 0, so they share one compile). The sweep engine batches this function
 over networks from outside (``vmap`` / ``lax.map`` / sharding); nothing here knows about chunks.
 
-Randomness: ``key_init, key_batches = split(key)``; init uses :func:`jaxsym.inits.init_mlp`, and
+Randomness: ``key_init, key_batches = split(key)``; init uses :func:`init_params`, and
 the minibatch of step t is ``randint(fold_in(key_batches, t), (batch_size,), 0, n_train)``
 (with replacement), so a network's result depends only on its own key.
 
@@ -32,9 +32,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxsym import inits, metrics, nn, train
+from jaxsym import metrics, nn, train
 
-__all__ = ["NetworkSpec", "KNOBS", "WEIGHT_MODES", "weight_initializer", "checkpoint_steps", "run_network", "record_shapes"]
+__all__ = ["NetworkSpec", "KNOBS", "WEIGHT_MODES", "weights_from_draws", "init_params", "checkpoint_steps", "run_network", "record_shapes"]
 
 #: The numeric, traced settings of one network (weight_mode as an index into WEIGHT_MODES).
 KNOBS = ("sigma_b", "weight_value", "W_std", "learning_rate", "eps", "weight_mode")
@@ -73,34 +73,53 @@ def checkpoint_steps(steps: int, count: int) -> tuple[int, ...]:
     return tuple(int(s) for s in np.unique(np.concatenate([[0], grid, [steps]])))
 
 
-def weight_initializer(spec: NetworkSpec, knobs):
-    """The weight initializer selected by the traced ``knobs["weight_mode"]`` index.
+def weights_from_draws(spec: NetworkSpec, knobs, z: jax.Array, noise: jax.Array) -> jax.Array:
+    """One layer's weights ``(n_out, n_in)`` in the scheme selected by the traced
+    ``knobs["weight_mode"]`` index, from two standard normal draws ``z, noise: (n_out, n_in)``:
 
-    For a layer of shape ``(n_out, n_in)``, with ``key_base, key_noise = split(key)``,
-    ``Z = normal(key_base)`` and ``E = normal(key_noise)`` (both ``(n_out, n_in)``):
     constant: ``weight_value`` (``/ sqrt(n_in)`` if ``fan_in_scaled``); zero;
     glorot: ``sqrt(2 / (n_in + n_out)) Z`` (Glorot & Bengio's normal, untruncated);
     normal: ``(W_std / sqrt(n_in)) Z``; tied: every unit the row ``(W_std / sqrt(n_in)) Z[0]``,
-    plus ``eps E``. The schemes share the two draws and are chosen by ``jnp.select``: a handful
-    of random draws per layer instead of one set per scheme keeps the compiled program small.
+    plus ``eps E``. The schemes share the two draws and are chosen by ``jnp.select``, so they
+    share one compiled program.
     """
+    n_out, n_in = z.shape
+    dtype = z.dtype
     index = knobs["weight_mode"].astype(jnp.int32)
+    value = knobs["weight_value"].astype(dtype)
+    if spec.fan_in_scaled:
+        value = value / np.sqrt(n_in).astype(dtype)
+    normal = knobs["W_std"].astype(dtype) / np.sqrt(n_in).astype(dtype) * z
+    candidates = [jnp.full(z.shape, value, dtype), jnp.zeros(z.shape, dtype),
+                  np.sqrt(2.0 / (n_in + n_out)).astype(dtype) * z, normal,
+                  jnp.broadcast_to(normal[:1], z.shape) + knobs["eps"].astype(dtype) * noise]
+    return jnp.select([index == i for i in range(len(WEIGHT_MODES))], candidates)
 
-    def init(key, shape, dtype):
-        n_out, n_in = shape
-        key_base, key_noise = jax.random.split(key)
-        z = jax.random.normal(key_base, shape, dtype)
-        noise = jax.random.normal(key_noise, shape, dtype)
-        value = knobs["weight_value"].astype(dtype)
-        if spec.fan_in_scaled:
-            value = value / np.sqrt(n_in).astype(dtype)
-        normal = knobs["W_std"].astype(dtype) / np.sqrt(n_in).astype(dtype) * z
-        candidates = [jnp.full(shape, value, dtype), jnp.zeros(shape, dtype),
-                      np.sqrt(2.0 / (n_in + n_out)).astype(dtype) * z, normal,
-                      jnp.broadcast_to(normal[:1], shape) + knobs["eps"].astype(dtype) * noise]
-        return jnp.select([index == i for i in range(len(WEIGHT_MODES))], candidates)
 
-    return init
+def init_params(key, knobs, spec: NetworkSpec):
+    """The network's initial parameters (see :mod:`jaxsym.nn` for the layout).
+
+    ALL of the network's initial randomness is ONE standard normal draw
+    ``normal(key, (sum_l 2 n_l n_{l-1} + n_l,))``, cut in order into, for each layer l
+    (first layer first): ``Z_l`` and ``E_l`` (``(n_l, n_{l-1})``, row-major) and ``B_l``
+    (``(n_l,)``). Then ``W_l = weights_from_draws(spec, knobs, Z_l, E_l)`` and
+    ``b_l = sigma_b B_l``. One draw instead of three per layer keeps the compiled program
+    small (each ``jax.random`` call is its own loop on CPU).
+    """
+    dtype = jnp.dtype(spec.dtype)
+    shapes = list(zip(spec.layer_sizes[1:], spec.layer_sizes[:-1]))
+    total = sum(2 * n_out * n_in + n_out for n_out, n_in in shapes)
+    flat = jax.random.normal(key, (total,), dtype)
+    sigma_b = knobs["sigma_b"].astype(dtype)
+    params, start = [], 0
+    for n_out, n_in in shapes:
+        size = n_out * n_in
+        z = flat[start:start + size].reshape(n_out, n_in)
+        noise = flat[start + size:start + 2 * size].reshape(n_out, n_in)
+        bias = flat[start + 2 * size:start + 2 * size + n_out]
+        start += 2 * size + n_out
+        params.append({"W": weights_from_draws(spec, knobs, z, noise), "b": sigma_b * bias})
+    return params
 
 
 def _accuracy(outputs, labels):
@@ -153,8 +172,7 @@ def run_network(key, knobs, data, spec: NetworkSpec):
     dtype = jnp.dtype(spec.dtype)
     knobs = {k: jnp.asarray(knobs[k], dtype) for k in KNOBS}
     key_init, key_batches = jax.random.split(key)
-    params = inits.init_mlp(key_init, spec.layer_sizes, weight_initializer(spec, knobs),
-                            inits.normal(knobs["sigma_b"]), dtype=dtype)
+    params = init_params(key_init, knobs, spec)
     x, y = data["x_train"].astype(dtype), data["y_train"]
     if jnp.issubdtype(y.dtype, jnp.floating):
         y = y.astype(dtype)
@@ -192,7 +210,10 @@ def run_network(key, knobs, data, spec: NetworkSpec):
 
     def detect(state, t, p, loss_value):
         hit_converge = (loss_value <= spec.loss_threshold) & ~state["converged"]
-        hit_break = (_break_score(p) > spec.diversity_threshold) & ~state["broken"]
+        # the width^3 score only while unbroken (a real branch when one network runs at a time;
+        # under vmap the cond becomes a select and both sides run)
+        hit_break = jax.lax.cond(state["broken"], lambda q: jnp.asarray(False),
+                                 lambda q: _break_score(q) > spec.diversity_threshold, p)
         state["time_to_converge"] = jnp.where(hit_converge, t, state["time_to_converge"])
         state["time_to_break"] = jnp.where(hit_break, t, state["time_to_break"])
         state["converged"] = state["converged"] | hit_converge
@@ -213,11 +234,12 @@ def run_network(key, knobs, data, spec: NetworkSpec):
         loss_value = jnp.where(state["diverged"], state["last_loss"], loss_value)
         state["last_loss"] = loss_value
         if spec.gradient_steps:
-            norms = jnp.stack([_scaled_norm(g["W"]) for g in grads]).astype(dtype)
-            norms = jnp.where(finite, norms, jnp.zeros_like(norms))
-            i = jnp.minimum(t, spec.gradient_steps - 1)
-            state["grad_norm"] = state["grad_norm"].at[i].set(
-                jnp.where(t < spec.gradient_steps, norms, state["grad_norm"][i]))
+            def store_norms(record):
+                norms = jnp.stack([_scaled_norm(g["W"]) for g in grads]).astype(dtype)
+                return record.at[t].set(jnp.where(finite, norms, jnp.zeros_like(norms)))
+
+            state["grad_norm"] = jax.lax.cond(t < spec.gradient_steps, store_norms,
+                                              lambda record: record, state["grad_norm"])
         state = record(state, t, p, loss_value)
         state = detect(state, t, p, loss_value)
         updates, new_opt_state = tx.update(grads, opt_state, p)

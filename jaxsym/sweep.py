@@ -125,11 +125,13 @@ def default_strategy() -> str:
 
 def nets_per_map_step(spec: network.NetworkSpec) -> int:
     """How many networks each device trains together (vmapped) per ``lax.map`` iteration under
-    the "map" strategy. Measured on 2 cores (W(N, 16), 500 steps, full engine step): a group of 4
-    doubles the throughput (24.8k -> 47.3k network-steps/s) but triples the compile time
-    (5.4 s -> 16.5 s per static group), which costs more than it saves for studies of many small
-    groups; so 1 for now. Depends only on the static spec, so a network's result never depends
-    on the chunk, the device count or the study size."""
+    the "map" strategy. Measured on 2 cores (W(N, 16), 500 steps, the full engine step, one
+    network per step 38-43k network-steps/s): 4 or 8 at a time gave 42-53k, within this
+    machine's run-to-run noise of +-15%, and add about 1.5 s to every compile; at width 64 and
+    256 batching was no faster. So 1. (Batches > 1 work: the checkpoint SVDs run one matrix at
+    a time under vmap on CPU, see :func:`jaxsym.metrics.direction_diversity`.) Depends only on
+    the static spec, so a network's result never depends on the chunk, the device count or the
+    study size."""
     del spec
     return 1
 

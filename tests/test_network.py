@@ -13,31 +13,50 @@ SPEC = network.NetworkSpec(layer_sizes=(3, 5, 1), activation="tanh", loss="mse",
                            loss_threshold=1e-2, classification=False)
 
 
-def _init(mode, shape=(5, 3), **knobs):
+def _knobs(mode, **knobs):
     values = {"sigma_b": 0.0, "weight_value": 0.7, "W_std": 1.3, "learning_rate": 0.1,
               "eps": 0.0, **knobs, "weight_mode": network.WEIGHT_MODES.index(mode)}
-    values = {k: jnp.asarray(v, jnp.float64) for k, v in values.items()}
-    return np.asarray(network.weight_initializer(SPEC, values)(jax.random.key(3), shape,
-                                                               jnp.float64))
+    return {k: jnp.asarray(v, jnp.float64) for k, v in values.items()}
 
 
 @pytest.fixture
 def draws():
     base, noise = jax.random.split(jax.random.key(3))
-    return (np.asarray(jax.random.normal(base, (5, 3), jnp.float64)),
-            np.asarray(jax.random.normal(noise, (5, 3), jnp.float64)))
+    return (jax.random.normal(base, (5, 3), jnp.float64),
+            jax.random.normal(noise, (5, 3), jnp.float64))
+
+
+def _weights(draws, mode, **knobs):
+    return np.asarray(network.weights_from_draws(SPEC, _knobs(mode, **knobs), *draws))
 
 
 def test_each_mode_follows_its_law(draws):
-    z, e = draws
-    np.testing.assert_array_equal(_init("constant"), np.full((5, 3), 0.7 / np.sqrt(3)))
-    np.testing.assert_array_equal(_init("zero"), np.zeros((5, 3)))
-    np.testing.assert_allclose(_init("glorot"), np.sqrt(2 / 8) * z, rtol=1e-15)
-    np.testing.assert_allclose(_init("normal"), 1.3 / np.sqrt(3) * z, rtol=1e-15)
-    tied = _init("tied")
+    z, e = (np.asarray(d) for d in draws)
+    np.testing.assert_array_equal(_weights(draws, "constant"), np.full((5, 3), 0.7 / np.sqrt(3)))
+    np.testing.assert_array_equal(_weights(draws, "zero"), np.zeros((5, 3)))
+    np.testing.assert_allclose(_weights(draws, "glorot"), np.sqrt(2 / 8) * z, rtol=1e-15)
+    np.testing.assert_allclose(_weights(draws, "normal"), 1.3 / np.sqrt(3) * z, rtol=1e-15)
+    tied = _weights(draws, "tied")
     assert (tied == tied[:1]).all()  # exactly symmetric: every unit the same row
     np.testing.assert_allclose(tied[0], 1.3 / np.sqrt(3) * z[0], rtol=1e-15)
-    np.testing.assert_allclose(_init("tied", eps=1e-3) - tied, 1e-3 * e, rtol=1e-12, atol=1e-18)
+    np.testing.assert_allclose(_weights(draws, "tied", eps=1e-3) - tied, 1e-3 * e, rtol=1e-12,
+                               atol=1e-18)
+
+
+def test_init_params_cuts_one_draw_in_the_documented_order():
+    knobs = _knobs("normal", sigma_b=0.3, W_std=2.0)
+    params = network.init_params(jax.random.key(5), knobs, SPEC)
+    flat = np.asarray(jax.random.normal(jax.random.key(5), (2 * 15 + 5 + 2 * 5 + 1,),
+                                        jnp.float64))
+    start = 0
+    for layer, (n_out, n_in) in zip(params, [(5, 3), (1, 5)]):
+        size = n_out * n_in
+        z = flat[start:start + size].reshape(n_out, n_in)
+        bias = flat[start + 2 * size:start + 2 * size + n_out]
+        start += 2 * size + n_out
+        np.testing.assert_allclose(layer["W"], 2.0 / np.sqrt(n_in) * z, rtol=1e-15)
+        np.testing.assert_allclose(layer["b"], 0.3 * bias, rtol=1e-15)
+    assert start == flat.size
 
 
 def test_modes_share_one_compile():
@@ -48,7 +67,7 @@ def test_modes_share_one_compile():
         calls.append(1)
         knobs = {k: jnp.asarray(0.5, jnp.float64) for k in network.KNOBS}
         knobs["weight_mode"] = mode
-        return network.weight_initializer(SPEC, knobs)(jax.random.key(0), (5, 3), jnp.float64)
+        return network.init_params(jax.random.key(0), knobs, SPEC)[0]["W"]
 
     outs = [run(jnp.asarray(float(i))) for i in range(len(network.WEIGHT_MODES))]
     assert len(calls) == 1 and len({np.asarray(o).tobytes() for o in outs}) == 5

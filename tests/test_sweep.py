@@ -40,8 +40,14 @@ gradient_steps = 4
 """
 
 
-def small_study(dtype="float64", seeds=5, batch_size=0):
-    return config.parse_study(SMALL.format(dtype=dtype, seeds=seeds, batch_size=batch_size))
+def small_text(dtype="float64", seeds=5, batch_size=0, groups=2):
+    """SMALL's TOML; ``groups=1`` drops the activation axis (one static group: one compile)."""
+    text = SMALL.format(dtype=dtype, seeds=seeds, batch_size=batch_size)
+    return text if groups == 2 else text.replace('activation = ["tanh", "relu"]\n', "")
+
+
+def small_study(dtype="float64", seeds=5, batch_size=0, groups=2):
+    return config.parse_study(small_text(dtype, seeds, batch_size, groups))
 
 
 def assert_identical(a: xr.Dataset, b: xr.Dataset):
@@ -69,7 +75,7 @@ def test_schema(tmp_path):
 
 
 def test_chunk_size_invariance(tmp_path):
-    study = small_study()
+    study = small_study(groups=1)
     runs = [sweep.run_study(study, tmp_path / f"c{k}", chunk_size=k, progress=False)
             for k in (1, 7, 1000)]
     assert_identical(runs[0], runs[1])
@@ -77,7 +83,7 @@ def test_chunk_size_invariance(tmp_path):
 
 
 def test_resume_equals_uninterrupted(tmp_path):
-    study = small_study(batch_size=16)
+    study = small_study(batch_size=16, groups=1)
     full = sweep.run_study(study, tmp_path / "full", chunk_size=6, progress=False)
     assert sweep.run_study(study, tmp_path / "cut", chunk_size=6, progress=False,
                            max_chunks=2) is None
@@ -85,12 +91,13 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert not (tmp_path / "cut" / "results.nc").exists()
     resumed = sweep.run_study(study, tmp_path / "cut", chunk_size=4, progress=False)
     assert_identical(full, resumed)
-    assert resumed.attrs["networks_trained_now"] == study.n_networks - 12
+    assert resumed.attrs["networks_trained_now"] == study.n_networks - 12 == 3
 
 
 def test_seeds_are_prefix_stable(tmp_path):
-    eight = sweep.run_study(small_study(seeds=8), tmp_path / "s8", progress=False)
-    sixteen = sweep.run_study(small_study(seeds=16), tmp_path / "s16", progress=False)
+    eight = sweep.run_study(small_study(seeds=8, groups=1), tmp_path / "s8", progress=False)
+    sixteen = sweep.run_study(small_study(seeds=16, groups=1), tmp_path / "s16",
+                              progress=False)
     assert_identical(eight, sixteen.isel(seed=slice(0, 8)))
 
 
@@ -106,11 +113,15 @@ def test_divergence_is_flagged_frozen_and_nan_free(tmp_path):
 
 
 def test_different_study_is_refused(tmp_path):
-    sweep.run_study(small_study(), tmp_path / "run", progress=False)
+    first = sweep.run_study(small_study(groups=1), tmp_path / "run", progress=False)
+    # another learning rate: the same compiled program, a different study
+    other = config.apply_overrides(small_study(groups=1), {"train.learning_rate": 0.3})
     with pytest.raises(store.RunDirError, match="different study"):
-        sweep.run_study(small_study(seeds=6), tmp_path / "run", progress=False)
-    ds = sweep.run_study(small_study(seeds=6), tmp_path / "run", progress=False, force=True)
-    assert ds.sizes["seed"] == 6
+        sweep.run_study(other, tmp_path / "run", progress=False)
+    assert_identical(store.load(tmp_path / "run"), first)  # refused: nothing overwritten
+    ds = sweep.run_study(other, tmp_path / "run", progress=False, force=True)
+    assert json.loads(ds.attrs["study"])["sections"]["train"]["learning_rate"] == 0.3
+    assert not np.array_equal(ds.final_loss.values, first.final_loss.values)
 
 
 def test_one_compile_per_static_group(tmp_path, monkeypatch):
@@ -134,16 +145,44 @@ def test_one_compile_per_static_group(tmp_path, monkeypatch):
 DEVICE_SCRIPT = textwrap.dedent("""
     import sys
     import jax
-    from jaxsym import config, sweep
+    import numpy as np
+    from jaxsym import config, network, sweep, tasks
     study = config.parse_study(open(sys.argv[1]).read())
     ds = sweep.run_study(study, sys.argv[2], chunk_size=5, progress=False)
-    assert ds.attrs["n_devices"] == len(jax.local_devices()) == int(sys.argv[3])
+    devices = tuple(jax.local_devices())
+    assert ds.attrs["n_devices"] == len(devices) == int(sys.argv[3])
+    if len(devices) > 1:
+        # every strategy equals the straightforward one-network jit (map batches > 1 used to
+        # deadlock in the batched SVD on a multi-device CPU)
+        task = tasks.make_task(study.get("task.name"), seed=study.get("task.seed"),
+                               **study.task_options)
+        group = sweep.plan_groups(study, task)[0]
+        data = sweep.task_data(task, group.spec.loss)
+        knobs = sweep.knob_table(study).astype(np.float32)
+        nets = np.arange(4 * len(devices)) % study.n_networks
+        grid, seed = nets // study.get("seeds.count"), nets % study.get("seeds.count")
+        root = study.get("seeds.root")
+        one = jax.jit(lambda key, row: network.run_network(key, dict(zip(network.KNOBS, row)),
+                                                           data, group.spec))
+        straight = [one(jax.random.fold_in(jax.random.fold_in(jax.random.key(root), g), s),
+                        knobs[g]) for g, s in zip(grid, seed)]
+        for strategy, batch in (("map", 1), ("map", 4), ("vmap", 1)):
+            runner, sharding = sweep.make_runner(group.spec, root, strategy, devices, batch)
+            args = [jax.device_put(a, sharding) for a in (grid.astype(np.int32),
+                                                          seed.astype(np.int32), knobs[grid])]
+            got = jax.device_get(runner(*args, data))
+            for name, value in got.items():
+                expected = np.stack([r[name] for r in straight])
+                np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-6,
+                                           err_msg=f"{strategy} {batch} {name}")
 """)
 
 
 def test_device_count_invariance(tmp_path):
+    """1 and 4 CPU devices give the same results; on 4, every strategy (map with 1 or 4
+    networks per step, vmap) equals one jitted network at a time."""
     config_path = tmp_path / "study.toml"
-    config_path.write_text(SMALL.format(dtype="float32", seeds=3, batch_size=16))
+    config_path.write_text(small_text(dtype="float32", seeds=3, batch_size=16, groups=1))
     datasets = []
     for devices in (1, 4):
         env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")

@@ -38,7 +38,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -330,7 +330,7 @@ def analyse_study(study, grad_tol: float = 1e-12, max_steps: int = 200_000,
     import jax
     import jax.numpy as jnp
 
-    from jaxsym import inits, network, sweep, tasks
+    from jaxsym import network, sweep, tasks
 
     jax.config.update("jax_enable_x64", True)
     task = tasks.make_task(study.get("task.name"), seed=study.get("task.seed"),
@@ -347,9 +347,9 @@ def analyse_study(study, grad_tol: float = 1e-12, max_steps: int = 200_000,
         raise ValueError("analyse_study needs full-batch training (train.batch_size = 0)")
     row = sweep.knob_table(study)[groups[0].grid_indices[0]]
     knobs = {k: jnp.asarray(row[i], jnp.float64) for i, k in enumerate(network.KNOBS)}
-    params = inits.init_mlp(jax.random.key(study.get("seeds.root")), spec.layer_sizes,
-                            network.weight_initializer(spec, knobs), inits.zeros(),
-                            dtype=jnp.float64)
+    params = network.init_params(jax.random.key(study.get("seeds.root")),
+                                 {**knobs, "sigma_b": jnp.zeros((), jnp.float64)},
+                                 replace(spec, dtype="float64"))
     lr = float(knobs["learning_rate"])
     # the collapsed point is a critical point: found with plain gradient descent for every
     # optimizer (momentum converges to the same point from the same start)
