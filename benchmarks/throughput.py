@@ -69,6 +69,10 @@ def parse_args(argv=None):
     parser.add_argument("--naive-n", default="", metavar="W=N,...",
                         help=f"networks the naive loop trains (default {DEFAULT_NAIVE_N})")
     parser.add_argument("--steps", type=int, default=500, help="SGD steps (default 500)")
+    parser.add_argument("--checkpoints", default="30",
+                        help="record checkpoints of the engine's study, comma-separated: each "
+                             "value is a separate engine row (default 30, the engine's usual "
+                             "record schedule; e.g. 30,2 shows what the checkpoint metrics cost)")
     parser.add_argument("--strategies", default="map",
                         help="engine strategies, comma-separated: map, vmap (default map)")
     parser.add_argument("--repeats", type=int, default=None,
@@ -90,6 +94,12 @@ def parse_args(argv=None):
                         help=argparse.SUPPRESS)  # internal: one engine measurement, JSON out
     args = parser.parse_args(argv)
     args.widths = [int(w) for w in args.widths.split(",") if w]
+    try:
+        args.checkpoints = [int(c) for c in args.checkpoints.split(",") if c.strip()]
+    except ValueError:
+        parser.error(f"--checkpoints: expected integers, got {args.checkpoints!r}")
+    if not args.checkpoints or min(args.checkpoints) < 1:
+        parser.error("--checkpoints: expected integers >= 1")
     args.strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     if bad := [s for s in args.strategies if s not in ("map", "vmap")]:
         parser.error(f"unknown strategy {bad[0]!r}; allowed: map, vmap")
@@ -154,7 +164,7 @@ def _timed(fn) -> float:
 
 
 def measure_engine(width: int, n: int, strategy: str, steps: int, repeats: int,
-                   batch: int | None = None) -> dict:
+                   batch: int | None = None, checkpoints: int = 30) -> dict:
     """Time the engine's compiled chunk function on one chunk of (about) ``n`` networks.
 
     ``n`` is rounded up to a multiple of devices x map batch, so the chunk has no padding.
@@ -165,11 +175,13 @@ def measure_engine(width: int, n: int, strategy: str, steps: int, repeats: int,
 
     from jaxsym import config
 
-    spec = common.first_spec(config.parse_study(common.study_toml(width, n, steps=steps)))
+    spec = common.first_spec(config.parse_study(common.study_toml(width, n, steps=steps,
+                                                                  checkpoints=checkpoints)))
     batch = common.map_batch(spec, strategy) if batch is None else batch
     step = jax.local_device_count() * batch
     n = -(-n // step) * step
-    study = config.parse_study(common.study_toml(width, n, steps=steps))
+    study = config.parse_study(common.study_toml(width, n, steps=steps,
+                                                 checkpoints=checkpoints))
     chunk = common.engine_chunk(study, n, strategy, batch)
     first = _timed(lambda: jax.block_until_ready(chunk.runner(*chunk.args)))
     times = []
@@ -203,7 +215,8 @@ def engine_variants(args, width: int) -> list[tuple[str, int, bool]]:
     return variants
 
 
-def measure_engine_in_child(width: int, n: int, strategy: str, batch: int | None, args) -> dict:
+def measure_engine_in_child(width: int, n: int, strategy: str, batch: int | None, args,
+                            checkpoints: int = 30) -> dict:
     """:func:`measure_engine` in a child process; a hung child (no CPU use for
     ``args.idle_timeout`` s) or a slow one (``args.engine_timeout`` s) is killed and tried again
     up to ``args.retries`` times. The result records the killed attempts."""
@@ -211,9 +224,10 @@ def measure_engine_in_child(width: int, n: int, strategy: str, batch: int | None
 
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", str(width), str(n),
                strategy, "--map-batch", "auto" if batch is None else str(batch),
-               "--steps", str(args.steps), "--repeats", str(args.repeats)]
+               "--steps", str(args.steps), "--repeats", str(args.repeats),
+               "--checkpoints", str(checkpoints)]
     failed = {"width": width, "n": n, "strategy": strategy, "map_batch": batch,
-              "steps": args.steps}
+              "steps": args.steps, "checkpoints_requested": checkpoints}
     killed = []
     for _ in range(args.retries + 1):
         with tempfile.TemporaryDirectory(prefix="jaxsym-throughput-") as tmp:
@@ -362,18 +376,20 @@ def to_markdown(result: dict) -> str:
         for e in result["engine"][str(width)]:
             batch = f"{e['map_batch']}{' (default)' if e['engine_default'] else ''}"
             killed = len(e["killed_attempts"])
+            ckpt = e.get("checkpoints", e.get("checkpoints_requested"))
             if "error" in e:
-                rows.append([width, e["n"], e["strategy"], batch] + [None] * 4
+                rows.append([width, e["n"], e["strategy"], batch, ckpt] + [None] * 4
                             + [f"**{e['error']}**"] + [None] * 4 + [killed])
                 continue
             rows.append([
-                width, e["n"], e["strategy"], batch, e["compile_s"], e["run_s"],
+                width, e["n"], e["strategy"], batch, ckpt, e["compile_s"], e["run_s"],
                 e["net_steps_per_s"], e["gflops"], f"{100 * e['fraction_of_peak']:.1f}%",
                 naive.get("net_steps_per_s"), e.get("engine_over_naive"),
                 torch_r.get("net_steps_per_s") if torch_r else None,
                 e.get("engine_over_torch"), killed])
     table = common.markdown_table(
-        ["width", "N", "strategy", "map batch", "compile s", "run s", "net-steps/s", "GFLOP/s",
+        ["width", "N", "strategy", "map batch", "checkpoints", "compile s", "run s",
+         "net-steps/s", "GFLOP/s",
          "of peak", "naive net-steps/s", "engine/naive", "torch net-steps/s", "engine/torch",
          "killed tries"], rows)
     torch_note = ("" if result["torch"] else
@@ -398,7 +414,7 @@ def main(argv=None) -> int:
     if args.worker:
         width, n, strategy = int(args.worker[0]), int(args.worker[1]), args.worker[2]
         print(json.dumps(measure_engine(width, n, strategy, args.steps, args.repeats,
-                                        args.map_batch[0])))
+                                        args.map_batch[0], args.checkpoints[0])))
         return 0
 
     from jaxsym import sweep, tasks
@@ -442,10 +458,13 @@ def main(argv=None) -> int:
                 torch_results[str(width)] = {"width": width, "n": n, "error": repr(error)}
                 print(f"width {width:4d}: torch.func failed: {error!r}", flush=True)
         engine[str(width)] = []
-        for strategy, batch, default in engine_variants(args, width):
-            e = measure_engine_in_child(width, n, strategy, batch, args)
+        variants = [(v, c) for c in args.checkpoints for v in engine_variants(args, width)]
+        for (strategy, batch, default), checkpoints in variants:
+            e = measure_engine_in_child(width, n, strategy, batch, args, checkpoints)
             e["engine_default"] = default
-            label = f"engine {strategy:4s} batch {batch:2d}{'*' if default else ' '}"
+            e["checkpoints_requested"] = checkpoints
+            label = (f"engine {strategy:4s} batch {batch:2d}{'*' if default else ' '} "
+                     f"ckpt {checkpoints:3d}")
             for attempt in e["killed_attempts"]:
                 print(f"width {width:4d}: {label}  killed ({attempt}; deadlocked?)", flush=True)
             engine[str(width)].append(e)
@@ -468,6 +487,7 @@ def main(argv=None) -> int:
 
     result = {"benchmark": "throughput", "machine": machine, "gemm": gemm,
               "config": {"quick": args.quick, "widths": args.widths, "steps": args.steps,
+                         "checkpoints": args.checkpoints,
                          "n": {str(w): args.n[w] for w in args.widths},
                          "naive_n": {str(w): args.naive_n[w] for w in args.widths},
                          "strategies": args.strategies, "repeats": args.repeats,

@@ -125,13 +125,22 @@ def default_strategy() -> str:
 
 def nets_per_map_step(spec: network.NetworkSpec) -> int:
     """How many networks each device trains together (vmapped) per ``lax.map`` iteration under
-    the "map" strategy. Measured on 2 cores (W(N, 16), 500 steps, the full engine step, one
-    network per step 38-43k network-steps/s): 4 or 8 at a time gave 42-53k, within this
-    machine's run-to-run noise of +-15%, and add about 1.5 s to every compile; at width 64 and
-    256 batching was no faster. So 1. (Batches > 1 work: the checkpoint SVDs run one matrix at
-    a time under vmap on CPU, see :func:`jaxsym.metrics.direction_diversity`.) Depends only on
-    the static spec, so a network's result never depends on the chunk, the device count or the
-    study size."""
+    the "map" strategy: 1.
+
+    Batching is faster for small networks (``benchmarks/results/map_batch``: at width 16, 8
+    networks per step gave 1.3-1.5x the throughput of one at a time in every paired run, for
+    1.5-3 s more compile per static group; no gain at width 64 and above), and it works (the
+    checkpoint SVDs run one matrix at a time under vmap on CPU, see
+    :func:`jaxsym.metrics.direction_diversity`, and every strategy matches one jitted network to
+    1e-5 in tests). It is not the default because it changes the study's rounding-level
+    results: XLA's batched matmul computes the units of an exactly symmetric layer identically,
+    while the per-network matmul gives them slightly different rounding. With batches of 8, the
+    quick study's relu networks at sigma_b = 0 (W constant) no longer break symmetry by rounding
+    noise, and float32 networks with sigma_b <= 1e-10 never break (with one network at a time
+    they break at step ~2000). A width- or length-dependent batch would make such outcomes
+    depend on the kernel choice, so every network runs alone. Depends only on the static spec,
+    so a network's result never depends on the chunk, the device count or the study size.
+    """
     del spec
     return 1
 

@@ -256,3 +256,4 @@ def test_process_share_and_wait(tmp_path):
                         wait_timeout=0.3, poll_interval=0.1, progress=False)
     with pytest.raises(ValueError, match="process_index must be in"):
         sweep.run_study(study, tmp_path / "bad", process_index=2, process_count=2)
+
