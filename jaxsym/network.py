@@ -34,7 +34,8 @@ import optax
 
 from jaxsym import metrics, nn, train
 
-__all__ = ["NetworkSpec", "KNOBS", "WEIGHT_MODES", "weights_from_draws", "init_params", "checkpoint_steps", "run_network", "record_shapes"]
+__all__ = ["NetworkSpec", "KNOBS", "WEIGHT_MODES", "weights_from_draws", "init_params",
+           "checkpoint_steps", "run_network", "record_shapes"]
 
 #: The numeric, traced settings of one network (weight_mode as an index into WEIGHT_MODES).
 KNOBS = ("sigma_b", "weight_value", "W_std", "learning_rate", "eps", "weight_mode")
