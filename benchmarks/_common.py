@@ -157,11 +157,10 @@ gradient_steps = {gradient_steps}
 
 def map_batch(spec, strategy: str) -> int:
     """Networks each device trains together per ``lax.map`` step, as ``run_study`` chooses it
-    (``sweep.nets_per_map_step`` for "map"; 1 for "vmap" or an engine without map batching)."""
+    (``sweep.nets_per_map_step`` for "map"; 1 for "vmap")."""
     from jaxsym import sweep
 
-    choose = getattr(sweep, "nets_per_map_step", None)
-    return choose(spec) if strategy == "map" and choose is not None else 1
+    return sweep.nets_per_map_step(spec) if strategy == "map" else 1
 
 
 def first_spec(study):
@@ -200,39 +199,26 @@ def engine_chunk(study, n: int, strategy: str, batch: int | None = None) -> Engi
     ``n`` networks of group 0 in the engine's order, padded to a multiple of devices x batch
     by repeating the last network, ``device_put`` with the runner's sharding.
     """
-    import inspect
-
     import jax
-    import numpy as np
 
     from jaxsym import sweep, tasks
 
     task = tasks.make_task(study.get("task.name"), seed=study.get("task.seed"),
                            **study.task_options)
     group = sweep.plan_groups(study, task)[0]
-    knobs = sweep.knob_table(study)
     n_seeds = study.get("seeds.count")
     devices = tuple(jax.local_devices())
-    nets = (group.grid_indices[:, None] * n_seeds + np.arange(n_seeds)[None, :]).ravel()[:n]
+    nets = sweep.group_networks(group, n_seeds)[:n]
     if len(nets) < n:
         raise ValueError(f"study has {len(nets)} networks in its first group, asked for {n}")
     batch = map_batch(group.spec, strategy) if batch is None else batch
-    if "batch" in inspect.signature(sweep.make_runner).parameters:
-        runner, sharding = sweep.make_runner(group.spec, study.get("seeds.root"), strategy,
-                                             devices, batch)
-    elif batch == 1:
-        runner, sharding = sweep.make_runner(group.spec, study.get("seeds.root"), strategy,
-                                             devices)
-    else:
-        raise ValueError("this jaxsym's make_runner has no map batch; use batch 1")
+    runner, sharding = sweep.make_runner(group.spec, study.get("seeds.root"), strategy,
+                                         devices, batch)
     data = sweep.task_data(task, group.spec.loss)
     step = len(devices) * batch
     length = -(-n // step) * step
-    padded = np.concatenate([nets, np.repeat(nets[-1:], length - n)])
-    grid_idx, seed_idx = padded // n_seeds, padded % n_seeds
-    args = [jax.device_put(a, sharding) for a in (
-        grid_idx.astype(np.int32), seed_idx.astype(np.int32),
-        knobs[grid_idx].astype(study.get("train.dtype")))]
+    args = sweep.chunk_arguments(nets, length, n_seeds, sweep.knob_table(study),
+                                 study.get("train.dtype"), sharding)
     return EngineChunk(runner, (*args, data), group.spec, batch, length)
 
 

@@ -35,7 +35,7 @@ import numpy as np
 from jaxsym import __version__, config, network, store, tasks
 
 __all__ = ["Group", "plan_groups", "run_study", "knob_table", "make_runner", "task_data",
-           "nets_per_map_step"]
+           "nets_per_map_step", "group_networks", "chunk_arguments"]
 
 
 #: categorical axes that are traced (an index) rather than compiled separately
@@ -173,6 +173,21 @@ def make_runner(spec: network.NetworkSpec, root: int, strategy: str, devices: tu
     return jax.jit(sharded), jax.NamedSharding(mesh, nets)
 
 
+def group_networks(group: Group, n_seeds: int) -> np.ndarray:
+    """Flat ids ``g * n_seeds + s`` of the group's networks, in the engine's order."""
+    return (group.grid_indices[:, None] * n_seeds + np.arange(n_seeds)[None, :]).ravel()
+
+
+def chunk_arguments(nets: np.ndarray, length: int, n_seeds: int, knobs: np.ndarray, dtype,
+                    sharding) -> list:
+    """``(grid_idx, seed_idx, knobs)`` of a runner call for networks ``nets`` (flat ids),
+    padded to ``length`` by repeating the last network and placed with ``sharding``."""
+    padded = np.concatenate([nets, np.repeat(nets[-1:], length - len(nets))])
+    grid_idx, seed_idx = padded // n_seeds, padded % n_seeds
+    return [jax.device_put(a, sharding) for a in (
+        grid_idx.astype(np.int32), seed_idx.astype(np.int32), knobs[grid_idx].astype(dtype))]
+
+
 def _wait(ready, timeout: float, interval: float, message: str) -> None:
     """Poll ``ready()`` every ``interval`` s; raise TimeoutError(message) after ``timeout`` s."""
     deadline = time.monotonic() + timeout
@@ -257,7 +272,7 @@ def run_study(study, out, chunk_size: int = 256, force: bool = False, strategy: 
                desc=study.name, smoothing=0.1)
     new_chunks, chunk_number = 0, -1
     for group in groups:
-        nets = (group.grid_indices[:, None] * n_seeds + np.arange(n_seeds)[None, :]).ravel()
+        nets = group_networks(group, n_seeds)
         # every chunk of a group is padded to one length (a multiple of devices x batch), so
         # the group compiles once; padding repeats the chunk's last network and is dropped
         batch = nets_per_map_step(group.spec) if strategy == "map" else 1
@@ -279,11 +294,8 @@ def run_study(study, out, chunk_size: int = 256, force: bool = False, strategy: 
                 runner, sharding = make_runner(group.spec, study.get("seeds.root"), strategy,
                                                devices, batch)
                 data = task_data(task, group.spec.loss)
-            padded = np.concatenate([chunk, np.repeat(chunk[-1:], length - len(chunk))])
-            grid_idx, seed_idx = padded // n_seeds, padded % n_seeds
-            args = [jax.device_put(a, sharding) for a in (
-                grid_idx.astype(np.int32), seed_idx.astype(np.int32),
-                knobs[grid_idx].astype(study.get("train.dtype")))]
+            args = chunk_arguments(chunk, length, n_seeds, knobs, study.get("train.dtype"),
+                                   sharding)
             records = jax.device_get(runner(*args, data))
             store.write_chunk(out, group.index, chunk,
                               {k: np.asarray(v)[:len(chunk)] for k, v in records.items()})

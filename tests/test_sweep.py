@@ -168,8 +168,8 @@ DEVICE_SCRIPT = textwrap.dedent("""
                         knobs[g]) for g, s in zip(grid, seed)]
         for strategy, batch in (("map", 1), ("map", 4), ("vmap", 1)):
             runner, sharding = sweep.make_runner(group.spec, root, strategy, devices, batch)
-            args = [jax.device_put(a, sharding) for a in (grid.astype(np.int32),
-                                                          seed.astype(np.int32), knobs[grid])]
+            args = sweep.chunk_arguments(nets, len(nets), study.get("seeds.count"), knobs,
+                                         np.float32, sharding)
             got = jax.device_get(runner(*args, data))
             for name, value in got.items():
                 expected = np.stack([r[name] for r in straight])
