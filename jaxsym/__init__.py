@@ -4,7 +4,7 @@ Importing the package is cheap and does not import JAX, so that the NumPy oracle
 :mod:`jaxsym.theory` stay JAX-free. The JAX modules are imported on first use:
 
 >>> import jaxsym
->>> from jaxsym import nn, inits   # these import JAX
+>>> from jaxsym import nn, network   # these import JAX
 >>> ds = jaxsym.load("runs/example")  # a finished run's results (xarray.Dataset)
 """
 

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym import inits, metrics, train
+from jaxsym import metrics, network, train
 
 __all__ = ["run_demo", "format_table"]
 
@@ -43,8 +43,8 @@ def run_demo(activation="tanh", sigma_bs=(0.0, 1e-8, 1e-4, 1e-1), weight_value=N
         weight_value = 1.0 / np.sqrt(sizes[0])
 
     def one(key, sigma_b):
-        weight_inits, bias_inits = inits.bias_only(weight_value, sigma_b, n_layers=len(sizes) - 1)
-        params = inits.init_mlp(key, sizes, weight_inits, bias_inits, dtype=jnp.float64)
+        params = network.init_mlp(key, sizes, "constant", weight_value=weight_value,
+                                  sigma_b=sigma_b, dtype=jnp.float64)
         result = train.train(params, x, y, activation=activation, loss="mse", optimizer="sgd",
                              learning_rate=learning_rate, steps=steps)
         return result.losses[-1], metrics.layer_diversities(result.params)[0]

@@ -30,12 +30,11 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from jaxsym import metrics, nn, train
+from jaxsym import dense, metrics, nn, train
 
-__all__ = ["NetworkSpec", "KNOBS", "WEIGHT_MODES", "weights_from_draws", "init_params",
-           "checkpoint_steps", "run_network", "record_shapes"]
+__all__ = ["NetworkSpec", "Architecture", "KNOBS", "WEIGHT_MODES", "weights_from_draws",
+           "init_params", "init_mlp", "checkpoint_steps", "run_network", "record_shapes"]
 
 #: The numeric, traced settings of one network (weight_mode as an index into WEIGHT_MODES).
 KNOBS = ("sigma_b", "weight_value", "W_std", "learning_rate", "eps", "weight_mode")
@@ -64,6 +63,15 @@ class NetworkSpec:
     @property
     def depth(self) -> int:
         return len(self.layer_sizes) - 1
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """What :func:`init_params` needs of a spec (a :class:`NetworkSpec` also has these)."""
+
+    layer_sizes: tuple[int, ...]
+    fan_in_scaled: bool
+    dtype: str
 
 
 def checkpoint_steps(steps: int, count: int) -> tuple[int, ...]:
@@ -97,8 +105,9 @@ def weights_from_draws(spec: NetworkSpec, knobs, z: jax.Array, noise: jax.Array)
     return jnp.select([index == i for i in range(len(WEIGHT_MODES))], candidates)
 
 
-def init_params(key, knobs, spec: NetworkSpec):
-    """The network's initial parameters (see :mod:`jaxsym.nn` for the layout).
+def init_params(key, knobs, spec: NetworkSpec | Architecture):
+    """The network's initial parameters (see :mod:`jaxsym.nn` for the layout). The ONE init
+    path: the engine calls it with traced knobs, :func:`init_mlp` with Python numbers.
 
     ALL of the network's initial randomness is ONE standard normal draw
     ``normal(key, (sum_l 2 n_l n_{l-1} + n_l,))``, cut in order into, for each layer l
@@ -121,6 +130,30 @@ def init_params(key, knobs, spec: NetworkSpec):
         start += 2 * size + n_out
         params.append({"W": weights_from_draws(spec, knobs, z, noise), "b": sigma_b * bias})
     return params
+
+
+def init_mlp(key, layer_sizes, weight_mode: str = "constant", *, weight_value=0.0, sigma_b=0.0,
+             W_std=1.0, eps=0.0, fan_in_scaled: bool = False, dtype="float64"):
+    """Initial parameters of one MLP ``layer_sizes = (n_in, n_1, ..., n_out)``, exactly as the
+    study's engine draws them (:func:`init_params`) for the given knobs.
+
+    Every layer's weights follow ``weight_mode`` (one of :data:`WEIGHT_MODES`, see
+    :func:`weights_from_draws`); every bias is ``sigma_b * N(0, 1)``. The numeric knobs may be
+    traced scalars (e.g. under ``vmap`` over a grid of ``sigma_b``).
+
+    Raises:
+      ValueError: unknown ``weight_mode`` (listing the allowed ones) or a layer size < 1.
+    """
+    if weight_mode not in WEIGHT_MODES:
+        raise ValueError(f"unknown weight_mode {weight_mode!r}; allowed: {', '.join(WEIGHT_MODES)}")
+    sizes = tuple(int(n) for n in layer_sizes)
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise ValueError(f"layer_sizes must be >= 2 sizes, each >= 1; got {tuple(layer_sizes)}")
+    dtype = jnp.dtype(dtype)
+    knobs = {"sigma_b": sigma_b, "weight_value": weight_value, "W_std": W_std, "eps": eps,
+             "learning_rate": 0.0, "weight_mode": WEIGHT_MODES.index(weight_mode)}
+    knobs = {k: jnp.asarray(v, dtype) for k, v in knobs.items()}
+    return init_params(key, knobs, Architecture(sizes, bool(fan_in_scaled), dtype.name))
 
 
 def _accuracy(outputs, labels):
@@ -173,14 +206,20 @@ def run_network(key, knobs, data, spec: NetworkSpec):
     dtype = jnp.dtype(spec.dtype)
     knobs = {k: jnp.asarray(knobs[k], dtype) for k in KNOBS}
     key_init, key_batches = jax.random.split(key)
-    params = init_params(key_init, knobs, spec)
+    sizes, widths = spec.layer_sizes, spec.layer_sizes[1:-1]
+    # trained in the padded layout (exact symmetry, see jaxsym.dense); records use the natural
+    # view dense.unpad_params(p, sizes)
+    params = dense.pad_params(init_params(key_init, knobs, spec))
     x, y = data["x_train"].astype(dtype), data["y_train"]
     if jnp.issubdtype(y.dtype, jnp.floating):
         y = y.astype(dtype)
-    n = x.shape[0]
-    tx = train.make_optimizer(spec.optimizer, knobs["learning_rate"])
-    value_and_grad = jax.value_and_grad(train.loss_of_params)
-    full_loss = lambda p: train.loss_of_params(p, x, y, spec.activation, spec.loss)  # noqa: E731
+    tx, train_step = train.make_step(x, y, layer_sizes=sizes, activation=spec.activation,
+                                     loss=spec.loss,
+                                     optimizer=spec.optimizer,
+                                     learning_rate=knobs["learning_rate"],
+                                     batch_size=spec.batch_size, key=key_batches)
+    def full_loss(p):
+        return train.loss_of_params(p, x, y, spec.activation, spec.loss, widths)
 
     n_ckpt, hidden = len(spec.checkpoints), max(spec.depth - 1, 0)
     slot = np.full(spec.steps + 1, -1, np.int32)
@@ -190,9 +229,10 @@ def run_network(key, knobs, data, spec: NetworkSpec):
     def snapshot(p):
         if hidden == 0:
             return jnp.zeros((0,), dtype), jnp.zeros((0,), dtype)
-        return metrics.layer_spreads(p), metrics.layer_diversities(p)
+        natural = dense.unpad_params(p, sizes)
+        return metrics.layer_spreads(natural), metrics.layer_diversities(natural)
 
-    full_batch = spec.batch_size in (0, n)
+    full_batch = spec.batch_size in (0, x.shape[0])
 
     def record(state, t, p, loss_value):
         """Store checkpoint metrics of params ``p`` (after t updates) if t is a checkpoint.
@@ -214,7 +254,8 @@ def run_network(key, knobs, data, spec: NetworkSpec):
         # the width^3 score only while unbroken (a real branch when one network runs at a time;
         # under vmap the cond becomes a select and both sides run)
         hit_break = jax.lax.cond(state["broken"], lambda q: jnp.asarray(False),
-                                 lambda q: _break_score(q) > spec.diversity_threshold, p)
+                                 lambda q: _break_score(dense.unpad_params(q, sizes))
+                                 > spec.diversity_threshold, p)
         state["time_to_converge"] = jnp.where(hit_converge, t, state["time_to_converge"])
         state["time_to_break"] = jnp.where(hit_break, t, state["time_to_break"])
         state["converged"] = state["converged"] | hit_converge
@@ -223,12 +264,7 @@ def run_network(key, knobs, data, spec: NetworkSpec):
 
     def step(carry, t):
         p, opt_state, state = carry
-        if full_batch:
-            xb, yb = x, y
-        else:
-            rows = jax.random.randint(jax.random.fold_in(key_batches, t), (spec.batch_size,), 0, n)
-            xb, yb = x[rows], y[rows]
-        loss_value, grads = value_and_grad(p, xb, yb, spec.activation, spec.loss)
+        loss_value, grads, new_p, new_opt_state = train_step(p, opt_state, t)
         finite = jnp.isfinite(loss_value) & jnp.all(jnp.stack(
             [jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
         state["diverged"] = state["diverged"] | ~finite
@@ -243,8 +279,6 @@ def run_network(key, knobs, data, spec: NetworkSpec):
                                               lambda record: record, state["grad_norm"])
         state = record(state, t, p, loss_value)
         state = detect(state, t, p, loss_value)
-        updates, new_opt_state = tx.update(grads, opt_state, p)
-        new_p = optax.apply_updates(p, updates)
         keep = state["diverged"]
         p = jax.tree.map(lambda old, new: jnp.where(keep, old, new), p, new_p)
         opt_state = jax.tree.map(lambda old, new: jnp.where(keep, old, new), opt_state,
@@ -270,7 +304,7 @@ def run_network(key, knobs, data, spec: NetworkSpec):
     state = record(state, t_end, params, final_loss)
     state = detect(state, t_end, params, final_loss)
 
-    outputs_test = nn.apply(params, data["x_test"].astype(dtype), spec.activation)
+    outputs_test = nn.apply(params, data["x_test"].astype(dtype), spec.activation, widths)
     y_test = data["y_test"]
     if jnp.issubdtype(y_test.dtype, jnp.floating):
         y_test = y_test.astype(dtype)
@@ -281,7 +315,7 @@ def run_network(key, knobs, data, spec: NetworkSpec):
               "diverged": state["diverged"], "final_loss": final_loss,
               "test_loss": jnp.where(jnp.isfinite(test_loss), test_loss, jnp.inf)}
     if spec.classification:
-        outputs_train = nn.apply(params, x, spec.activation)
+        outputs_train = nn.apply(params, x, spec.activation, widths)
         result["final_accuracy"] = _accuracy(outputs_train, data["labels_train"])
         result["test_accuracy"] = _accuracy(outputs_test, data["labels_test"])
     return result

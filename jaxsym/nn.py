@@ -6,6 +6,9 @@ Contract:
   * Every function acts on ONE network (unbatched in the network axis); batching over networks is
     applied from outside with ``jax.vmap`` / ``lax.map`` by the sweep engine.
   * Hidden layers apply the activation ``g``; the output layer is linear (it returns logits).
+  * Every layer's ``a @ W.T + b`` is :func:`jaxsym.dense.dense`: the same maths, computed so that
+    units with bitwise-identical parameters get bitwise-identical values forward and backward
+    on every CPU (see :mod:`jaxsym.dense`).
   * Activations and losses are selected by *static* names (one compile each); their definitions
     live in :mod:`jaxsym.activations` (shared with the NumPy oracle) and in optax.
 """
@@ -21,6 +24,7 @@ import jax.scipy.special
 import optax
 
 from jaxsym.activations import ACTIVATIONS, Activation, activation_names, get_activation
+from jaxsym.dense import dense
 
 __all__ = [
     "JAX", "LOSSES", "Params", "activation_fn", "activation_names", "apply", "forward",
@@ -73,7 +77,7 @@ def forward(params: Params, x: jax.Array, activation: str | Activation):
     a = x
     zs, hidden = [], []
     for i, layer in enumerate(params):
-        z = a @ layer["W"].T + layer["b"]
+        z = dense(a, layer["W"], layer["b"])
         zs.append(z)
         if i < len(params) - 1:
             a = g(z)
@@ -81,18 +85,25 @@ def forward(params: Params, x: jax.Array, activation: str | Activation):
     return zs, hidden
 
 
-def apply(params: Params, x: jax.Array, activation: str | Activation) -> jax.Array:
+def apply(params: Params, x: jax.Array, activation: str | Activation,
+          hidden_widths: tuple[int, ...] | None = None) -> jax.Array:
     """The network output ``(batch, n_out)`` for inputs ``x: (batch, n_in)``.
 
     ``a_0 = x``, ``a_l = g(a_{l-1} W_l^T + b_l)`` for hidden layers, output ``a_{L-1} W_L^T + b_L``.
     Any depth L >= 1 (L = 1 is a linear model).
+
+    ``hidden_widths``: for params in the training layout (:func:`jaxsym.dense.pad_params`), the
+    real width of each hidden layer; the activations of the padding units are set to exactly 0
+    (``g(0)`` need not be 0), so they contribute nothing and get zero gradients.
     """
     g = activation_fn(activation)
     a = x
-    for layer in params[:-1]:
-        a = g(a @ layer["W"].T + layer["b"])
+    for l, layer in enumerate(params[:-1]):
+        a = g(dense(a, layer["W"], layer["b"]))
+        if hidden_widths is not None and hidden_widths[l] < a.shape[-1]:
+            a = jnp.where(jnp.arange(a.shape[-1]) < hidden_widths[l], a, jnp.zeros_like(a))
     last = params[-1]
-    return a @ last["W"].T + last["b"]
+    return dense(a, last["W"], last["b"])
 
 
 def _mse(outputs, targets):

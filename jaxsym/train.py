@@ -1,13 +1,19 @@
-"""Training ONE network: optax optimizer + ``lax.scan`` over steps (unbatched, pure).
+"""Training ONE network: the optax step that every code path uses, and a plain ``lax.scan`` loop.
 
 Contract: every function here trains or evaluates a single network. Batching over networks
 (``vmap``, ``lax.map``, sharding) is applied from outside by the sweep engine. Static choices are
-Python values (activation, loss, optimizer kind, step count, batch size); every numeric knob
+Python values (activation, loss, optimizer kind, batch size, step count); every numeric knob
 (learning rate, init scales) may be a traced JAX scalar, so one compile serves a whole grid.
 
-Minibatches: at step ``t`` the batch is ``batch_size`` distinct rows of the training set chosen
-with ``jax.random.choice(fold_in(key, t), n, (batch_size,), replace=False)``, so a network's
-minibatch sequence depends only on its own key.
+One training core: :func:`make_step` is THE optimizer step. The study's engine
+(:func:`jaxsym.network.run_network`) wraps it with its records and divergence guard, and
+:func:`train` (the small API: demo, theorem and oracle tests) scans it bare, so the tests
+exercise the arithmetic the study runs. The forward and backward products are those of
+:func:`jaxsym.dense.dense`: identical units stay bitwise identical on every CPU.
+
+Minibatches: at step ``t`` the batch is ``batch_size`` rows of the training set drawn with
+replacement, ``randint(fold_in(key, t), (batch_size,), 0, n)``, so a network's minibatch sequence
+depends only on its own key.
 """
 
 from __future__ import annotations
@@ -18,9 +24,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxsym import nn
+from jaxsym import dense, nn
 
-__all__ = ["OPTIMIZERS", "make_optimizer", "optimizer_names", "loss_of_params", "train", "Trajectory"]
+__all__ = ["OPTIMIZERS", "make_optimizer", "optimizer_names", "loss_of_params", "make_step",
+           "train", "Trajectory"]
 
 #: optimizer kind -> (factory(learning_rate) -> optax.GradientTransformation, description)
 OPTIMIZERS: dict[str, tuple[Callable, str]] = {
@@ -51,9 +58,51 @@ def make_optimizer(kind: str, learning_rate) -> optax.GradientTransformation:
 
 
 def loss_of_params(params: nn.Params, x: jax.Array, y: jax.Array, activation: str,
-                   loss: str) -> jax.Array:
-    """Scalar training loss ``L(params) = loss(apply(params, x), y)``; x: (batch, n_in)."""
-    return nn.loss_fn(loss)(nn.apply(params, x, activation), y)
+                   loss: str, hidden_widths: tuple[int, ...] | None = None) -> jax.Array:
+    """Scalar training loss ``L(params) = loss(apply(params, x), y)``; x: (batch, n_in).
+    ``hidden_widths``: see :func:`jaxsym.nn.apply` (params in the training layout)."""
+    return nn.loss_fn(loss)(nn.apply(params, x, activation, hidden_widths), y)
+
+
+def make_step(x: jax.Array, y: jax.Array, *, layer_sizes, activation: str, loss: str,
+              optimizer: str, learning_rate, batch_size: int = 0,
+              key: jax.Array | None = None):
+    """The optimizer step of one network ``layer_sizes = (n_in, ..., n_out)`` on training set
+    ``x: (n, n_in)``, ``y``, acting on params in the TRAINING LAYOUT
+    (:func:`jaxsym.dense.pad_params`: hidden unit axes padded to 16, padding units masked and
+    kept exactly 0), so that identical units stay bitwise identical (:mod:`jaxsym.dense`).
+
+    Returns ``(tx, step)``: the optax transformation (``tx.init(padded_params)`` gives the
+    initial optimizer state) and ``step(params, opt_state, t) -> (loss, grads, new_params,
+    new_opt_state)``, where ``loss`` and ``grads`` are those of the batch of step ``t`` at
+    ``params`` (before the update) and ``new_params = params + tx.update(grads)``.
+
+    ``batch_size`` 0 (or n) is full batch; else rows are drawn with ``key`` (module doc).
+
+    Raises:
+      ValueError: a minibatch without a key, or ``batch_size`` outside ``[0, n]``.
+    """
+    n = x.shape[0]
+    if not 0 <= batch_size <= n:
+        raise ValueError(f"batch_size must be in [0, {n}] (0 = full batch), got {batch_size}")
+    full_batch = batch_size in (0, n)
+    if not full_batch and key is None:
+        raise ValueError("batch_size given without key; minibatches need a PRNG key")
+    tx = make_optimizer(optimizer, learning_rate)
+    value_and_grad = jax.value_and_grad(loss_of_params)
+    hidden_widths = tuple(int(w) for w in layer_sizes[1:-1])
+
+    def step(params, opt_state, t):
+        if full_batch:
+            xb, yb = x, y
+        else:
+            rows = jax.random.randint(jax.random.fold_in(key, t), (batch_size,), 0, n)
+            xb, yb = x[rows], y[rows]
+        value, grads = value_and_grad(params, xb, yb, activation, loss, hidden_widths)
+        updates, new_opt_state = tx.update(grads, opt_state, params)
+        return value, grads, optax.apply_updates(params, updates), new_opt_state
+
+    return tx, step
 
 
 class Trajectory(NamedTuple):
@@ -71,7 +120,8 @@ class Trajectory(NamedTuple):
 def train(params: nn.Params, x: jax.Array, y: jax.Array, *, activation: str, loss: str,
           optimizer: str, learning_rate, steps: int, batch_size: int | None = None,
           key: jax.Array | None = None) -> Trajectory:
-    """Train one network for ``steps`` optimizer steps with ``lax.scan``.
+    """Train one network for ``steps`` optimizer steps (:func:`make_step` in ``lax.scan``, on
+    the training layout; params in and out are in the natural layout).
 
     Args:
       params: initial params (list of ``{"W": (n_out, n_in), "b": (n_out,)}``).
@@ -80,30 +130,25 @@ def train(params: nn.Params, x: jax.Array, y: jax.Array, *, activation: str, los
         ``nn.loss_names()``, :func:`optimizer_names`).
       learning_rate: Python float or traced scalar.
       steps: number of updates (static).
-      batch_size: ``None`` for full batch; else rows per step (<= n), drawn with ``key``.
+      batch_size: ``None`` for full batch; else rows per step (1..n), drawn with ``key``.
       key: PRNG key, required for minibatches.
 
     Returns:
       :class:`Trajectory` with the final params and the per-step losses.
     """
-    n = x.shape[0]
-    if batch_size is not None and key is None:
-        raise ValueError("train: batch_size given without key; minibatches need a PRNG key")
-    if batch_size is not None and not 1 <= batch_size <= n:
-        raise ValueError(f"train: batch_size must be in [1, {n}], got {batch_size}")
-    tx = make_optimizer(optimizer, learning_rate)
-    value_and_grad = jax.value_and_grad(loss_of_params)
+    if batch_size is not None and not 1 <= batch_size <= x.shape[0]:
+        raise ValueError(f"train: batch_size must be in [1, {x.shape[0]}], got {batch_size}")
+    sizes = nn.layer_sizes(params)
+    tx, step = make_step(x, y, layer_sizes=sizes, activation=activation, loss=loss,
+                         optimizer=optimizer, learning_rate=learning_rate,
+                         batch_size=batch_size or 0, key=key)
 
-    def step(carry, t):
+    def body(carry, t):
         p, opt_state = carry
-        if batch_size is None or batch_size == n:
-            xb, yb = x, y
-        else:
-            rows = jax.random.randint(jax.random.fold_in(key, t), (batch_size,), 0, n)
-            xb, yb = x[rows], y[rows]
-        value, grads = value_and_grad(p, xb, yb, activation, loss)
-        updates, opt_state = tx.update(grads, opt_state, p)
-        return (optax.apply_updates(p, updates), opt_state), value
+        value, _, p, opt_state = step(p, opt_state, t)
+        return (p, opt_state), value
 
-    (params, _), losses = jax.lax.scan(step, (params, tx.init(params)), jnp.arange(steps))
-    return Trajectory(params, losses)
+    padded = dense.pad_params(params)
+    (padded, _), losses = jax.lax.scan(body, (padded, tx.init(padded)),
+                                       jnp.arange(steps, dtype=jnp.int32))
+    return Trajectory(dense.unpad_params(padded, sizes), losses)

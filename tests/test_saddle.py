@@ -11,7 +11,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 from scipy import stats as sps
 
-from jaxsym import config, inits, metrics, network, sweep, tasks
+from jaxsym import config, metrics, network, sweep, tasks
 
 from jaxsym.theory import backprop, saddle
 
@@ -52,8 +52,8 @@ def _symmetric_problem(width, dim=2, n_train=64, activation="tanh"):
     task = tasks.make_task("teacher_student", dim=dim, teacher_width=2, n_train=n_train,
                            n_test=8)
     data = sweep.task_data(task, "mse")
-    params = inits.init_mlp(jax.random.key(0), (dim, width, 1), inits.constant(0.25, True),
-                            inits.zeros(), dtype=jnp.float64)
+    params = network.init_mlp(jax.random.key(0), (dim, width, 1), "constant", weight_value=0.25,
+                              fan_in_scaled=True, dtype=jnp.float64)
     return params, data["x_train"], data["y_train"], activation
 
 
@@ -163,8 +163,8 @@ def test_adam_has_no_constant_escape_rate():
 
 
 def test_symmetric_projection_splits_symmetric_and_antisymmetric():
-    params = inits.init_mlp(jax.random.key(1), (3, 5, 4, 2), inits.normal(1.0), inits.normal(1.0),
-                            dtype=jnp.float64)
+    params = network.init_mlp(jax.random.key(1), (3, 5, 4, 2), "normal", W_std=1.0, sigma_b=1.0,
+                              dtype=jnp.float64)
     projected = saddle.symmetric_projection(params)
     again = saddle.symmetric_projection(projected)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-15), projected, again)
@@ -173,8 +173,9 @@ def test_symmetric_projection_splits_symmetric_and_antisymmetric():
     flat_r = ravel_pytree(params)[0] - flat_p
     assert abs(float(flat_p @ flat_r)) <= 1e-12 * float(flat_p @ flat_p + flat_r @ flat_r)
     # a symmetric network: all hidden units identical, so it projects to itself
-    sym = inits.init_mlp(jax.random.key(2), (3, 5, 4, 2), inits.constant(0.3), inits.constant(0.1),
-                         dtype=jnp.float64)
+    sym = network.init_mlp(jax.random.key(2), (3, 5, 4, 2), "constant", weight_value=0.3,
+                           dtype=jnp.float64)
+    sym = [{"W": layer["W"], "b": jnp.full_like(layer["b"], 0.1)} for layer in sym]
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-15),
                  saddle.symmetric_projection(sym), sym)
 
