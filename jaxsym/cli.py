@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override any config key, e.g. --set train.learning_rate=0.05")
     run.add_argument("--strategy", choices=("auto", "map", "vmap"), default="auto",
                      help="batching: map (sequential per device, CPU default) or vmap (GPU)")
+    run.add_argument("--map-batch", type=_positive_int, metavar="K",
+                     help="networks per lax.map step under the map strategy (default: the "
+                          "engine's choice per width, see sweep.nets_per_map_step)")
     run.add_argument("--force", action="store_true",
                      help="overwrite a run directory that holds a different study")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -217,6 +220,7 @@ def _run(args) -> int:
     started = time.perf_counter()
     try:
         dataset = sweep.run_study(study, out, chunk_size=args.chunk_size, force=args.force,
+                                  map_batch=args.map_batch,
                                   strategy=args.strategy, progress=not args.no_progress,
                                   process_index=process_index, process_count=process_count)
     except store.RunDirError as error:

@@ -160,8 +160,14 @@ def _setup(ds) -> str:
         f"| broken | every hidden layer's s2/s1 > {s['thresholds']['diversity']:g} (first step) |",
         f"| converged | training loss <= {s['thresholds']['loss']:g} (first step) |",
         f"| run | {ds.attrs['n_devices']} {ds.attrs['backend']} device(s), strategy "
-        f"{ds.attrs['strategy']}, jaxsym {ds.attrs['jaxsym_version']}, jax "
-        f"{ds.attrs['jax_version']}, git {ds.attrs['git_sha'][:10]} |",
+        f"{ds.attrs['strategy']} (networks per map step: "
+        f"{ds.attrs.get('nets_per_map_step', 'n/a')}), jaxsym {ds.attrs['jaxsym_version']}, "
+        f"git {ds.attrs['git_sha'][:10]} |",
+        f"| machine | {ds.attrs.get('cpu_model', 'unknown')} ({ds.attrs.get('cpu_isa', '?')}), "
+        f"device kind {ds.attrs.get('device_kind', '?')}, XLA_FLAGS "
+        f"'{ds.attrs.get('xla_flags', '')}'; jax {ds.attrs['jax_version']}, jaxlib "
+        f"{ds.attrs.get('jaxlib_version', '?')}, optax {ds.attrs.get('optax_version', '?')}, "
+        f"numpy {ds.attrs.get('numpy_version', '?')} |",
     ])
 
 

@@ -21,7 +21,9 @@ knows about chunks and devices.
 from __future__ import annotations
 
 import functools
+import json
 import itertools
+import os
 import platform
 import subprocess
 import time
@@ -125,24 +127,17 @@ def default_strategy() -> str:
 
 def nets_per_map_step(spec: network.NetworkSpec) -> int:
     """How many networks each device trains together (vmapped) per ``lax.map`` iteration under
-    the "map" strategy: 1.
+    the "map" strategy: 8 when every hidden layer is at most 32 units wide, else 1.
 
-    Batching is faster for small networks (``benchmarks/results/map_batch``: at width 16, 8
-    networks per step gave 1.3-1.5x the throughput of one at a time in every paired run, for
-    1.5-3 s more compile per static group; no gain at width 64 and above), and it works (the
-    checkpoint SVDs run one matrix at a time under vmap on CPU, see
-    :func:`jaxsym.metrics.direction_diversity`, and every strategy matches one jitted network to
-    1e-5 in tests). It is not the default because it changes the study's rounding-level
-    results: XLA's batched matmul computes the units of an exactly symmetric layer identically,
-    while the per-network matmul gives them slightly different rounding. With batches of 8, the
-    quick study's relu networks at sigma_b = 0 (W constant) no longer break symmetry by rounding
-    noise, and float32 networks with sigma_b <= 1e-10 never break (with one network at a time
-    they break at step ~2000). A width- or length-dependent batch would make such outcomes
-    depend on the kernel choice, so every network runs alone. Depends only on the static spec,
-    so a network's result never depends on the chunk, the device count or the study size.
+    ``benchmarks/results/map_batch``: at width 16, 8 networks per step gave 1.3-1.5x the
+    throughput of one at a time in every paired run (for 1.5-3 s more compile per static
+    group); no gain at width 64 and above. The choice cannot change a conclusion: identical
+    units compute bitwise-identical values under every batching (:mod:`jaxsym.dense`,
+    tests/test_cross_machine.py), so whether a network breaks symmetry does not depend on
+    it, only rounding-level digits do. Depends only on the static spec, so a network's result
+    never depends on the chunk, the device count or the study size.
     """
-    del spec
-    return 1
+    return 8 if max(spec.layer_sizes[1:-1], default=0) <= 32 else 1
 
 
 @functools.lru_cache(maxsize=64)
@@ -163,8 +158,16 @@ def make_runner(spec: network.NetworkSpec, root: int, strategy: str, devices: tu
     def local(grid_idx, seed_idx, knobs, data):
         if strategy == "vmap":
             return jax.vmap(one, in_axes=(0, 0, 0, None))(grid_idx, seed_idx, knobs, data)
-        return jax.lax.map(lambda args: one(*args, data), (grid_idx, seed_idx, knobs),
-                           batch_size=batch if batch > 1 else None)
+        if batch == 1:
+            return jax.lax.map(lambda args: one(*args, data), (grid_idx, seed_idx, knobs))
+        # lax.map(batch_size=...) by hand: its reshape of the outputs fails on zero-size
+        # records (e.g. grad_norm with gradient_steps = 0)
+        n = grid_idx.shape[0]
+        blocks = jax.tree.map(lambda a: a.reshape((n // batch, batch) + a.shape[1:]),
+                              (grid_idx, seed_idx, knobs))
+        out = jax.lax.map(lambda args: jax.vmap(one, in_axes=(0, 0, 0, None))(*args, data),
+                          blocks)
+        return jax.tree.map(lambda a: a.reshape((n,) + a.shape[2:]), out)
 
     mesh = jax.make_mesh((len(devices),), ("nets",), devices=devices)
     nets = jax.P("nets")
@@ -188,6 +191,33 @@ def chunk_arguments(nets: np.ndarray, length: int, n_seeds: int, knobs: np.ndarr
         grid_idx.astype(np.int32), seed_idx.astype(np.int32), knobs[grid_idx].astype(dtype))]
 
 
+def machine_provenance() -> dict:
+    """What decides the rounding of a run: CPU model and vector ISA, device kind, XLA_FLAGS and
+    package versions (recorded in results.nc and the report)."""
+    import jaxlib
+    import optax
+
+    model, flags = platform.processor() or "unknown", set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model in ("unknown", "x86_64", ""):
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    isa = next((name for name, flag in (("AVX512", "avx512f"), ("AVX2", "avx2"),
+                                        ("AVX", "avx"), ("SSE4_2", "sse4_2")) if flag in flags),
+               platform.machine())
+    device = jax.devices()[0]
+    return {"cpu_model": model, "cpu_isa": isa, "device_kind": device.device_kind,
+            "xla_flags": os.environ.get("XLA_FLAGS", ""), "jax_version": jax.__version__,
+            "jaxlib_version": jaxlib.__version__, "optax_version": optax.__version__,
+            "numpy_version": np.__version__}
+
+
 def _wait(ready, timeout: float, interval: float, message: str) -> None:
     """Poll ``ready()`` every ``interval`` s; raise TimeoutError(message) after ``timeout`` s."""
     deadline = time.monotonic() + timeout
@@ -206,7 +236,7 @@ def _git_sha() -> str:
 
 
 def run_study(study, out, chunk_size: int = 256, force: bool = False, strategy: str = "auto",
-              progress: bool = True, max_chunks: int | None = None, process_index: int = 0,
+              map_batch: int | None = None, progress: bool = True, max_chunks: int | None = None, process_index: int = 0,
               process_count: int = 1, wait_timeout: float = 7 * 24 * 3600.0,
               poll_interval: float = 1.0):
     """Train every network of ``study`` into run directory ``out``; return the Dataset.
@@ -217,6 +247,7 @@ def run_study(study, out, chunk_size: int = 256, force: bool = False, strategy: 
       chunk_size: networks per compiled call (memory grows with it, not with the study size).
       force: overwrite a run directory that holds a different study.
       strategy: "auto", "map" or "vmap".
+      map_batch: networks per ``lax.map`` step under "map" (None: :func:`nets_per_map_step`).
       progress: show a tqdm progress bar (networks done, networks/s).
       max_chunks: stop after this many new chunks (None = all); used to test resumption.
       process_index, process_count: for several processes sharing ``out`` (e.g. after
@@ -244,6 +275,8 @@ def run_study(study, out, chunk_size: int = 256, force: bool = False, strategy: 
         raise ValueError(f"unknown strategy {strategy!r}; allowed: auto, map, vmap")
     if study.get("train.dtype") == "float64":
         jax.config.update("jax_enable_x64", True)
+    if map_batch is not None and map_batch < 1:
+        raise ValueError(f"map_batch must be >= 1, got {map_batch}")
     if not 0 <= process_index < process_count:
         raise ValueError(f"process_index must be in [0, {process_count}), got {process_index}")
     out = Path(out)
@@ -271,11 +304,13 @@ def run_study(study, out, chunk_size: int = 256, force: bool = False, strategy: 
     bar = tqdm(total=study.n_networks, initial=len(done), unit="net", disable=not progress,
                desc=study.name, smoothing=0.1)
     new_chunks, chunk_number = 0, -1
+    map_batches = {}
     for group in groups:
         nets = group_networks(group, n_seeds)
         # every chunk of a group is padded to one length (a multiple of devices x batch), so
         # the group compiles once; padding repeats the chunk's last network and is dropped
-        batch = nets_per_map_step(group.spec) if strategy == "map" else 1
+        batch = 1 if strategy != "map" else (map_batch or nets_per_map_step(group.spec))
+        map_batches[group.index] = batch
         step = len(devices) * batch
         length = -(-min(chunk_size, len(nets)) // step) * step
         runner = sharding = data = None
@@ -308,9 +343,10 @@ def run_study(study, out, chunk_size: int = 256, force: bool = False, strategy: 
         _wait(lambda: len(store.finished_networks(out)) >= study.n_networks, wait_timeout,
               poll_interval, f"timed out waiting for the other processes' chunks in '{out}'")
     wall = time.perf_counter() - started
-    provenance = {"jaxsym_version": __version__, "jax_version": jax.__version__,
+    provenance = {"jaxsym_version": __version__, **machine_provenance(),
                   "python": platform.python_version(), "backend": jax.default_backend(),
                   "devices": str(devices), "n_devices": len(devices), "strategy": strategy,
+                  "nets_per_map_step": json.dumps(map_batches),
                   "chunk_size": chunk_size, "processes": process_count, "git_sha": _git_sha(),
                   "wall_time_s": round(wall, 3), "networks_trained_now": pending_total}
     dataset = results.merge(study, groups, task, store.read_chunks(out), provenance)
