@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--steps", type=_positive_int, help="override train.steps")
     run.add_argument("--chunk-size", type=_positive_int, default=256,
                      help="networks per compiled call (default %(default)s)")
-    run.add_argument("--dtype", choices=("float32", "float64"), help="override train.dtype")
+    run.add_argument("--dtype", choices=("float32", "float64", "bfloat16"),
+                     help="override train.dtype")
     run.add_argument("--set", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                      help="override any config key, e.g. --set train.learning_rate=0.05")
     run.add_argument("--strategy", choices=("auto", "map", "vmap"), default="auto",
@@ -248,6 +249,8 @@ STUDY_EXPERIMENTS = (("bias_only_regression", {}, ("quick", "full")),
                      ("staircase", {}, ("quick", "full")),
                      ("escape", {"train.dtype": "float64"}, ("quick", "full")),
                      ("escape", {"train.dtype": "float32"}, ("quick", "full")),
+                     ("escape", {"train.dtype": "bfloat16"}, ("quick", "full")),
+                     ("noise_dose", {}, ("quick", "full")),
                      ("saddle_slope", {}, ("quick", "full")),
                      *(("phase_diagram", {"model.depth": d},
                         ("quick", "full") if d in (4, 8, 16, 24, 32) else ("full",))

@@ -10,14 +10,16 @@ Schema (every section and key optional unless marked; defaults in :data:`DEFAULT
     [task]   name = "teacher_student"  seed = 0   (+ the task's own options, see jaxsym.tasks)
     [model]  depth = 2   width = 8   activation = "tanh"     # depth = number of weight layers
     [train]  loss = "mse"  optimizer = "sgd"  learning_rate = 0.1  steps = 1000
-             batch_size = 0 (0 = full batch)   dtype = "float32" | "float64"
+             batch_size = 0 (0 = full batch)   dtype = "float32" | "float64" | "bfloat16"
+             noise = 0.0     # after every update, p <- p (1 + noise N(0, 1)) elementwise:
+                             # emulated non-deterministic kernels (0 = off, exact arithmetic)
     [init]   weight_mode = "constant" | "zero" | "glorot" | "normal" | "tied"
              weight_value = 1.0  fan_in_scaled = true   # constant mode: value / sqrt(fan_in)
              W_std = 1.0                                 # normal, tied: N(0, W_std^2 / fan_in)
              sigma_b = 0.0                               # every bias ~ N(0, sigma_b^2)
              eps = 0.0                                   # tied: + eps * N(0, 1)
     [grid]   AXIS = [v1, v2, ...]  or  AXIS = {logspace = [lo, hi], num = n, zero = true}
-             numeric axes (traced): sigma_b, weight_value, W_std, learning_rate, eps
+             numeric axes (traced): sigma_b, weight_value, W_std, learning_rate, eps, noise
              categorical axes: activation, loss, optimizer (one compile each), weight_mode
              (traced as an index: init schemes share one compile)
     [seeds]  count = 8   root = 0
@@ -53,15 +55,15 @@ __all__ = ["ConfigError", "Study", "parse_study", "load_study", "NUMERIC_AXES",
 LOSS_NAMES = ("mse", "bce", "softmax_ce")
 OPTIMIZER_NAMES = ("sgd", "momentum", "adam")
 WEIGHT_MODES = ("constant", "zero", "glorot", "normal", "tied")  # = jaxsym.network.WEIGHT_MODES
-DTYPES = ("float32", "float64")
-NUMERIC_AXES = ("sigma_b", "weight_value", "W_std", "learning_rate", "eps")
+DTYPES = ("float32", "float64", "bfloat16")
+NUMERIC_AXES = ("sigma_b", "weight_value", "W_std", "learning_rate", "eps", "noise")
 CATEGORICAL_AXES = ("activation", "loss", "weight_mode", "optimizer")
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "task": {"name": "teacher_student", "seed": 0},
     "model": {"depth": 2, "width": 8, "activation": "tanh"},
     "train": {"loss": "mse", "optimizer": "sgd", "learning_rate": 0.1, "steps": 1000,
-              "batch_size": 0, "dtype": "float32"},
+              "batch_size": 0, "dtype": "float32", "noise": 0.0},
     "init": {"weight_mode": "constant", "weight_value": 1.0, "fan_in_scaled": True,
              "W_std": 1.0, "sigma_b": 0.0, "eps": 0.0},
     "seeds": {"count": 8, "root": 0},
@@ -74,9 +76,9 @@ _CHOICES = {"model.activation": activation_names(), "train.loss": LOSS_NAMES,
             "init.weight_mode": WEIGHT_MODES, "task.name": tasks.task_names()}
 # where each grid axis lives in the config
 AXIS_SECTION = {"sigma_b": "init", "weight_value": "init", "W_std": "init", "eps": "init",
-                "learning_rate": "train", "activation": "model", "loss": "train",
+                "learning_rate": "train", "noise": "train", "activation": "model", "loss": "train",
                 "weight_mode": "init", "optimizer": "train"}
-_NONNEGATIVE = {"init.sigma_b", "init.W_std", "init.eps", "train.learning_rate",
+_NONNEGATIVE = {"init.sigma_b", "init.W_std", "init.eps", "train.learning_rate", "train.noise",
                 "thresholds.diversity", "thresholds.loss"}
 _POSITIVE_INT = {"model.depth", "model.width", "train.steps", "seeds.count",
                  "record.checkpoints"}

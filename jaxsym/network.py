@@ -10,7 +10,8 @@ over networks from outside (``vmap`` / ``lax.map`` / sharding); nothing here kno
 
 Randomness: ``key_init, key_batches = split(key)``; init uses :func:`init_params`, and
 the minibatch of step t is ``randint(fold_in(key_batches, t), (batch_size,), 0, n_train)``
-(with replacement), so a network's result depends only on its own key.
+(with replacement); the optional parameter noise (``spec.noisy``, size ``knobs["noise"]``) of
+step t draws from ``fold_in(fold_in(key, 1), t)``. A network's result depends only on its key.
 
 Step convention: "step t" means after t updates (t = 0 is the initial network). At every step
 ``t = 0..steps`` the scan checks, on the parameters *before* update t+1:
@@ -37,7 +38,7 @@ __all__ = ["NetworkSpec", "Architecture", "KNOBS", "WEIGHT_MODES", "weights_from
            "init_params", "init_mlp", "checkpoint_steps", "run_network", "record_shapes"]
 
 #: The numeric, traced settings of one network (weight_mode as an index into WEIGHT_MODES).
-KNOBS = ("sigma_b", "weight_value", "W_std", "learning_rate", "eps", "weight_mode")
+KNOBS = ("sigma_b", "weight_value", "W_std", "learning_rate", "eps", "noise", "weight_mode")
 #: Weight init schemes (hidden and output layers); biases are always N(0, sigma_b^2).
 WEIGHT_MODES = ("constant", "zero", "glorot", "normal", "tied")
 
@@ -59,6 +60,7 @@ class NetworkSpec:
     diversity_threshold: float
     loss_threshold: float
     classification: bool
+    noisy: bool = False  # the per-step parameter noise is compiled in (its size is the knob)
 
     @property
     def depth(self) -> int:
@@ -204,6 +206,9 @@ def run_network(key, knobs, data, spec: NetworkSpec):
       spec: the static :class:`NetworkSpec`.
     """
     dtype = jnp.dtype(spec.dtype)
+    # records (and the metrics behind them) in float32 when training in bfloat16: LAPACK has
+    # no bfloat16 SVD, and netCDF no bfloat16 type
+    rdtype = jnp.dtype(jnp.float32) if dtype == jnp.bfloat16 else dtype
     knobs = {k: jnp.asarray(knobs[k], dtype) for k in KNOBS}
     key_init, key_batches = jax.random.split(key)
     sizes, widths = spec.layer_sizes, spec.layer_sizes[1:-1]
@@ -217,7 +222,9 @@ def run_network(key, knobs, data, spec: NetworkSpec):
                                      loss=spec.loss,
                                      optimizer=spec.optimizer,
                                      learning_rate=knobs["learning_rate"],
-                                     batch_size=spec.batch_size, key=key_batches)
+                                     batch_size=spec.batch_size, key=key_batches,
+                                     noise=knobs["noise"] if spec.noisy else None,
+                                     noise_key=jax.random.fold_in(key, 1))
     def full_loss(p):
         return train.loss_of_params(p, x, y, spec.activation, spec.loss, widths)
 
@@ -226,10 +233,13 @@ def run_network(key, knobs, data, spec: NetworkSpec):
     slot[list(spec.checkpoints)] = np.arange(n_ckpt)
     slot = jnp.asarray(slot)
 
+    def metric_view(p):
+        return jax.tree.map(lambda a: a.astype(rdtype), dense.unpad_params(p, sizes))
+
     def snapshot(p):
         if hidden == 0:
-            return jnp.zeros((0,), dtype), jnp.zeros((0,), dtype)
-        natural = dense.unpad_params(p, sizes)
+            return jnp.zeros((0,), rdtype), jnp.zeros((0,), rdtype)
+        natural = metric_view(p)
         return metrics.layer_spreads(natural), metrics.layer_diversities(natural)
 
     full_batch = spec.batch_size in (0, x.shape[0])
@@ -243,7 +253,7 @@ def run_network(key, knobs, data, spec: NetworkSpec):
             spread, diversity = snapshot(p)
             i = slot[t]
             value = loss_value if full_batch else full_loss(p)
-            return {"loss": records["loss"].at[i].set(value),
+            return {"loss": records["loss"].at[i].set(value.astype(rdtype)),
                     "spread": records["spread"].at[i].set(spread),
                     "diversity": records["diversity"].at[i].set(diversity)}
         state["records"] = jax.lax.cond(slot[t] >= 0, store, lambda r: r, state["records"])
@@ -254,7 +264,7 @@ def run_network(key, knobs, data, spec: NetworkSpec):
         # the width^3 score only while unbroken (a real branch when one network runs at a time;
         # under vmap the cond becomes a select and both sides run)
         hit_break = jax.lax.cond(state["broken"], lambda q: jnp.asarray(False),
-                                 lambda q: _break_score(dense.unpad_params(q, sizes))
+                                 lambda q: _break_score(metric_view(q))
                                  > spec.diversity_threshold, p)
         state["time_to_converge"] = jnp.where(hit_converge, t, state["time_to_converge"])
         state["time_to_break"] = jnp.where(hit_break, t, state["time_to_break"])
@@ -272,7 +282,7 @@ def run_network(key, knobs, data, spec: NetworkSpec):
         state["last_loss"] = loss_value
         if spec.gradient_steps:
             def store_norms(record):
-                norms = jnp.stack([_scaled_norm(g["W"]) for g in grads]).astype(dtype)
+                norms = jnp.stack([_scaled_norm(g["W"].astype(rdtype)) for g in grads])
                 return record.at[t].set(jnp.where(finite, norms, jnp.zeros_like(norms)))
 
             state["grad_norm"] = jax.lax.cond(t < spec.gradient_steps, store_norms,
@@ -287,10 +297,10 @@ def run_network(key, knobs, data, spec: NetworkSpec):
 
     zero = jnp.zeros((), dtype)
     state = {
-        "records": {"loss": jnp.zeros((n_ckpt,), dtype),
-                    "spread": jnp.zeros((n_ckpt, hidden), dtype),
-                    "diversity": jnp.zeros((n_ckpt, hidden), dtype)},
-        "grad_norm": jnp.zeros((spec.gradient_steps, spec.depth), dtype),
+        "records": {"loss": jnp.zeros((n_ckpt,), rdtype),
+                    "spread": jnp.zeros((n_ckpt, hidden), rdtype),
+                    "diversity": jnp.zeros((n_ckpt, hidden), rdtype)},
+        "grad_norm": jnp.zeros((spec.gradient_steps, spec.depth), rdtype),
         "time_to_break": jnp.asarray(spec.steps, jnp.int32), "broken": jnp.asarray(False),
         "time_to_converge": jnp.asarray(spec.steps, jnp.int32), "converged": jnp.asarray(False),
         "diverged": jnp.asarray(False), "last_loss": zero,
@@ -318,4 +328,4 @@ def run_network(key, knobs, data, spec: NetworkSpec):
         outputs_train = nn.apply(params, x, spec.activation, widths)
         result["final_accuracy"] = _accuracy(outputs_train, data["labels_train"])
         result["test_accuracy"] = _accuracy(outputs_test, data["labels_test"])
-    return result
+    return {k: v.astype(rdtype) if v.dtype == dtype else v for k, v in result.items()}

@@ -245,8 +245,8 @@ def fig_escape(datasets):
     sigma_b; one column per dtype. Log-log axes: exponential growth shows as a steep rise whose
     onset moves right by a constant amount per decade of sigma_b."""
     datasets = sorted((squeeze_grid(ds) for ds in datasets), key=lambda ds: ds.attrs["dtype"])
-    fig, axes = plt.subplots(2, len(datasets), figsize=(7.2, 5.4), squeeze=False, sharex=True,
-                             sharey="row")
+    fig, axes = plt.subplots(2, len(datasets), figsize=(3.2 * len(datasets) + 1, 5.6),
+                             squeeze=False, sharex=True, sharey="row")
     for col, ds in enumerate(datasets):
         steps = np.maximum(ds.step.values, 1)
         for i, s in enumerate(ds.sigma_b.values):
@@ -265,13 +265,44 @@ def fig_escape(datasets):
         axes[0, col].set_title(f"{ds.attrs['dtype']}")
         axes[1, col].set_xlabel("training step (step 0 drawn at 1)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, title="sigma_b", loc="lower center", ncol=len(labels),
-               frameon=False, fontsize=7)
+    fig.legend(handles, labels, title="sigma_b", loc="lower center",
+               ncol=min(len(labels), 9), frameon=False, fontsize=7)
     fig.suptitle("\n".join(textwrap.wrap(
         f"Escape from the symmetric saddle: tanh teacher-student, constant W, biases "
         f"N(0, sigma_b^2); median over {datasets[0].sizes['seed']} seeds (values < 1e-18 drawn "
         "at 1e-18)", 110)), fontsize=8.5)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    return fig
+
+
+def fig_noise_dose(ds):
+    """P(broken) (Wilson 95% band) and median step to break vs the per-step relative noise,
+    one line per activation; noise = 0 drawn a decade left of the smallest dose."""
+    from jaxsym import stats
+
+    fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.2))
+    noise = ds.noise.values
+    x = _sigma_positions(noise)
+    acts = [str(a) for a in ds.activation.values] if "activation" in ds.dims else [None]
+    for act in acts:
+        d = ds.sel(activation=act) if act is not None else ds
+        n = d.sizes["seed"]
+        k = d.broken.sum("seed").values
+        low, high = stats.wilson_interval(k, n)
+        axes[0].plot(x, k / n, marker="o", label=act)
+        axes[0].fill_between(x, low, high, alpha=0.2)
+        med = [stats.median_time(d.sel(noise=v).time_to_break.values,
+                                 d.sel(noise=v).broken.values).median for v in noise]
+        axes[1].plot(x, np.where(np.isfinite(med), med, np.nan), marker="o", label=act)
+    for ax in axes:
+        _log_axis(ax, noise)
+        ax.set_xlabel("per-step relative parameter noise")
+    axes[0].set_ylabel("P(symmetry broken)")
+    axes[1].set_ylabel("median step to break (broken networks)")
+    axes[0].legend()
+    fig.suptitle(f"Noise dose at sigma_b = 0, {ds.attrs['dtype']}, {ds.sizes['seed']} seeds "
+                 "per point", fontsize=8.5)
+    fig.tight_layout()
     return fig
 
 

@@ -250,12 +250,37 @@ def _staircase_text(ds) -> str:
         "|---|---|---|---|", *lines])
 
 
+def unit_roundoff(dtype: str) -> float:
+    """u = eps / 2 of a float dtype (bfloat16 through ml_dtypes, which jax ships)."""
+    import ml_dtypes
+
+    return float(ml_dtypes.finfo(dtype).eps) / 2.0
+
+
+def dtype_floor(ds) -> float:
+    """sigma_b*: the largest positive sigma_b such that every sigma_b <= it (and 0) has
+    P(broken) = 0 within the budget, i.e. behaves exactly like identical units; 0 if even the
+    smallest positive sigma_b breaks, nan if sigma_b = 0 itself breaks."""
+    p = ds.broken.mean("seed")
+    sigmas = np.sort(ds.sigma_b.values)
+    if 0.0 in sigmas and float(p.sel(sigma_b=0.0)) > 0:
+        return float("nan")
+    floor = 0.0
+    for s in sigmas[sigmas > 0]:
+        if float(p.sel(sigma_b=s)) > 0:
+            break
+        floor = float(s)
+    return floor
+
+
 def _escape_text(datasets) -> str:
     lines = ["| dtype | sigma_b | P(broken) [95% CI] | median step to break | median step to "
              "converge |", "|---|---|---|---|---|"]
+    floors = ["| dtype | unit roundoff u | floor sigma_b* | sigma_b* / u | first sigma_b that "
+              "breaks | log-law above the floor (steps/decade) |", "|---|---|---|---|---|---|"]
     findings = []
     for ds in sorted(map(plots.squeeze_grid, datasets), key=lambda d: d.attrs["dtype"]):
-        budget = ds.attrs["steps"]
+        budget, dtype = ds.attrs["steps"], ds.attrs["dtype"]
         breaks = {}
         for s in ds.sigma_b.values:
             a = ds.sel(sigma_b=s)
@@ -264,28 +289,70 @@ def _escape_text(datasets) -> str:
             brk = stats.median_time(a.time_to_break.values, a.broken.values)
             conv = stats.median_time(a.time_to_converge.values, a.converged.values)
             breaks[float(s)] = brk.median
-            lines.append(f"| {ds.attrs['dtype']} | {s:.0e} | {k / n:.2f} [{low:.2f}, {high:.2f}] "
+            lines.append(f"| {dtype} | {s:.0e} | {k / n:.2f} [{low:.2f}, {high:.2f}] "
                          f"| {stats.format_median(brk, budget)} | "
                          f"{stats.format_median(conv, budget)} |")
-        sigmas = sorted(breaks)
-        plateau = [s for s in sigmas if breaks[s] == breaks[sigmas[0]]]
-        plateau = plateau if plateau == sigmas[:len(plateau)] else plateau[:1]
-        text = f"**{ds.attrs['dtype']}**: "
-        if len(plateau) >= 2 and np.isfinite(breaks[sigmas[0]]):
-            text += (f"for every sigma_b <= {plateau[-1]:.0e} the median step to break is the "
-                     f"same ({breaks[sigmas[0]]:.0f}): the bias differences were absorbed by "
-                     "rounding (every unit computed the same z), and what broke the symmetry "
-                     "was the rounding noise itself, amplified at the unstable saddle. ")
-        absorbed = plateau if len(plateau) >= 2 else []
-        rest = [s for s in sigmas if s not in absorbed and np.isfinite(breaks[s]) and s <= 1e-2]
-        if len(rest) >= 3:
-            a = ds.sel(sigma_b=rest)
+        floor, u = dtype_floor(ds), unit_roundoff(dtype)
+        above = sorted(s for s in breaks if s > floor and np.isfinite(breaks[s]) and s <= 1e-2
+                       and float(ds.broken.sel(sigma_b=s).mean()) >= 0.9)
+        slope = "n/a (fewer than 3 cells)"
+        if len(above) >= 3:
+            a = ds.sel(sigma_b=above)
             sig = np.broadcast_to(a.sigma_b.values[:, None], a.broken.shape)
             fit = stats.fit_log_law(sig.ravel(), a.time_to_break.values.ravel(),
                                     a.broken.values.ravel(), n_boot=1000)
-            text += (f"Over sigma_b in [{rest[0]:.0e}, {rest[-1]:.0e}] the time to break grows by "
+            slope = (f"{fit.b:.0f} [{fit.b_low:.0f}, {fit.b_high:.0f}] over "
+                     f"[{above[0]:.0e}, {above[-1]:.0e}]")
+        first = min((s for s in breaks if s > floor), default=float("nan"))
+        floors.append(f"| {dtype} | {u:.1e} | {floor:.0e} | {floor / u:.2g} | {first:.0e} | "
+                      f"{slope} |")
+    findings.append(
+        "With exact symmetric arithmetic (jaxsym.dense), identical units (sigma_b = 0) never "
+        "break, in any dtype: P(broken) = 0. A positive sigma_b far below the resolution of the "
+        "pre-activations is absorbed: every unit computes the same z, the bias differences never "
+        "reach the loss, and the network behaves exactly like sigma_b = 0. The floor sigma_b* "
+        "(largest sigma_b that behaves like 0, every smaller one too) is set by the dtype's unit "
+        "roundoff u; above it the time to break follows the log-law (fitted over the cells "
+        "with P(broken) >= 0.9, up to 1e-2).")
+    return "\n\n".join(findings + ["\n".join(floors), "\n".join(lines)])
+
+
+def _noise_text(ds) -> str:
+    """Noise dose: P(broken) and times vs the per-step relative parameter noise, sigma_b = 0."""
+    budget = ds.attrs["steps"]
+    acts = [str(a) for a in ds.activation.values] if "activation" in ds.dims else [None]
+    lines = ["| activation | noise | P(broken) [95% CI] | median step to break | median step to "
+             "converge |", "|---|---|---|---|---|"]
+    findings = []
+    for act in acts:
+        d = ds.sel(activation=act) if act is not None else ds
+        dose = None
+        for v in d.noise.values:
+            a = d.sel(noise=v)
+            n, k = a.sizes["seed"], int(a.broken.sum())
+            low, high = stats.wilson_interval(k, n)
+            if dose is None and k / n >= 0.9:
+                dose = float(v)
+            brk = stats.median_time(a.time_to_break.values, a.broken.values)
+            conv = stats.median_time(a.time_to_converge.values, a.converged.values)
+            lines.append(f"| {act} | {v:.0e} | {k / n:.2f} [{low:.2f}, {high:.2f}] | "
+                         f"{stats.format_median(brk, budget)} | "
+                         f"{stats.format_median(conv, budget)} |")
+        p_zero = float(d.sel(noise=0.0).broken.mean()) if 0.0 in d.noise.values else float("nan")
+        text = f"**{act}**: P(broken) = {p_zero:.2f} without noise; "
+        text += (f"the smallest dose with P(broken) >= 0.9 is noise = {dose:.0e}. "
+                 if dose is not None else "no dose reached P(broken) >= 0.9. ")
+        ok = [float(v) for v in d.noise.values
+              if v > 0 and float(d.sel(noise=v).broken.mean()) >= 0.9 and v <= 1e-4]
+        if len(ok) >= 3:
+            a = d.sel(noise=ok)
+            sig = np.broadcast_to(a.noise.values[:, None], a.broken.shape)
+            fit = stats.fit_log_law(sig.ravel(), a.time_to_break.values.ravel(),
+                                    a.broken.values.ravel(), n_boot=1000)
+            text += (f"Over noise in [{ok[0]:.0e}, {ok[-1]:.0e}] the time to break grows by "
                      f"{fit.b:.0f} [{fit.b_low:.0f}, {fit.b_high:.0f}] steps per decade of "
-                     "smaller sigma_b (the log-law).")
+                     "smaller noise: a per-step kick of relative size noise acts like a "
+                     "bias spread of that size, amplified at the same saddle.")
         findings.append(text)
     return "\n\n".join(findings + ["\n".join(lines)])
 
@@ -425,6 +492,7 @@ def write_report(run_dirs, figures_dir="figures") -> Path:
     datasets = [store.load(d) for d in run_dirs]
     staircase = [ds for ds in datasets if ds.attrs["name"] == "staircase"]
     escape = [ds for ds in datasets if ds.attrs["name"] == "escape"]
+    noise_runs = [ds for ds in datasets if ds.attrs["name"] == "noise_dose"]
     saddle_runs = [ds for ds in datasets if ds.attrs["name"] == "saddle_slope"]
     phase_runs = [ds for ds in datasets if ds.attrs["name"] == "phase_diagram"]
     bias_only = [ds for ds in datasets if "weight_mode" in ds.dims and "sigma_b" in ds.dims
@@ -466,9 +534,13 @@ def write_report(run_dirs, figures_dir="figures") -> Path:
                      "![staircase](staircase.png)", ""]
     if escape:
         plots.save(plots.fig_escape(escape), figures_dir, "escape")
-        sections += ["## Escape from the symmetric saddle: float32 vs float64", "",
+        sections += ["## Escape from the symmetric saddle: dtype floors", "",
                      _escape_text(escape), "", "### Setup", "", _setup(escape[0]), "",
                      "![escape](escape.png)", ""]
+    for ds in noise_runs:
+        plots.save(plots.fig_noise_dose(ds), figures_dir, "noise_dose")
+        sections += ["## Hardware-like noise as a dose (sigma_b = 0)", "", _noise_text(ds), "",
+                     "### Setup", "", _setup(ds), "", "![noise dose](noise_dose.png)", ""]
     for ds in saddle_runs:
         from jaxsym.theory import saddle
 

@@ -106,7 +106,8 @@ def plan_groups(study, task: tasks.Task) -> list[Group]:
             gradient_steps=min(s["record"]["gradient_steps"], s["train"]["steps"]),
             diversity_threshold=s["thresholds"]["diversity"],
             loss_threshold=s["thresholds"]["loss"],
-            classification=task.kind == "classification")
+            classification=task.kind == "classification",
+            noisy=bool(max(dict(study.grid).get("noise", (s["train"]["noise"],))) > 0))
         groups.append(Group(index, categorical, spec, np.asarray(indices, np.int64)))
     return groups
 

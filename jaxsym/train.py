@@ -66,7 +66,7 @@ def loss_of_params(params: nn.Params, x: jax.Array, y: jax.Array, activation: st
 
 def make_step(x: jax.Array, y: jax.Array, *, layer_sizes, activation: str, loss: str,
               optimizer: str, learning_rate, batch_size: int = 0,
-              key: jax.Array | None = None):
+              key: jax.Array | None = None, noise=None, noise_key: jax.Array | None = None):
     """The optimizer step of one network ``layer_sizes = (n_in, ..., n_out)`` on training set
     ``x: (n, n_in)``, ``y``, acting on params in the TRAINING LAYOUT
     (:func:`jaxsym.dense.pad_params`: hidden unit axes padded to 16, padding units masked and
@@ -79,6 +79,12 @@ def make_step(x: jax.Array, y: jax.Array, *, layer_sizes, activation: str, loss:
 
     ``batch_size`` 0 (or n) is full batch; else rows are drawn with ``key`` (module doc).
 
+    ``noise`` (None: off; else a possibly traced scalar >= 0): after every update each
+    parameter is multiplied by ``1 + noise * N(0, 1)``, drawn from ``fold_in(noise_key, t)``
+    (one normal per parameter, independent across units): an emulation of non-deterministic
+    kernels whose rounding differs from unit to unit. Padding units stay 0 (the noise is
+    relative). With ``noise = None`` the step is exact (identical units stay identical).
+
     Raises:
       ValueError: a minibatch without a key, or ``batch_size`` outside ``[0, n]``.
     """
@@ -88,6 +94,8 @@ def make_step(x: jax.Array, y: jax.Array, *, layer_sizes, activation: str, loss:
     full_batch = batch_size in (0, n)
     if not full_batch and key is None:
         raise ValueError("batch_size given without key; minibatches need a PRNG key")
+    if noise is not None and noise_key is None:
+        raise ValueError("noise given without noise_key; the noise needs a PRNG key")
     tx = make_optimizer(optimizer, learning_rate)
     value_and_grad = jax.value_and_grad(loss_of_params)
     hidden_widths = tuple(int(w) for w in layer_sizes[1:-1])
@@ -100,9 +108,21 @@ def make_step(x: jax.Array, y: jax.Array, *, layer_sizes, activation: str, loss:
             xb, yb = x[rows], y[rows]
         value, grads = value_and_grad(params, xb, yb, activation, loss, hidden_widths)
         updates, new_opt_state = tx.update(grads, opt_state, params)
-        return value, grads, optax.apply_updates(params, updates), new_opt_state
+        new_params = optax.apply_updates(params, updates)
+        if noise is not None:
+            new_params = _perturb(new_params, noise, jax.random.fold_in(noise_key, t))
+        return value, grads, new_params, new_opt_state
 
     return tx, step
+
+
+def _perturb(params, noise, key):
+    """``p * (1 + noise * N(0, 1))`` elementwise, one draw per leaf from ``key``."""
+    leaves, tree = jax.tree.flatten(params)
+    keys = jax.random.split(key, len(leaves))
+    return jax.tree.unflatten(tree, [
+        p * (1 + jnp.asarray(noise, p.dtype) * jax.random.normal(k, p.shape, p.dtype))
+        for p, k in zip(leaves, keys)])
 
 
 class Trajectory(NamedTuple):
