@@ -280,7 +280,7 @@ def fig_noise_dose(ds):
     one line per activation; noise = 0 drawn a decade left of the smallest dose."""
     from jaxsym import stats
 
-    fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.2))
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.4))
     noise = ds.noise.values
     x = _sigma_positions(noise)
     acts = [str(a) for a in ds.activation.values] if "activation" in ds.dims else [None]

@@ -351,8 +351,9 @@ def _noise_text(ds) -> str:
                                     a.broken.values.ravel(), n_boot=1000)
             text += (f"Over noise in [{ok[0]:.0e}, {ok[-1]:.0e}] the time to break grows by "
                      f"{fit.b:.0f} [{fit.b_low:.0f}, {fit.b_high:.0f}] steps per decade of "
-                     "smaller noise: a per-step kick of relative size noise acts like a "
-                     "bias spread of that size, amplified at the same saddle.")
+                     "smaller noise: a per-step kick of relative size noise plays the role "
+                     "of the initial bias spread (compare the escape experiment's float64 "
+                     "log-law, same network).")
         findings.append(text)
     return "\n\n".join(findings + ["\n".join(lines)])
 

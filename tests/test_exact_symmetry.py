@@ -101,3 +101,40 @@ def test_training_layout_pins_the_natural_view():
             assert np.all(np.asarray(layer["b"])[n_out:] == 0.0)
         for layer, n_in in zip(p[1:], sizes[1:-1]):
             assert np.all(np.asarray(layer["W"])[:, n_in:] == 0.0)
+
+
+def test_noise_knob_is_exactly_off_at_zero_and_breaks_twins_otherwise():
+    """The emulated hardware noise (train.make_step(noise=...)): 0 keeps identical units
+    bitwise identical; a positive dose makes them differ by about that relative size."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jaxsym import dense, train
+
+    rng = np.random.default_rng(3)
+    sizes = (3, 17, 2)
+    params = exactness.symmetric_params(rng, sizes, "float64")
+    x = jnp.asarray(rng.standard_normal((32, 3)))
+    y = jnp.asarray(rng.standard_normal((32, 2)))
+    with pytest.raises(ValueError, match="noise given without noise_key"):
+        train.make_step(x, y, layer_sizes=sizes, activation="tanh", loss="mse",
+                        optimizer="sgd", learning_rate=0.1, noise=1e-6)
+
+    def run(noise):
+        tx, step = train.make_step(x, y, layer_sizes=sizes, activation="tanh", loss="mse",
+                                   optimizer="sgd", learning_rate=0.1, noise=noise,
+                                   noise_key=jax.random.key(7))
+        p = dense.pad_params(params)
+        p, state = p, tx.init(p)
+        for t in range(3):
+            _, _, p, state = step(p, state, t)
+        return dense.unpad_params(p, sizes), p
+
+    quiet, _ = run(jnp.asarray(0.0))
+    assert float(exactness.twin_asymmetry(quiet)) == 0.0
+    noisy, padded = run(jnp.asarray(1e-6))
+    gap = float(exactness.twin_asymmetry(noisy))
+    scale = float(jnp.max(jnp.abs(noisy[0]["W"])))
+    assert 1e-8 * scale < gap < 1e-4 * scale
+    assert np.all(np.asarray(padded[0]["W"])[17:] == 0.0)  # relative noise keeps padding 0
