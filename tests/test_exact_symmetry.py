@@ -138,3 +138,23 @@ def test_noise_knob_is_exactly_off_at_zero_and_breaks_twins_otherwise():
     scale = float(jnp.max(jnp.abs(noisy[0]["W"])))
     assert 1e-8 * scale < gap < 1e-4 * scale
     assert np.all(np.asarray(padded[0]["W"])[17:] == 0.0)  # relative noise keeps padding 0
+
+
+def _gpu_present() -> bool:
+    import jax
+
+    try:
+        return bool(jax.devices("gpu"))
+    except RuntimeError:
+        return False
+
+
+@pytest.mark.skipif(not _gpu_present(), reason="no GPU visible to JAX (jax.devices('gpu') "
+                    "finds none): the GPU kernel family cannot be checked on this machine")
+@pytest.mark.parametrize("case", CASES[:6] + CASES[-2:], ids=lambda c: "-".join(c))
+def test_theorem_1_is_bitwise_on_gpu(case):
+    import jax
+
+    with jax.default_device(jax.devices("gpu")[0]):
+        results = exactness.theorem_asymmetry(*case, steps=2000)
+    assert all(asymmetry == 0.0 for asymmetry, _ in results.values()), results

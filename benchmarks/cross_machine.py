@@ -1,0 +1,115 @@
+"""Does a fresh `jaxsym study --preset quick` on another CPU reproduce the committed conclusions?
+
+    jaxsym study --preset quick                      # the reference runs in runs/
+    python benchmarks/cross_machine.py --out benchmarks/results
+
+runs the quick study again in a subprocess under another kernel family (default: XLA's own and
+Eigen's kernels limited to AVX2, ``jaxsym.exactness.KERNEL_FAMILIES["xla-avx2"]``, i.e. another
+CPU emulated on this one) into ``--runs`` (default ``runs-xla-avx2``), then compares, cell by
+cell, what the report concludes:
+
+* every bias-only cell's P(broken) at sigma_b = 0 and its smallest sigma_b with P >= 0.9:
+  must be EQUAL;
+* every log-law slope: the other run's slope must lie inside the reference's 95% CI;
+* every escape dtype floor sigma_b* and the noise-dose thresholds: must be equal;
+* the saddle-slope fits: inside the reference's CI.
+
+Writes ``OUT/cross_machine.json`` and ``.md`` (every compared cell, and the count that differ).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+
+
+def compare(reference: Path, other: Path) -> list[dict]:
+    """Cell-by-cell comparison of two sets of quick-study run directories."""
+    from jaxsym import report, store
+
+    rows = []
+    names = sorted(p.name for p in reference.iterdir() if (p / "results.nc").exists())
+    for name in names:
+        if not (other / name / "results.nc").exists():
+            rows.append({"run": name, "what": "missing in the other run", "same": False})
+            continue
+        ref, oth = store.load(reference / name), store.load(other / name)
+        if name.startswith("bias_only"):
+            for a, b in zip(report.summarize(ref), report.summarize(oth)):
+                cell = f"{a['weight_mode']}/{a['activation']}"
+                for key in ("p_broken_zero", "sigma_p90"):
+                    va = a[key][0] if isinstance(a[key], tuple) else a[key]
+                    vb = b[key][0] if isinstance(b[key], tuple) else b[key]
+                    rows.append({"run": name, "what": f"{cell} {key}", "reference": va,
+                                 "other": vb, "same": va == vb})
+                if a["fit"] is not None:
+                    fb = b["fit"].b if b["fit"] is not None else None
+                    rows.append({"run": name, "what": f"{cell} slope",
+                                 "reference": [a["fit"].b, a["fit"].b_low, a["fit"].b_high],
+                                 "other": fb, "same": fb is not None
+                                 and a["fit"].b_low <= fb <= a["fit"].b_high})
+        elif name.startswith("escape"):
+            va, vb = report.dtype_floor(ref), report.dtype_floor(oth)
+            rows.append({"run": name, "what": "floor sigma_b*", "reference": va, "other": vb,
+                         "same": va == vb})
+        elif name.startswith("noise_dose"):
+            for act in ref.activation.values:
+                pa = ref.sel(activation=act).broken.mean("seed").values.tolist()
+                pb = oth.sel(activation=act).broken.mean("seed").values.tolist()
+                rows.append({"run": name, "what": f"{act} P(broken) per noise", "reference": pa,
+                             "other": pb, "same": pa == pb})
+        elif name.startswith("saddle_slope"):
+            fa, fb = report.saddle_fits(ref), report.saddle_fits(oth)
+            for key in fa:
+                rows.append({"run": name, "what": f"slope {key}",
+                             "reference": [fa[key].b, fa[key].b_low, fa[key].b_high],
+                             "other": fb[key].b,
+                             "same": fa[key].b_low <= fb[key].b <= fa[key].b_high})
+    return rows
+
+
+def main(argv=None) -> int:
+    from jaxsym import exactness
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--family", default="xla-avx2", choices=sorted(exactness.KERNEL_FAMILIES))
+    parser.add_argument("--reference", type=Path, default=Path("runs"))
+    parser.add_argument("--runs", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=_common.DEFAULT_RESULTS)
+    parser.add_argument("--compare-only", action="store_true")
+    args = parser.parse_args(argv)
+    flags = exactness.KERNEL_FAMILIES[args.family]
+    runs = args.runs or Path(f"runs-{args.family}")
+    if not args.compare_only:
+        env = {**os.environ, "XLA_FLAGS": flags}
+        subprocess.run([sys.executable, "-m", "jaxsym", "study", "--preset", "quick",
+                        "--runs", str(runs), "--figures", str(runs / "figures"),
+                        "--no-progress"], env=env, check=True)
+    rows = compare(args.reference, runs)
+    differ = [r for r in rows if not r["same"]]
+    table = _common.markdown_table(
+        ["run", "compared", "reference", "other", "same"],
+        [[r["run"], r["what"], str(r.get("reference")), str(r.get("other")),
+          "yes" if r["same"] else "NO"] for r in rows])
+    markdown = "\n".join([
+        "# The quick study under another kernel family vs the reference runs", "",
+        f"`python benchmarks/cross_machine.py --family {args.family}` (XLA_FLAGS '{flags}'); "
+        f"reference: `{args.reference}`", "", _common.machine_markdown(_common.machine_info()),
+        "", f"**{len(rows) - len(differ)} of {len(rows)} compared conclusions agree.**", "",
+        table])
+    _common.write_results(args.out, "cross_machine", {"family": args.family, "flags": flags,
+                                                      "rows": rows, "differ": len(differ)},
+                          markdown)
+    print(f"{len(rows) - len(differ)} of {len(rows)} agree; differing: "
+          + "; ".join(f"{r['run']} {r['what']}" for r in differ))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
