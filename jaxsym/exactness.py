@@ -212,6 +212,32 @@ def theorem_asymmetry(activation, loss, optimizer, batch_mode, dtype, steps=2000
     return {shape: (float(a), float(m)) for shape, (a, m) in zip(shapes, results)}
 
 
+def _counts(rows) -> dict:
+    """exact: twin difference 0.0; diverged: non-finite parameters (no symmetry statement is
+    possible); failures: finite and nonzero (theorem 1 broken by the arithmetic)."""
+    finite = [r for r in rows if np.isfinite(r["asymmetry"])]
+    return {"theorem_networks": len(rows),
+            "theorem_exact": sum(r["asymmetry"] == 0.0 for r in finite),
+            "theorem_diverged": len(rows) - len(finite),
+            "theorem_failures": sum(r["asymmetry"] != 0.0 for r in finite)}
+
+
+def summarize(paths) -> str:
+    """A markdown table of saved ``python -m jaxsym.exactness`` JSON reports."""
+    lines = ["| XLA_FLAGS | product shapes failing | networks | bitwise symmetric | diverged "
+             "(non-finite) | asymmetric | seconds |", "|---|---|---|---|---|---|---|"]
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            report = json.load(f)
+        c = _counts(report["theorem"])
+        flags = report["xla_flags"] or "(none: the machine's own kernels)"
+        lines.append(f"| `{flags}` | "
+                     f"{len(report['product_failures'])} | {c['theorem_networks']} | "
+                     f"{c['theorem_exact']} | {c['theorem_diverged']} | "
+                     f"{c['theorem_failures']} | {report['seconds']} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jaxsym.exactness", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -219,7 +245,12 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--products-only", action="store_true")
     parser.add_argument("--cases", help="comma-separated case indices (default: all)")
+    parser.add_argument("--summarize", nargs="+", metavar="JSON",
+                        help="print a markdown table of saved reports instead of running")
     args = parser.parse_args(argv)
+    if args.summarize:
+        print(summarize(args.summarize))
+        return 0
     started = time.perf_counter()
     report = {"xla_flags": os.environ.get("XLA_FLAGS", ""), "product_failures": product_failures()}
     if not args.products_only:
@@ -232,7 +263,7 @@ def main(argv=None) -> int:
             rows.extend({"case": list(case), "width": w, "depth": d, "asymmetry": a, "moved": m}
                         for (w, d), (a, m) in result.items())
         report["theorem"] = rows
-        report["theorem_failures"] = sum(r["asymmetry"] != 0.0 for r in rows)
+        report.update(_counts(rows))
     report["seconds"] = round(time.perf_counter() - started, 1)
     json.dump(report, sys.stdout)
     sys.stdout.write("\n")
