@@ -11,7 +11,8 @@ cell, what the report concludes:
 * every bias-only cell's P(broken) at sigma_b = 0 and its smallest sigma_b with P >= 0.9:
   must be EQUAL;
 * every log-law slope: the other run's slope must lie inside the reference's 95% CI;
-* every escape dtype floor sigma_b* and the noise-dose thresholds: must be equal;
+* every escape dtype floor sigma_b* and the noise-dose P(broken): must be equal; the escape
+  log-law slopes (fitted from 100 unit roundoffs up): inside the reference's CI;
 * the saddle-slope fits: inside the reference's CI.
 
 Writes ``OUT/cross_machine.json`` and ``.md`` (every compared cell, and the count that differ).
@@ -58,6 +59,12 @@ def compare(reference: Path, other: Path) -> list[dict]:
             va, vb = report.dtype_floor(ref), report.dtype_floor(oth)
             rows.append({"run": name, "what": "floor sigma_b*", "reference": va, "other": vb,
                          "same": va == vb})
+            (fa, _), (fb, _) = report.escape_fit(ref), report.escape_fit(oth)
+            if fa is not None:
+                rows.append({"run": name, "what": "log-law slope above 100 u",
+                             "reference": [fa.b, fa.b_low, fa.b_high],
+                             "other": None if fb is None else fb.b,
+                             "same": fb is not None and fa.b_low <= fb.b <= fa.b_high})
         elif name.startswith("noise_dose"):
             for act in ref.activation.values:
                 pa = ref.sel(activation=act).broken.mean("seed").values.tolist()
