@@ -1,5 +1,8 @@
 """Report: figures and REPORT.md from a (tiny) bias-only run; numbers match the dataset."""
 
+import numpy as np
+import pytest
+
 from jaxsym import config, report, stats, sweep
 
 TINY = """
@@ -160,3 +163,25 @@ def test_phase_diagram_section_counts_trained_networks(tmp_path):
     bias_only = table["trained"][:, 0].sum()
     assert f"Measured: {bias_only} of 12 bias-only networks trained" in out
     assert (tmp_path / "fig" / "phase_diagram.png").stat().st_size > 10_000
+
+
+def test_dtype_floor_and_unit_roundoff():
+    import xarray as xr
+
+    from jaxsym import report as rep
+
+    assert rep.unit_roundoff("float64") == pytest.approx(2.0 ** -53)
+    assert rep.unit_roundoff("float32") == pytest.approx(2.0 ** -24)
+    assert rep.unit_roundoff("bfloat16") == pytest.approx(2.0 ** -8)
+    sigma = np.array([0.0, 1e-12, 1e-10, 1e-8, 1e-6])
+
+    def dataset(p_broken):
+        broken = np.array([[i < round(p * 4) for i in range(4)] for p in p_broken])
+        return xr.Dataset({"broken": (("sigma_b", "seed"), broken)},
+                          coords={"sigma_b": sigma, "seed": np.arange(4)})
+
+    assert rep.dtype_floor(dataset([0, 0, 0, 1, 1])) == 1e-10
+    # a broken cell below an unbroken one: the floor stops at the first break
+    assert rep.dtype_floor(dataset([0, 0, 0.25, 0, 1])) == 1e-12
+    assert rep.dtype_floor(dataset([0, 1, 1, 1, 1])) == 0.0
+    assert np.isnan(rep.dtype_floor(dataset([0.5, 1, 1, 1, 1])))
