@@ -1,0 +1,105 @@
+"""The splitting matrix: the Hessian's antisymmetric block at a symmetric one-hidden-layer point.
+
+Network ``f(x) = V g(W x + b) + c`` with ``m`` hidden units, ``W: (m, d)``, ``b: (m,)``,
+``V: (n_out, m)``; training loss ``L = loss(f(X), Y)`` (any of jaxsym's losses, which average
+over the batch). At a SYMMETRIC point every unit j has the same incoming ``u = (w, b)`` and the
+same outgoing column ``v = V[:, j]``; write ``x~ = (x, 1)``, ``z_n = u . x~_n`` and
+``l_n = dL/df(x_n)`` (a vector over outputs, the 1/N of the mean included).
+
+Derivation. ``H = sum_n [J_n^T (d^2 L / df^2) J_n + sum_k l_nk d^2 f_k(x_n)]``. An
+*antisymmetric* direction moves unit j by ``a_j t`` with ``sum_j a_j = 0`` and one per-unit
+direction ``t = (t_u, t_v)`` (``t_u`` in R^{d+1}, ``t_v`` in R^{n_out}). Its first-order change
+of f is ``sum_j a_j (v g'(z) x~ . t_u + g(z) t_v) = 0``: the Gauss-Newton term vanishes, and
+the second derivatives of f are unit-diagonal. Hence, for antisymmetric ``a ⊗ t`` and
+``a' ⊗ t'``,
+
+    (a ⊗ t)^T H (a' ⊗ t') = (a . a') t^T B t',   B = [[S, R], [R^T, 0]],
+
+    S = sum_n (l_n . v) g''(z_n) x~_n x~_n^T        ((d+1) x (d+1): the splitting matrix)
+    R = sum_n g'(z_n) x~_n l_n^T                    ((d+1) x n_out)
+
+and the antisymmetric subspace is invariant under H (the symmetric-antisymmetric cross terms
+vanish the same way). So H restricted to it is ``I_{m-1} ⊗ B``: every eigenvalue of B has
+multiplicity ``m - 1``. At the collapsed critical point ``dL/du = R v = 0`` and
+``dL/dv = sum_n g(z_n) l_n = 0``; for one output (``n_out = 1``, v != 0) this forces R = 0, so
+the antisymmetric spectrum is ``eig(S)`` plus zeros, and the point is a saddle in the
+antisymmetric directions iff S has a negative eigenvalue (Fukumizu & Amari 2000; Liu, Wu & Wang
+2019). With ``n_out > 1`` (softmax) R need not vanish, and ``lambda_min(B) <= lambda_min(S)``.
+
+Width: the collapsed point of the m-unit network duplicates the one-unit optimum with
+``v = v_1 / m`` (the units share the output), so ``f`` and ``l_n`` do not depend on m, S
+scales as ``1 / m`` (through v) and R does not (for one output it is 0 there): with one output
+``lambda_min = lambda_min(S_1) / m`` with multiplicity m - 1. Tested against ``jax.hessian``
+in tests/test_splitting.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["SplittingBlock", "antisymmetric_block", "is_symmetric_layer"]
+
+
+class SplittingBlock:
+    """``S``, ``R``, ``B`` of :func:`antisymmetric_block` and B's spectrum.
+
+    Attributes:
+      S: ``(d+1, d+1)`` splitting matrix.  R: ``(d+1, n_out)``.  B: ``(d+1+n_out,)*2``.
+      eigenvalues: eigenvalues of B, ascending (each with multiplicity ``width - 1`` in H).
+      width: m.
+    """
+
+    def __init__(self, S, R, width):
+        self.S, self.R, self.width = S, R, width
+        n_out = R.shape[1]
+        self.B = np.block([[S, R], [R.T, np.zeros((n_out, n_out))]])
+        self.eigenvalues = np.linalg.eigvalsh(self.B)
+
+    @property
+    def lambda_min(self) -> float:
+        return float(self.eigenvalues[0])
+
+    @property
+    def splitting_min(self) -> float:
+        """lambda_min(S): < 0 iff splitting the units lowers the loss to second order."""
+        return float(np.linalg.eigvalsh(self.S)[0])
+
+
+def is_symmetric_layer(params, atol: float = 0.0) -> bool:
+    """Whether the hidden units of a one-hidden-layer ``params`` are identical (within atol)."""
+    W, b, V = (np.asarray(params[0]["W"]), np.asarray(params[0]["b"]),
+               np.asarray(params[1]["W"]))
+    return bool(np.all(np.abs(W - W[:1]) <= atol) and np.all(np.abs(b - b[0]) <= atol)
+                and np.all(np.abs(V - V[:, :1]) <= atol))
+
+
+def antisymmetric_block(params, x, y, activation: str, loss: str) -> SplittingBlock:
+    """The antisymmetric Hessian block ``B`` (module doc) of the training loss at ``params``.
+
+    Args:
+      params: one hidden layer, ``[{"W": (m, d), "b": (m,)}, {"W": (n_out, m), "b": (n_out,)}]``
+        with identical hidden units (ValueError otherwise).
+      x: ``(N, d)`` inputs; y: targets in the loss's format.
+      activation, loss: registered names.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from jaxsym import nn
+    from jaxsym.activations import get_activation
+
+    if len(params) != 2:
+        raise ValueError(f"antisymmetric_block needs one hidden layer, got {len(params) - 1}")
+    if not is_symmetric_layer(params):
+        raise ValueError("antisymmetric_block needs identical hidden units (a symmetric point)")
+    x = np.asarray(x, np.float64)
+    act = get_activation(activation)
+    w, b0 = np.asarray(params[0]["W"][0], np.float64), float(params[0]["b"][0])
+    v = np.asarray(params[1]["W"][:, 0], np.float64)
+    xt = np.concatenate([x, np.ones((x.shape[0], 1))], axis=1)
+    z = xt @ np.concatenate([w, [b0]])
+    outputs = nn.apply(params, jnp.asarray(x), activation)
+    dl = np.asarray(jax.grad(lambda f: nn.loss_fn(loss)(f, y))(outputs), np.float64)
+    S = (xt * ((dl @ v) * act.d2g(z))[:, None]).T @ xt
+    R = (xt * act.dg(z)[:, None]).T @ dl
+    return SplittingBlock(S, R, width=int(params[0]["W"].shape[0]))
