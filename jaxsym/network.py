@@ -17,6 +17,8 @@ Step convention: "step t" means after t updates (t = 0 is the initial network). 
 ``t = 0..steps`` the scan checks, on the parameters *before* update t+1:
   * converged: training loss <= ``loss_threshold`` (the minibatch loss for minibatch training);
   * broken:    min over hidden layers of the rank-two diversity estimate > ``diversity_threshold``
+               (and per hidden layer: ``time_to_break_layer``, ``broken_layer``, the first step
+               at which that layer alone exceeds it)
                (:func:`jaxsym.metrics.rank_two_diversity`);
 and keeps the first such step (``time_to_converge``, ``time_to_break``). A network that never
 gets there is right-censored: its time is ``steps`` and its flag False.
@@ -174,11 +176,11 @@ def _scaled_norm(x):
     return scale * jnp.sqrt(jnp.sum((x / safe) ** 2))
 
 
-def _break_score(params):
-    """min over hidden layers of the rank-two diversity (inf for a network with no hidden layer)."""
+def _layer_scores(params):
+    """The rank-two diversity of every hidden layer, ``(n_hidden,)`` (empty for depth 1)."""
     if len(params) < 2:
-        return jnp.asarray(jnp.inf, params[0]["W"].dtype)
-    return jnp.min(jnp.stack([metrics.rank_two_diversity(p["W"]) for p in params[:-1]]))
+        return jnp.zeros((0,), params[0]["W"].dtype)
+    return jnp.stack([metrics.rank_two_diversity(p["W"]) for p in params[:-1]])
 
 
 def record_shapes(spec: NetworkSpec) -> dict[str, tuple[int, ...]]:
@@ -186,6 +188,7 @@ def record_shapes(spec: NetworkSpec) -> dict[str, tuple[int, ...]]:
     n_ckpt, hidden = len(spec.checkpoints), max(spec.depth - 1, 0)
     shapes = {"loss": (n_ckpt,), "spread": (n_ckpt, hidden), "diversity": (n_ckpt, hidden),
               "grad_norm": (spec.gradient_steps, spec.depth), "time_to_break": (),
+              "time_to_break_layer": (hidden,), "broken_layer": (hidden,),
               "broken": (), "time_to_converge": (), "converged": (), "diverged": (),
               "final_loss": (), "test_loss": ()}
     if spec.classification:
@@ -263,9 +266,14 @@ def run_network(key, knobs, data, spec: NetworkSpec):
         hit_converge = (loss_value <= spec.loss_threshold) & ~state["converged"]
         # the width^3 score only while unbroken (a real branch when one network runs at a time;
         # under vmap the cond becomes a select and both sides run)
-        hit_break = jax.lax.cond(state["broken"], lambda q: jnp.asarray(False),
-                                 lambda q: _break_score(metric_view(q))
-                                 > spec.diversity_threshold, p)
+        # per hidden layer (the network is broken when every layer is at once)
+        hit_layers = jax.lax.cond(state["broken"], lambda q: jnp.zeros((hidden,), bool),
+                                  lambda q: _layer_scores(metric_view(q))
+                                  > spec.diversity_threshold, p)
+        hit_break = ~state["broken"] & jnp.all(hit_layers)
+        new_layers = hit_layers & ~state["broken_layer"]
+        state["time_to_break_layer"] = jnp.where(new_layers, t, state["time_to_break_layer"])
+        state["broken_layer"] = state["broken_layer"] | new_layers
         state["time_to_converge"] = jnp.where(hit_converge, t, state["time_to_converge"])
         state["time_to_break"] = jnp.where(hit_break, t, state["time_to_break"])
         state["converged"] = state["converged"] | hit_converge
@@ -302,6 +310,8 @@ def run_network(key, knobs, data, spec: NetworkSpec):
                     "diversity": jnp.zeros((n_ckpt, hidden), rdtype)},
         "grad_norm": jnp.zeros((spec.gradient_steps, spec.depth), rdtype),
         "time_to_break": jnp.asarray(spec.steps, jnp.int32), "broken": jnp.asarray(False),
+        "time_to_break_layer": jnp.full((hidden,), spec.steps, jnp.int32),
+        "broken_layer": jnp.zeros((hidden,), bool),
         "time_to_converge": jnp.asarray(spec.steps, jnp.int32), "converged": jnp.asarray(False),
         "diverged": jnp.asarray(False), "last_loss": zero,
     }
@@ -321,6 +331,8 @@ def run_network(key, knobs, data, spec: NetworkSpec):
     test_loss = nn.loss_fn(spec.loss)(outputs_test, y_test)
     result = {**state["records"], "grad_norm": state["grad_norm"],
               "time_to_break": state["time_to_break"], "broken": state["broken"],
+              "time_to_break_layer": state["time_to_break_layer"],
+              "broken_layer": state["broken_layer"],
               "time_to_converge": state["time_to_converge"], "converged": state["converged"],
               "diverged": state["diverged"], "final_loss": final_loss,
               "test_loss": jnp.where(jnp.isfinite(test_loss), test_loss, jnp.inf)}

@@ -562,11 +562,16 @@ def write_report(run_dirs, figures_dir="figures") -> Path:
     for ds in saddle_runs:
         from jaxsym.theory import saddle
 
-        analysis = saddle.analyse_study(study_of(ds))
+        analysis = saddle.analyse_study(study_of(ds), require_reached=False)
         fits = saddle_fits(ds)
         plots.save(plots.fig_saddle(ds, analysis, fits), figures_dir, "saddle_slope")
+        warning = ([] if analysis.reached else [
+            f"**WARNING: the prediction below is not valid.** Gradient descent from the symmetric "
+            f"init did not reach the collapsed point (|grad| = {analysis.grad_norm:.1e} after "
+            f"{analysis.steps_to_saddle} steps): the Hessian there does not describe the "
+            "trajectory the sweep follows.", ""])
         sections += ["## The log-law slope from the Hessian at the symmetric saddle", "",
-                     _saddle_text(ds, analysis, fits), "", "### Setup", "", _setup(ds), "",
+                     *warning, _saddle_text(ds, analysis, fits), "", "### Setup", "", _setup(ds), "",
                      "![saddle slope](saddle_slope.png)", ""]
     if phase_runs:
         table = phase_table(phase_runs)

@@ -7,6 +7,7 @@ Dims: one per grid axis (named as in the config, coordinates = its values), ``se
 Variables (``G`` = grid dims):
   loss(G, seed, step), spread(G, seed, step, layer), diversity(G, seed, step, layer),
   grad_norm(G, seed, grad_step, weight_layer), time_to_break(G, seed), broken(G, seed),
+  time_to_break_layer(G, seed, layer), broken_layer(G, seed, layer) (each hidden layer alone),
   time_to_converge(G, seed), converged(G, seed), diverged(G, seed), final_loss(G, seed),
   test_loss(G, seed), and final_accuracy(G, seed) (training set) and test_accuracy(G, seed) for
   classification tasks.
@@ -29,6 +30,7 @@ __all__ = ["merge", "write", "RECORD_DIMS"]
 #: per-network dims of every record
 RECORD_DIMS = {"loss": ("step",), "spread": ("step", "layer"), "diversity": ("step", "layer"),
                "grad_norm": ("grad_step", "weight_layer"), "time_to_break": (),
+               "time_to_break_layer": ("layer",), "broken_layer": ("layer",),
                "broken": (), "time_to_converge": (), "converged": (), "diverged": (),
                "final_loss": (), "test_loss": (), "final_accuracy": (),
                "test_accuracy": ()}
@@ -43,6 +45,9 @@ _DESCRIPTIONS = {
                      "(= steps if never: right-censored)",
     "time_to_converge": "first step at which the training loss is <= the loss threshold "
                         "(= steps if never: right-censored)",
+    "time_to_break_layer": "first step at which this hidden layer's diversity exceeds the "
+                           "threshold (= steps if never: right-censored)",
+    "broken_layer": "this hidden layer's diversity exceeded the threshold within the budget",
     "broken": "symmetry broken within the step budget", "converged": "converged within budget",
     "diverged": "a non-finite loss or gradient occurred (network frozen)",
     "final_loss": "training loss after the last step", "test_loss": "test loss after training",

@@ -221,3 +221,13 @@ def test_measured_log_law_slope_matches_the_hessian_prediction():
     # (width - 1)-dimensional unstable eigenspace, hence the path from break to convergence.
     slopes = [sps.linregress(x, times).slope for times in t_break]
     np.testing.assert_allclose(slopes, predicted, rtol=0.01)
+
+
+def test_analyse_study_refuses_an_unreached_saddle():
+    """A prediction from a point the trajectory never reached is refused, or flagged."""
+    study = config.load_study(EXPERIMENTS / "saddle_slope.toml", preset="quick")
+    with pytest.raises(saddle.SaddleNotReached, match="did not reach the collapsed point"):
+        saddle.analyse_study(study, max_steps=50, trajectory_steps=2)
+    flagged = saddle.analyse_study(study, max_steps=50, trajectory_steps=2,
+                                   require_reached=False)
+    assert not flagged.reached and flagged.grad_norm > 1e-12 and flagged.steps_to_saddle == 50

@@ -257,3 +257,17 @@ def test_process_share_and_wait(tmp_path):
     with pytest.raises(ValueError, match="process_index must be in"):
         sweep.run_study(study, tmp_path / "bad", process_index=2, process_count=2)
 
+
+
+def test_per_layer_break_times_are_consistent(tmp_path):
+    """Each hidden layer's first-hit time: the network breaks only when every layer has (so its
+    time is >= every layer's), and an unbroken layer is censored at the budget."""
+    ds = sweep.run_study(small_study(groups=1), tmp_path / "run", progress=False)
+    assert ds["time_to_break_layer"].dims[-1] == "layer" and ds.sizes["layer"] == 2
+    layers, times = ds["broken_layer"], ds["time_to_break_layer"]
+    broken = ds["broken"]
+    assert bool((~broken | layers.all("layer")).all())
+    assert bool((~broken | (ds["time_to_break"] >= times.max("layer"))).all())
+    assert bool(((layers) | (times == ds.attrs["steps"])).all())
+    assert bool(layers.sel(sigma_b=0.3).any())  # not vacuous: some layer breaks
+    assert not bool(layers.sel(sigma_b=0.0).any())  # identical units: no layer breaks

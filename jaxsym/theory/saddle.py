@@ -313,10 +313,18 @@ class SaddleAnalysis:
     optimizer: str
     slope: float | None
     local_slope: np.ndarray
+    reached: bool = True
+    grad_norm: float = 0.0
+
+
+class SaddleNotReached(ValueError):
+    """Gradient descent from the symmetric init did not reach the collapsed critical point, so
+    the Hessian there predicts nothing about the sweep."""
 
 
 def analyse_study(study, grad_tol: float = 1e-12, max_steps: int = 200_000,
-                  trajectory_steps: int | None = None) -> SaddleAnalysis:
+                  trajectory_steps: int | None = None,
+                  require_reached: bool = True) -> SaddleAnalysis:
     """Saddle theory for a study with one static group and full-batch training.
 
     Builds the study's network at ``sigma_b = 0`` (its first grid point otherwise), in float64,
@@ -324,8 +332,12 @@ def analyse_study(study, grad_tol: float = 1e-12, max_steps: int = 200_000,
     the Hessian there; ``local_slope`` follows a random bias perturbation (hidden layers only,
     made antisymmetric) for ``trajectory_steps`` (default: the study's step count).
 
+    With ``require_reached=False`` an unreached point is returned with ``reached=False`` (the
+    report then flags the prediction as invalid) instead of raising.
+
     Raises:
       ValueError: the study has several static groups or uses minibatches.
+      SaddleNotReached: ``||grad|| > grad_tol`` after ``max_steps`` (with ``require_reached``).
     """
     import jax
     import jax.numpy as jnp
@@ -353,8 +365,14 @@ def analyse_study(study, grad_tol: float = 1e-12, max_steps: int = 200_000,
     lr = float(knobs["learning_rate"])
     # the collapsed point is a critical point: found with plain gradient descent for every
     # optimizer (momentum converges to the same point from the same start)
-    saddle, steps, _ = collapsed_point(params, x, y, spec.activation, spec.loss, lr,
-                                       max_steps, grad_tol)
+    saddle, steps, grad_norm = collapsed_point(params, x, y, spec.activation, spec.loss, lr,
+                                               max_steps, grad_tol)
+    reached = grad_norm <= grad_tol
+    if require_reached and not reached:
+        raise SaddleNotReached(
+            f"{study.name}: gradient descent from the symmetric init did not reach the collapsed "
+            f"point (|grad| = {grad_norm:.1e} > {grad_tol:g} after {steps} steps); the saddle "
+            "Hessian does not describe this trajectory")
     spectrum = saddle_spectrum(saddle, x, y, spec.activation, spec.loss)
     slope = (predicted_slope(lr, spectrum.lambda_min, spec.optimizer)
              if spec.optimizer != "adam" and spectrum.lambda_min < 0 else None)
@@ -366,4 +384,5 @@ def analyse_study(study, grad_tol: float = 1e-12, max_steps: int = 200_000,
                                trajectory_steps or spec.steps, spec.optimizer)
     with np.errstate(divide="ignore"):
         local = np.where(growth > 0, math.log(10.0) / np.maximum(growth, 1e-300), np.inf)
-    return SaddleAnalysis(spectrum, steps, lr, spec.optimizer, slope, local)
+    return SaddleAnalysis(spectrum, steps, lr, spec.optimizer, slope, local, reached,
+                          grad_norm)
