@@ -106,3 +106,34 @@ def test_collapsed_point_width_scaling():
         assert lam < 0  # this teacher: the collapsed point is a saddle
         assert eig[0] == pytest.approx(lam, rel=1e-7)
         assert int(np.sum(np.abs(eig - lam) <= 1e-7 * abs(lam))) == m - 1
+
+
+@pytest.mark.parametrize("hidden", [1, 2])
+def test_antisymmetric_subspace_is_invariant_at_any_depth(hidden):
+    """At a symmetric point of depth 2 or 3, H maps antisymmetric directions to antisymmetric
+    ones (no leak into the symmetric subspace); with one hidden layer the restricted spectrum is
+    B's, each eigenvalue m - 1 times."""
+    from jaxsym import network
+
+    rng = np.random.default_rng(4)
+    m, d, n = 3, 2, 30
+    sizes = (d,) + (m,) * hidden + (1,)
+    params = network.init_mlp(jax.random.key(0), sizes, "constant", weight_value=0.7,
+                              fan_in_scaled=True)
+    params = [{"W": p["W"], "b": jnp.full_like(p["b"], 0.2)} for p in params]
+    x = jnp.asarray(rng.standard_normal((n, d)))
+    y = jnp.asarray(rng.standard_normal((n, 1)))
+    restricted, leak = splitting.antisymmetric_hessian(params, x, y, "tanh", "mse")
+    assert leak <= 1e-10
+    # symmetric dimensions: first layer's row and bias (d + 1), each further hidden layer's
+    # constant W and bias (2), the output layer's column and bias (2 n_out, n_out = 1)
+    n_sym = d + 1 + 2 * (hidden - 1) + 2
+    assert restricted.shape[0] == ravel_pytree(params)[0].size - n_sym
+    if hidden == 1:
+        block = splitting.antisymmetric_block(params, x, y, "tanh", "mse")
+        np.testing.assert_allclose(np.linalg.eigvalsh(restricted),
+                                   np.sort(np.repeat(block.eigenvalues, m - 1)),
+                                   rtol=1e-8, atol=1e-10)
+    # and it does leak at a non-symmetric point (the check can fail)
+    params[0]["b"] = params[0]["b"].at[0].add(0.5)
+    assert splitting.antisymmetric_hessian(params, x, y, "tanh", "mse")[1] > 1e-4

@@ -37,7 +37,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SplittingBlock", "antisymmetric_block", "is_symmetric_layer"]
+__all__ = ["SplittingBlock", "antisymmetric_block", "is_symmetric_layer",
+           "antisymmetric_basis", "antisymmetric_hessian"]
 
 
 class SplittingBlock:
@@ -103,3 +104,43 @@ def antisymmetric_block(params, x, y, activation: str, loss: str) -> SplittingBl
     S = (xt * ((dl @ v) * act.d2g(z))[:, None]).T @ xt
     R = (xt * act.dg(z)[:, None]).T @ dl
     return SplittingBlock(S, R, width=int(params[0]["W"].shape[0]))
+
+
+def antisymmetric_basis(params) -> np.ndarray:
+    """An orthonormal basis ``(n_params, k)`` of the antisymmetric subspace of ``params``' raveled
+    parameter space (the kernel of :func:`jaxsym.theory.saddle.symmetric_projection`), any
+    depth."""
+    import jax
+    import jax.numpy as jnp
+    from jax.flatten_util import ravel_pytree
+
+    from jaxsym.theory.saddle import symmetric_projection
+
+    flat, unravel = ravel_pytree(params)
+    project = jax.jit(lambda v: ravel_pytree(symmetric_projection(unravel(v)))[0])
+    P = np.stack([np.asarray(project(e)) for e in jnp.eye(flat.size, dtype=flat.dtype)], axis=1)
+    values, vectors = np.linalg.eigh(0.5 * (P + P.T))
+    return vectors[:, values < 0.5]
+
+
+def antisymmetric_hessian(params, x, y, activation: str, loss: str):
+    """``(Q^T H Q, leak)`` at a symmetric point of any depth: the training-loss Hessian restricted
+    to the antisymmetric subspace (basis Q from :func:`antisymmetric_basis`; eigenvalues by
+    ``numpy.linalg.eigvalsh``), and ``leak = ||(I - Q Q^T) H Q|| / ||H Q||``, which is 0 when the
+    subspace is invariant under H (true at every symmetric point: the Gauss-Newton term and
+    the symmetric-antisymmetric cross terms vanish, as in the one-layer derivation; with two or
+    more hidden layers, though, the block couples the layers' antisymmetric directions through
+    the unit-diagonal second derivatives of f, so it is no longer ``I ⊗ B`` of one small B)."""
+    import jax
+    from jax.flatten_util import ravel_pytree
+
+    from jaxsym import train
+
+    flat, unravel = ravel_pytree(params)
+    H = np.asarray(jax.hessian(lambda th: train.loss_of_params(unravel(th), x, y, activation,
+                                                               loss))(flat), np.float64)
+    H = 0.5 * (H + H.T)
+    Q = antisymmetric_basis(params)
+    HQ = H @ Q
+    leak = np.linalg.norm(HQ - Q @ (Q.T @ HQ)) / max(np.linalg.norm(HQ), 1e-300)
+    return Q.T @ HQ, float(leak)
