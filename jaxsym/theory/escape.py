@@ -1,0 +1,300 @@
+"""Linearised escape: the whole curve of time-to-break against sigma_b, predicted from ONE
+symmetric trajectory.
+
+Setting. Hidden units start identical except for their biases, ``b_l = sigma_b * N(0, I)`` in
+hidden layer l of width ``m_l``. Write ``b_l = bbar_l 1 + d_l`` with ``d_l`` orthogonal to 1:
+the mean moves the symmetric trajectory (to first order it stays symmetric), the deviation
+``d_l`` is an *antisymmetric* perturbation. To first order in sigma_b it evolves with the
+Jacobian ``J_t`` of one optimizer step along the symmetric trajectory ``theta_t`` (the run
+from ``sigma_b = 0``, for SGD, heavy-ball momentum or Adam, optimizer state included):
+``delta_{t+1} = J_t delta_t``.
+
+Equivariance makes this one small computation. ``J_t`` commutes with permutations of the units
+(``theta_t`` is symmetric), so a perturbation ``d_l ⊗ e_b`` (unit j's bias moved by
+``d_lj``) stays of the form "unit j moved by ``d_lj u_t``" for ONE per-unit vector ``u_t``,
+whatever ``d_l``; and the antisymmetric parts of different hidden layers belong to different
+irreducible representations of the permutation group, so they do not mix at first order.
+Hence hidden layer l's incoming weight matrix is, to first order,
+
+    W_l(t) = 1 c_t^T + d_l u_t^T,          d_l ⊥ 1,   ||d_l||^2 ~ sigma_b^2 chi^2_{m_l - 1},
+
+with ``c_t`` the symmetric row and ``u_t`` the response of unit-norm ``d`` (both computed
+once, :func:`linearised_escape`). Its two singular values are those of the 2 x n matrix
+``[sqrt(m) c_t ; a u_t]`` with ``a = ||d_l||``: ``s1 s2 = sqrt(m) a |c x u|`` and
+``s1^2 + s2^2 = m |c|^2 + a^2 |u|^2`` (``|c x u|^2 = |c|^2 |u|^2 - (c.u)^2``). The engine
+calls layer l broken at the first step where ``s2/s1 > theta`` (``thresholds.diversity``); with
+``q = theta / (1 + theta^2)`` that happens once ``a`` exceeds the smaller root of
+``q |u|^2 a^2 - sqrt(m) |c x u| a + q m |c|^2 = 0``,
+
+    a*_t = 2 q sqrt(m) |c|^2 / (|c x u| + sqrt(|c x u|^2 - 4 q^2 |c|^2 |u|^2))
+
+(no root, ``a*_t = inf``, while ``|c x u| < 2 q |c| |u|``: the deviation is too parallel to
+the rows to raise the rank). So the predicted time to break of a network is
+``T(a) = min{t : a > a*_t}``, a decreasing function of ``a = ||d_l||`` alone, and
+
+    P(T <= t) = P(chi^2_{m-1} > (A_t / sigma_b)^2),      A_t = min_{s <= t} a*_s,
+
+    median T = min{t : A_t <= sigma_b sqrt(median chi^2_{m-1})}.
+
+This is the whole curve at every sigma_b, not only the asymptotic log-law slope; at the
+collapsed saddle ``log a*_t`` falls by ``log r`` per step (:func:`jaxsym.theory.saddle.
+growth_factor`), which is that slope, but the prediction also covers the approach to the saddle
+and the large-sigma_b end where the break happens early.
+
+Deeper networks. For a hidden layer above the first, ``c_t`` and ``u_t`` are both constant
+across the incoming units (the layer below is symmetric to first order), so ``c_t x u_t = 0``:
+the layer's weight matrix stays RANK ONE to first order, ``a*_t = inf``. Its directions can only
+diversify through second-order terms (products of the lower layer's deviation and its own,
+``~ sigma_b^2``), which is why with two hidden layers the upper layer stays collapsed long after
+the first has broken.
+
+Validity: first order in the deviation. At the break the deviation is ``~ theta`` relative to
+the rows (1e-2 by default), so the neglected terms are that small; the symmetric trajectory
+from ``sigma_b = 0`` stands in for the one from the actual mean bias (an O(sigma_b) shift).
+Adam: its per-coordinate normalisation is differentiable where the second moment is positive;
+the linearisation is then exact to first order too (its growth is not a constant rate, which is
+why no log-law slope exists for Adam, but the curve is still predicted).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as sps
+
+__all__ = ["EscapePrediction", "linearised_escape", "break_amplitude"]
+
+
+def break_amplitude(c, u, m: int, threshold: float):
+    """``a*``: the smallest ``a = ||d||`` with ``s2/s1 > threshold`` for ``1 c^T + d u^T``
+    (``d ⊥ 1``, ``m`` rows), from the closed form in the module doc; ``inf`` when no ``a``
+    reaches it. ``c, u``: ``(..., n)`` arrays (numpy or jax); returns ``(...)``."""
+    xp = np if isinstance(c, np.ndarray) else __import__("jax.numpy", fromlist=["numpy"])
+    q = threshold / (1.0 + threshold * threshold)
+    cc = xp.sum(c * c, axis=-1)
+    uu = xp.sum(u * u, axis=-1)
+    outer = c[..., :, None] * u[..., None, :]
+    cross = xp.sqrt(0.5 * xp.sum((outer - xp.swapaxes(outer, -1, -2)) ** 2, axis=(-2, -1)))
+    disc = cross * cross - 4.0 * q * q * cc * uu
+    ok = (disc >= 0) & (uu > 0) & (cc > 0) & (cross > 0)
+    denominator = xp.where(ok, cross + xp.sqrt(xp.where(ok, disc, 0.0)), 1.0)
+    return xp.where(ok, 2.0 * q * math.sqrt(m) * cc / denominator, xp.inf)
+
+
+@dataclass(frozen=True)
+class EscapePrediction:
+    """The linearised escape of one network configuration (see the module doc).
+
+    Attributes:
+      widths: hidden layer widths ``(m_1, ..., m_{L-1})``.
+      threshold: the diversity threshold theta.
+      log_amplitude: ``(n_hidden, steps + 1)``: ``log a*_t`` per hidden layer at ``t = 0..steps``
+        (``inf`` where the layer cannot break at step t to first order).
+      loss: ``(steps + 1,)`` training loss along the symmetric trajectory.
+    """
+
+    widths: tuple[int, ...]
+    threshold: float
+    log_amplitude: np.ndarray
+    loss: np.ndarray
+
+    @property
+    def steps(self) -> int:
+        return self.log_amplitude.shape[1] - 1
+
+    def _running_min(self, layer: int) -> np.ndarray:
+        return np.minimum.accumulate(self.log_amplitude[layer])
+
+    def p_broken_by(self, sigma_b, layer: int = 0, t: int | None = None) -> np.ndarray:
+        """P(layer ``layer`` broken by step ``t``) (default: the last step) for each sigma_b:
+        ``chi2.sf((A_t / sigma_b)^2, m - 1)``."""
+        sigma = np.asarray(sigma_b, np.float64)
+        log_a = self._running_min(layer)[self.steps if t is None else int(t)]
+        m = self.widths[layer]
+        if m < 2 or not np.isfinite(log_a):
+            return np.zeros_like(sigma)
+        with np.errstate(divide="ignore"):
+            ratio2 = np.exp(2.0 * (log_a - np.log(sigma)))
+        return np.where(sigma > 0, sps.chi2.sf(ratio2, m - 1), 0.0)
+
+    def break_time(self, amplitude, layer: int = 0) -> np.ndarray:
+        """``T(a) = min{t : a > a*_t}`` for deviation norms ``a = ||d_l||`` (array); ``inf``
+        where not within ``steps``: the predicted time to break of ONE network."""
+        a = np.atleast_1d(np.asarray(amplitude, np.float64))
+        running = self._running_min(layer)
+        with np.errstate(divide="ignore"):
+            index = np.searchsorted(-running, -np.log(a), side="right")
+        # running is non-increasing: index = number of steps with log a*_t >= log a
+        return np.where(index <= self.steps, index, np.inf).astype(np.float64).reshape(
+            np.shape(amplitude))
+
+    def time_quantile(self, sigma_b: float, q: float = 0.5, layer: int = 0) -> float:
+        """The predicted q-quantile of layer ``layer``'s time to break at ``sigma_b``: the first
+        step with ``A_t <= sigma_b sqrt(chi2.isf(q, m - 1))``; ``inf`` if beyond ``steps``."""
+        m = self.widths[layer]
+        if m < 2 or sigma_b <= 0:
+            return math.inf
+        a_q = math.log(sigma_b) + 0.5 * math.log(sps.chi2.isf(q, m - 1))
+        hit = np.nonzero(self._running_min(layer) < a_q)[0]
+        return float(hit[0]) if hit.size else math.inf
+
+    def median_time(self, sigma_b: float, layer: int = 0) -> float:
+        """Predicted median time to break of hidden layer ``layer`` (``inf``: not by ``steps``)."""
+        return self.time_quantile(sigma_b, 0.5, layer)
+
+    def slope(self, layer: int = 0, window: int = 200) -> float:
+        """Steps per decade of smaller sigma_b at the end of the run: ``ln 10`` over the mean
+        per-step fall of ``log a*`` over the last ``window`` steps (``inf`` if it does not
+        fall)."""
+        tail = self.log_amplitude[layer, -window - 1:]
+        if not np.all(np.isfinite(tail)):
+            return math.inf
+        fall = (tail[0] - tail[-1]) / (len(tail) - 1)
+        return math.log(10.0) / fall if fall > 0 else math.inf
+
+
+def linearised_escape(params, x, y, activation: str, loss: str, optimizer: str,
+                      learning_rate: float, steps: int, threshold: float = 1e-2
+                      ) -> EscapePrediction:
+    """Propagate each hidden layer's unit-norm antisymmetric bias perturbation along the
+    symmetric trajectory from ``params`` and return ``a*_t`` (module doc) for every step.
+
+    Args:
+      params: a SYMMETRIC network (identical units in every hidden layer: constant or zero
+        weights, equal biases), ``[{"W": (n_out, n_in), "b": (n_out,)}, ...]``; run in its
+        dtype (use float64). Every iterate is projected back onto the symmetric subspace.
+      x, y: full training batch (the engine's full-batch step).
+      activation, loss, optimizer: registered names (optimizer as in
+        :func:`jaxsym.train.make_optimizer`).
+      learning_rate, steps: as in the study.
+      threshold: the study's ``thresholds.diversity``.
+    """
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from jaxsym import train
+    from jaxsym.theory.saddle import _zero_tangent, symmetric_projection
+
+    n_hidden = len(params) - 1
+    if n_hidden < 1:
+        raise ValueError("linearised_escape needs at least one hidden layer")
+    widths = tuple(int(p["b"].shape[0]) for p in params[:-1])
+    tx = train.make_optimizer(optimizer, learning_rate)
+
+    def objective(p):
+        return train.loss_of_params(p, x, y, activation, loss)
+
+    def step_map(state):
+        p, opt_state = state
+        value, grads = jax.value_and_grad(objective)(p)
+        updates, opt_state = tx.update(grads, opt_state, p)
+        return (optax.apply_updates(p, updates), opt_state), value
+
+    def tangent_norm(tangent):
+        return jnp.sqrt(sum(jnp.sum(leaf * leaf) for leaf in jax.tree.leaves(tangent[0])))
+
+    def amplitudes(p, tangents, log_scale):
+        out = []
+        for l in range(n_hidden):
+            W, T = p[l]["W"], tangents[l][0][l]["W"]
+            d = jnp.zeros(widths[l], W.dtype).at[0].set(1.0).at[1].set(-1.0) / jnp.sqrt(2.0)
+            u = d @ T
+            a = break_amplitude(W[0], u, widths[l], threshold)
+            out.append(jnp.log(a) - log_scale[l])
+        return jnp.stack(out)
+
+    def body(carry, _):
+        state, tangents, log_scale = carry
+        new_tangents, norms = [], []
+        for l in range(n_hidden):
+            (new_state, value), (tangent, _) = jax.jvp(step_map, (state,), (tangents[l],))
+            norm = tangent_norm(tangent)
+            tangent = jax.tree.map(lambda t: t / norm if t.dtype != jax.dtypes.float0 else t,
+                                   tangent)
+            new_tangents.append(tangent)
+            norms.append(norm)
+        p, opt_state = new_state
+        p = symmetric_projection(p)
+        log_scale = log_scale + jnp.log(jnp.stack(norms))
+        return ((p, opt_state), new_tangents, log_scale), (amplitudes(p, new_tangents, log_scale),
+                                                           value)
+
+    def run(p):
+        state = (p, tx.init(p))
+        tangents = []
+        for l in range(n_hidden):
+            t_params = jax.tree.map(jnp.zeros_like, p)
+            d = jnp.zeros(widths[l], p[l]["b"].dtype).at[0].set(1.0).at[1].set(-1.0)
+            t_params[l]["b"] = d / jnp.sqrt(2.0)
+            tangents.append((t_params, jax.tree.map(_zero_tangent, state[1])))
+        log_scale = jnp.zeros(n_hidden, p[0]["W"].dtype)
+        first = amplitudes(p, tangents, log_scale)
+        (state, _, _), (amps, values) = jax.lax.scan(body, (state, tangents, log_scale), None,
+                                                     length=steps)
+        final = objective(state[0])
+        return (jnp.concatenate([first[:, None], amps.T], axis=1),
+                jnp.concatenate([values, final[None]]))
+
+    if min(widths) < 2:
+        raise ValueError(f"every hidden layer needs >= 2 units to break symmetry, got {widths}")
+    log_amplitude, losses = jax.jit(run)(params)
+    return EscapePrediction(widths, float(threshold), np.asarray(log_amplitude, np.float64),
+                            np.asarray(losses, np.float64))
+
+
+def predict_study(study, trajectory_steps: int | None = None) -> dict:
+    """:func:`linearised_escape` for every configuration of a study: one prediction per static
+    group and per distinct setting of the numeric knobs other than sigma_b (the prediction
+    covers every sigma_b at once).
+
+    The study must train full-batch (the prediction follows the deterministic full-batch
+    trajectory), with constant or zero weights (identical units; other weight modes are skipped)
+    and noise 0. Runs in float64 whatever the study's dtype (a prediction, not a replay).
+
+    Returns:
+      ``{(categorical, knobs): EscapePrediction}`` with ``categorical`` the group's
+      ``((axis, value), ...)`` and ``knobs`` a tuple of ``(knob, value)`` without sigma_b.
+
+    Raises:
+      ValueError: minibatch training.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from jaxsym import network, sweep, tasks
+
+    if study.get("train.batch_size") not in (0, study.get("task.n_train")):
+        raise ValueError(f"{study.name}: the linearised escape needs full-batch training "
+                         "(train.batch_size = 0)")
+    jax.config.update("jax_enable_x64", True)
+    task = tasks.make_task(study.get("task.name"), seed=study.get("task.seed"),
+                           **study.task_options)
+    table = sweep.knob_table(study)
+    others = [i for i, k in enumerate(network.KNOBS) if k != "sigma_b"]
+    constant_modes = {network.WEIGHT_MODES.index(m) for m in ("constant", "zero")}
+    out = {}
+    for group in sweep.plan_groups(study, task):
+        spec = group.spec
+        data = sweep.task_data(task, spec.loss)
+        x = data["x_train"].astype(jnp.float64)
+        y = data["y_train"]
+        y = y.astype(jnp.float64) if jnp.issubdtype(y.dtype, jnp.floating) else y
+        for g in group.grid_indices:
+            row = table[g]
+            knobs = tuple((network.KNOBS[i], float(row[i])) for i in others)
+            values = dict(knobs)
+            if ((group.categorical, knobs) in out or values["noise"] > 0
+                    or int(values["weight_mode"]) not in constant_modes):
+                continue
+            params = network.init_params(
+                jax.random.key(0), {k: jnp.asarray(v, jnp.float64)
+                                    for k, v in {**values, "sigma_b": 0.0}.items()},
+                network.Architecture(spec.layer_sizes, spec.fan_in_scaled, "float64"))
+            out[(group.categorical, knobs)] = linearised_escape(
+                params, x, y, spec.activation, spec.loss, spec.optimizer,
+                values["learning_rate"], trajectory_steps or spec.steps,
+                spec.diversity_threshold)
+    return out
