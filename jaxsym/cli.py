@@ -235,7 +235,9 @@ def _run(args) -> int:
     rate = f"{trained / wall:.1f} networks/s" if trained else "all chunks already done (resumed)"
     grid = " x ".join(f"{a}[{n}]" for a, n in zip(study.grid_axes, study.grid_shape)) or "1 point"
     print(f"study {study.name}: grid {grid} = {study.n_grid_points} points x "
-          f"{study.get('seeds.count')} seeds = {study.n_networks} networks; trained {trained} "
+          f"{study.get('seeds.count')} seeds"
+          + (f" x {study.get('task.draws')} data draws" if study.get("task.draws") > 1 else "")
+          + f" = {study.n_networks} networks; trained {trained} "
           f"in {wall:.1f} s ({rate}) on {dataset.attrs['n_devices']} "
           f"{dataset.attrs['backend']} device(s); results: {os.path.join(out, 'results.nc')}")
     return 0
@@ -252,6 +254,18 @@ STUDY_EXPERIMENTS = (("bias_only_regression", {}, ("quick", "full")),
                      ("escape", {"train.dtype": "bfloat16"}, ("quick", "full")),
                      ("noise_dose", {}, ("quick", "full")),
                      ("saddle_slope", {}, ("quick", "full")),
+                     # width scaling of the saddle: lr grows with m (the slope ~ m / lr) up to
+                     # 0.2, where the symmetric mode of m = 32 is still stable
+                     *(("saddle_slope", {"model.width": m, "train.learning_rate": lr,
+                                         "train.steps": steps}, ("quick", "full"))
+                       for m, lr, steps in ((2, 0.025, 6000), (4, 0.05, 6000),
+                                            (16, 0.2, 6000), (32, 0.2, 8000))),
+                     ("predict", {}, ("quick", "full")),
+                     ("predict_circles", {}, ("quick", "full")),
+                     ("classify", {}, ("quick", "full")),
+                     ("classify", {"task.name": "circles"}, ("quick", "full")),
+                     ("classify", {"task.name": "teacher_student", "grid.loss": ["mse"]},
+                      ("quick", "full")),
                      *(("phase_diagram", {"model.depth": d},
                         ("quick", "full") if d in (4, 8, 16, 24, 32) else ("full",))
                        for d in (2, 4, 8, 12, 16, 24, 32, 48, 64)))
@@ -270,7 +284,8 @@ def _study(args) -> int:
             study = config.load_study(os.path.join(EXPERIMENTS_DIR, f"{name}.toml"),
                                       preset=args.preset)
             studies.append((config.apply_overrides(study, overrides),
-                            "".join(f"-{v}" for v in overrides.values())))
+                            "".join(f"-{'+'.join(map(str, v)) if isinstance(v, list) else v}"
+                                    for v in overrides.values())))
         except config.ConfigError as error:
             return _fail(str(error))
     _use_all_cores()

@@ -8,6 +8,8 @@ Schema (every section and key optional unless marked; defaults in :data:`DEFAULT
 
     name = "example"                      # study name (default: the file's stem)
     [task]   name = "teacher_student"  seed = 0   (+ the task's own options, see jaxsym.tasks)
+             draws = 1     # independent data draws: task seeds seed, seed + 1, ...; each
+                           # grid point trains seeds.count networks on EVERY draw
     [model]  depth = 2   width = 8   activation = "tanh"     # depth = number of weight layers
     [train]  loss = "mse"  optimizer = "sgd"  learning_rate = 0.1  steps = 1000
              batch_size = 0 (0 = full batch)   dtype = "float32" | "float64" | "bfloat16"
@@ -60,7 +62,7 @@ NUMERIC_AXES = ("sigma_b", "weight_value", "W_std", "learning_rate", "eps", "noi
 CATEGORICAL_AXES = ("activation", "loss", "weight_mode", "optimizer")
 
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "task": {"name": "teacher_student", "seed": 0},
+    "task": {"name": "teacher_student", "seed": 0, "draws": 1},
     "model": {"depth": 2, "width": 8, "activation": "tanh"},
     "train": {"loss": "mse", "optimizer": "sgd", "learning_rate": 0.1, "steps": 1000,
               "batch_size": 0, "dtype": "float32", "noise": 0.0},
@@ -80,7 +82,7 @@ AXIS_SECTION = {"sigma_b": "init", "weight_value": "init", "W_std": "init", "eps
                 "weight_mode": "init", "optimizer": "train"}
 _NONNEGATIVE = {"init.sigma_b", "init.W_std", "init.eps", "train.learning_rate", "train.noise",
                 "thresholds.diversity", "thresholds.loss"}
-_POSITIVE_INT = {"model.depth", "model.width", "train.steps", "seeds.count",
+_POSITIVE_INT = {"model.depth", "model.width", "train.steps", "seeds.count", "task.draws",
                  "record.checkpoints"}
 
 
@@ -127,13 +129,26 @@ class Study:
         return int(np.prod(self.grid_shape, dtype=np.int64))
 
     @property
+    def networks_per_point(self) -> int:
+        """Networks per grid point: ``seeds.count`` on each of ``task.draws`` data draws."""
+        return self.sections["seeds"]["count"] * self.sections["task"]["draws"]
+
+    @property
     def n_networks(self) -> int:
-        return self.n_grid_points * self.sections["seeds"]["count"]
+        return self.n_grid_points * self.networks_per_point
 
     @property
     def task_options(self) -> dict:
-        """The task's own options (everything in [task] but name and seed)."""
-        return {k: v for k, v in self.sections["task"].items() if k not in ("name", "seed")}
+        """The task's own options (everything in [task] but name, seed and draws)."""
+        return {k: v for k, v in self.sections["task"].items()
+                if k not in ("name", "seed", "draws")}
+
+    def make_task(self, draw: int = 0):
+        """The task of data draw ``draw`` (task seed ``task.seed + draw``)."""
+        if not 0 <= draw < self.sections["task"]["draws"]:
+            raise ValueError(f"draw must be in [0, {self.sections['task']['draws']}), got {draw}")
+        return tasks.make_task(self.get("task.name"), seed=self.get("task.seed") + draw,
+                               **self.task_options)
 
 
 def _fail(key: str, message: str):

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 from jaxsym import stats  # noqa: E402
 
 __all__ = ["PALETTE", "fig_p_broken", "fig_time_to_converge", "fig_survival", "fig_staircase",
-           "fig_escape", "fig_saddle", "fig_phase_diagram", "save"]
+           "fig_escape", "fig_predict", "fig_saddle", "fig_phase_diagram", "save"]
 
 #: Okabe-Ito colour-blind-safe palette
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
@@ -302,6 +302,54 @@ def fig_noise_dose(ds):
     axes[0].legend()
     fig.suptitle(f"Noise dose at sigma_b = 0, {ds.attrs['dtype']}, {ds.sizes['seed']} seeds "
                  "per point", fontsize=8.5)
+    fig.tight_layout()
+    return fig
+
+
+def fig_predict(panels):
+    """The whole curve, predicted and measured, per data draw: one row per ``(ds, rows,
+    predictions)`` (``rows`` from :func:`jaxsym.theory.escape.compare`, ``predictions`` from
+    :func:`jaxsym.theory.escape.predict_pooled`), one column per cell (e.g. activation).
+    Lines: each draw's predicted median step to break over a fine sigma_b grid (band: its
+    predicted 10-90% quantiles); markers: that draw's measured Kaplan-Meier medians with 95%
+    CIs."""
+    n_cols = max(len(p[2]) for p in panels)
+    fig, axes = plt.subplots(len(panels), n_cols, figsize=(3.3 * n_cols, 3.0 * len(panels)),
+                             squeeze=False)
+    for row_axes, (ds, rows, predictions) in zip(axes, panels):
+        sigma = ds.sigma_b.values
+        fine = np.logspace(np.log10(sigma.min()), np.log10(sigma.max()), 120)
+        for ax, ((categorical, _), pooled) in zip(row_axes, predictions.items()):
+            draws = getattr(pooled, "draws", [pooled])
+            for k, pred in enumerate(draws):
+                colour = PALETTE[k % len(PALETTE)]
+                curves = {q: np.array([pred.time_quantile(s, q) for s in fine])
+                          for q in (0.1, 0.5, 0.9)}
+                ax.plot(fine, np.where(np.isfinite(curves[0.5]), curves[0.5], np.nan),
+                        color=colour, lw=1.0, label=f"draw {k}: predicted")
+                ax.fill_between(fine, np.where(np.isfinite(curves[0.9]), curves[0.9], np.nan),
+                                np.where(np.isfinite(curves[0.1]), curves[0.1], np.nan),
+                                color=colour, alpha=0.12, lw=0)
+                key = k if len(draws) > 1 else None
+                mine = [r for r in rows if r["cell"] == dict(categorical) and r["draw"] == key
+                        and r["measured"].reached]
+                x = np.array([r["sigma_b"] for r in mine])
+                y = np.array([r["measured"].median for r in mine])
+                lo = np.array([r["measured"].low for r in mine])
+                hi = np.array([r["measured"].high if np.isfinite(r["measured"].high) else
+                               r["measured"].median for r in mine])
+                ax.errorbar(x, y, yerr=[y - lo, hi - y], fmt="o", ms=3, color=colour,
+                            mfc="white", capsize=1.5, lw=0.8,
+                            label=f"draw {k}: measured")
+            _log_axis(ax, sigma)
+            ax.set_title(f"{ds.attrs['task']} / {LOSS_LABELS.get(_loss(ds), _loss(ds))}: "
+                         + ", ".join(str(v) for _, v in categorical), fontsize=8)
+        row_axes[0].set_ylabel("step at which layer 1 breaks")
+    axes[0, -1].legend(fontsize=6, ncol=2)
+    fig.suptitle("\n".join(textwrap.wrap(
+        "Linearised escape (one symmetric trajectory per data draw, no fitted parameter) "
+        "against the sweep; lines: predicted median (band 10-90%), markers: measured "
+        "Kaplan-Meier median (95% CI)", 40 * n_cols)), fontsize=8.5)
     fig.tight_layout()
     return fig
 

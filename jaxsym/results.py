@@ -1,6 +1,8 @@
 """Merge chunk records into the labelled results ``xarray.Dataset`` (schema of DESIGN.md).
 
-Dims: one per grid axis (named as in the config, coordinates = its values), ``seed``, ``step``
+Dims: one per grid axis (named as in the config, coordinates = its values), ``seed`` (with the
+coordinate ``draw(seed)``: the data draw, task seed ``task.seed + draw``, that network trained
+on; statistics over ``seed`` pool the draws), ``step``
 (record checkpoints: number of updates done), ``layer`` (hidden layers, 1-based),
 ``grad_step`` (the first steps, 0-based) and ``weight_layer`` (every layer, 1-based).
 
@@ -60,7 +62,7 @@ def merge(study, groups, task, chunks, provenance: dict):
     """Assemble every network's records into one Dataset (raises if any network is missing)."""
     import xarray as xr
 
-    n_seeds = study.get("seeds.count")
+    n_seeds = study.networks_per_point
     n_grid = study.n_grid_points
     spec = groups[0].spec
     shapes = record_shapes(spec)
@@ -76,7 +78,9 @@ def merge(study, groups, task, chunks, provenance: dict):
         raise RuntimeError(f"{int((~filled).sum())} networks have no results yet")
     grid_dims, grid_shape = study.grid_axes, study.grid_shape
     coords = {axis: list(values) for axis, values in study.grid}
-    coords.update(seed=np.arange(n_seeds), step=np.asarray(spec.checkpoints),
+    coords.update(seed=np.arange(n_seeds), draw=("seed", np.arange(n_seeds)
+                                                 // study.get("seeds.count")),
+                  step=np.asarray(spec.checkpoints),
                   layer=np.arange(1, spec.depth), grad_step=np.arange(spec.gradient_steps),
                   weight_layer=np.arange(1, spec.depth + 1))
     variables = {}
@@ -86,7 +90,8 @@ def merge(study, groups, task, chunks, provenance: dict):
                                       attrs={"description": _DESCRIPTIONS[name]})
     attrs = {"config": study.text, "study": store.study_identity(study), "name": study.name,
              "preset": study.preset, "overrides": json.dumps(dict(study.overrides)),
-             "task": task.name, "task_kind": task.kind, "steps": spec.steps,
+             "task": task.name, "task_kind": task.kind, "draws": study.get("task.draws"),
+             "steps": spec.steps,
              "diversity_threshold": spec.diversity_threshold,
              "loss_threshold": spec.loss_threshold, "dtype": spec.dtype,
              "layer_sizes": list(spec.layer_sizes)}

@@ -7,7 +7,9 @@ knows about chunks and devices.
 * The grid is the product of the config's grid axes, flattened in C order: grid index g.
   Network (g, s) has key ``fold_in(fold_in(key(seeds.root), g), s)`` and flat id
   ``g * n_seeds + s``; its result depends on nothing else (not chunk size, device count or
-  resumption).
+  resumption). With ``task.draws = D`` data draws, ``n_seeds = D * seeds.count`` and seed
+  index ``s`` trains on draw ``s // seeds.count`` (task seed ``task.seed + draw``); with one
+  draw nothing changes.
 * Categorical axes (activation, loss, optimizer) split the grid into static groups, compiled
   once each; numeric axes, the weight init mode (an index, see jaxsym.network) and seeds are
   traced.
@@ -287,11 +289,12 @@ def run_study(study, out, chunk_size: int = 256, force: bool = False, strategy: 
     else:
         _wait(lambda: store.holds_study(out, study), wait_timeout, poll_interval,
               f"process {process_index}: timed out waiting for process 0 to prepare '{out}'")
-    task = tasks.make_task(study.get("task.name"), seed=study.get("task.seed"),
-                           **study.task_options)
+    draws = [study.make_task(k) for k in range(study.get("task.draws"))]
+    task = draws[0]
     groups = plan_groups(study, task)
     knobs = knob_table(study)
-    n_seeds = study.get("seeds.count")
+    count = study.get("seeds.count")
+    n_seeds = study.networks_per_point
     done = store.finished_networks(out)
     devices = tuple(jax.local_devices())
     pending_total = study.n_networks - len(done)
@@ -307,36 +310,42 @@ def run_study(study, out, chunk_size: int = 256, force: bool = False, strategy: 
     new_chunks, chunk_number = 0, -1
     map_batches = {}
     for group in groups:
-        nets = group_networks(group, n_seeds)
-        # every chunk of a group is padded to one length (a multiple of devices x batch), so
-        # the group compiles once; padding repeats the chunk's last network and is dropped
+        group_nets = group_networks(group, n_seeds)
+        # chunks are cut per data draw (one training set per compiled call); every chunk of a
+        # group is padded to one length (a multiple of devices x batch), so the group compiles
+        # once; padding repeats the chunk's last network and is dropped
         batch = 1 if strategy != "map" else (map_batch or nets_per_map_step(group.spec))
         map_batches[group.index] = batch
         step = len(devices) * batch
-        length = -(-min(chunk_size, len(nets)) // step) * step
-        runner = sharding = data = None
-        for start in range(0, len(nets), chunk_size):
-            chunk_number += 1
-            if chunk_number % process_count != process_index:
-                continue
-            chunk = np.asarray([n for n in nets[start:start + chunk_size] if int(n) not in done],
-                               np.int64)
-            if len(chunk) == 0:
-                continue
-            if max_chunks is not None and new_chunks >= max_chunks:
-                bar.close()
-                return None
-            if runner is None:
-                runner, sharding = make_runner(group.spec, study.get("seeds.root"), strategy,
-                                               devices, batch)
-                data = task_data(task, group.spec.loss)
-            args = chunk_arguments(chunk, length, n_seeds, knobs, study.get("train.dtype"),
-                                   sharding)
-            records = jax.device_get(runner(*args, data))
-            store.write_chunk(out, group.index, chunk,
-                              {k: np.asarray(v)[:len(chunk)] for k, v in records.items()})
-            new_chunks += 1
-            bar.update(len(chunk))
+        per_draw = len(group_nets) // len(draws)
+        length = -(-min(chunk_size, per_draw) // step) * step
+        runner = sharding = None
+        for draw, draw_task in enumerate(draws):
+            nets = group_nets[(group_nets % n_seeds) // count == draw]
+            data = None
+            for start in range(0, len(nets), chunk_size):
+                chunk_number += 1
+                if chunk_number % process_count != process_index:
+                    continue
+                chunk = np.asarray([n for n in nets[start:start + chunk_size]
+                                    if int(n) not in done], np.int64)
+                if len(chunk) == 0:
+                    continue
+                if max_chunks is not None and new_chunks >= max_chunks:
+                    bar.close()
+                    return None
+                if runner is None:
+                    runner, sharding = make_runner(group.spec, study.get("seeds.root"),
+                                                   strategy, devices, batch)
+                if data is None:
+                    data = task_data(draw_task, group.spec.loss)
+                args = chunk_arguments(chunk, length, n_seeds, knobs, study.get("train.dtype"),
+                                       sharding)
+                records = jax.device_get(runner(*args, data))
+                store.write_chunk(out, group.index, chunk,
+                                  {k: np.asarray(v)[:len(chunk)] for k, v in records.items()})
+                new_chunks += 1
+                bar.update(len(chunk))
     bar.close()
     if process_index != 0:
         return None

@@ -68,7 +68,8 @@ def test_each_networks_break_time_is_predicted(tmp_path, activation, optimizer, 
                                f'"train.optimizer" = "{optimizer}"\n'
                                f'"train.learning_rate" = {lr}\n', preset="x")
     ds = sweep.run_study(study, tmp_path / "run", progress=False)
-    (key, prediction), = escape.predict_study(study).items()
+    predictions = escape.predict_study(study)
+    (key, prediction), = predictions.items()
     measured = np.where(ds.broken.values, ds.time_to_break.values, np.inf)
     predicted = prediction.break_time(ds.sigma_b.values[:, None]
                                       * _deviation_norms(study, ds.sizes["seed"]))
@@ -83,6 +84,9 @@ def test_each_networks_break_time_is_predicted(tmp_path, activation, optimizer, 
                           measured.shape)
     assert np.all(np.abs(predicted[both] - measured[both])
                   <= np.maximum(2.0, rel[both] * measured[both]))
+    rows = escape.compare(ds, predictions)  # the report's table: medians within 5%
+    assert len(rows) == 4 and all(r["agree"] for r in rows)
+    assert all(r["p_low"] <= r["p_predicted"] + 1e-9 for r in rows)
     for i, sigma in enumerate(ds.sigma_b.values):  # the chi^2 law of ||d||
         p = prediction.p_broken_by(sigma)
         frac = ds.broken.values[i].mean()

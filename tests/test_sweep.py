@@ -271,3 +271,29 @@ def test_per_layer_break_times_are_consistent(tmp_path):
     assert bool(((layers) | (times == ds.attrs["steps"])).all())
     assert bool(layers.sel(sigma_b=0.3).any())  # not vacuous: some layer breaks
     assert not bool(layers.sel(sigma_b=0.0).any())  # identical units: no layer breaks
+
+
+def test_data_draws_extend_the_seed_axis(tmp_path):
+    """task.draws = 2 trains every grid point on two training sets (task seeds 0 and 1): the
+    seed axis holds draws x seeds with a ``draw`` coordinate; draw 0's networks are exactly
+    the one-draw study's, and draw 1's are the networks of the same seed indices in a one-draw
+    study on task seed 1 (a network's result depends only on its grid point, seed index and
+    data)."""
+    text = small_text(seeds=2, groups=1)
+    two = sweep.run_study(config.parse_study(text.replace("n_test = 32", "n_test = 32\ndraws = 2")),
+                          tmp_path / "two", chunk_size=3, progress=False)
+    assert two.sizes["seed"] == 4 and two.attrs["draws"] == 2
+    assert two.draw.values.tolist() == [0, 0, 1, 1]
+    one = sweep.run_study(config.parse_study(text), tmp_path / "one", progress=False)
+    assert_identical(two.isel(seed=[0, 1]), one)
+    shifted = sweep.run_study(config.parse_study(
+        small_text(seeds=4, groups=1).replace("n_test = 32", "n_test = 32\nseed = 1")),
+        tmp_path / "shifted", progress=False)
+    assert_identical(two.isel(seed=[2, 3]), shifted.isel(seed=[2, 3]))
+    # the draws differ (another training set): not a relabelling
+    assert not np.array_equal(two.final_loss.values[:, 2:], one.final_loss.values)
+
+
+def test_draws_must_be_a_positive_integer():
+    with pytest.raises(config.ConfigError, match="task.draws"):
+        config.parse_study(small_text().replace("n_test = 32", "n_test = 32\ndraws = 0"))

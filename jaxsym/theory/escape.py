@@ -58,13 +58,15 @@ why no log-law slope exists for Adam, but the curve is still predicted).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as sps
 
-__all__ = ["EscapePrediction", "linearised_escape", "break_amplitude"]
+__all__ = ["EscapePrediction", "PooledPrediction", "linearised_escape", "break_amplitude",
+           "predict_study", "predict_pooled", "compare", "MEDIAN_TOLERANCE"]
 
 
 def break_amplitude(c, u, m: int, threshold: float):
@@ -130,6 +132,15 @@ class EscapePrediction:
         return np.where(index <= self.steps, index, np.inf).astype(np.float64).reshape(
             np.shape(amplitude))
 
+    def cdf(self, sigma_b: float, layer: int = 0) -> np.ndarray:
+        """``P(T <= t)`` for ``t = 0..steps``: ``chi2.sf((A_t / sigma_b)^2, m - 1)``."""
+        m = self.widths[layer]
+        if m < 2 or sigma_b <= 0:
+            return np.zeros(self.steps + 1)
+        with np.errstate(over="ignore"):
+            ratio2 = np.exp(2.0 * (self._running_min(layer) - math.log(sigma_b)))
+        return sps.chi2.sf(ratio2, m - 1)
+
     def time_quantile(self, sigma_b: float, q: float = 0.5, layer: int = 0) -> float:
         """The predicted q-quantile of layer ``layer``'s time to break at ``sigma_b``: the first
         step with ``A_t <= sigma_b sqrt(chi2.isf(q, m - 1))``; ``inf`` if beyond ``steps``."""
@@ -155,6 +166,30 @@ class EscapePrediction:
         return math.log(10.0) / fall if fall > 0 else math.inf
 
 
+class PooledPrediction:
+    """The prediction for networks spread evenly over several data draws: the mixture of the
+    per-draw predictions, ``P(T <= t) = mean_k P_k(T <= t)`` (``draws``: a list of
+    :class:`EscapePrediction` with one step count)."""
+
+    def __init__(self, draws):
+        self.draws = list(draws)
+        self.steps = self.draws[0].steps
+
+    def cdf(self, sigma_b: float, layer: int = 0) -> np.ndarray:
+        return np.mean([d.cdf(sigma_b, layer) for d in self.draws], axis=0)
+
+    def p_broken_by(self, sigma_b, layer: int = 0, t: int | None = None) -> np.ndarray:
+        return np.mean([d.p_broken_by(sigma_b, layer, t) for d in self.draws], axis=0)
+
+    def time_quantile(self, sigma_b: float, q: float = 0.5, layer: int = 0) -> float:
+        """First step at which the mixture's ``P(T <= t)`` reaches ``q`` (inf: never)."""
+        hit = np.nonzero(self.cdf(sigma_b, layer) >= q)[0]
+        return float(hit[0]) if hit.size else math.inf
+
+    def median_time(self, sigma_b: float, layer: int = 0) -> float:
+        return self.time_quantile(sigma_b, 0.5, layer)
+
+
 def linearised_escape(params, x, y, activation: str, loss: str, optimizer: str,
                       learning_rate: float, steps: int, threshold: float = 1e-2
                       ) -> EscapePrediction:
@@ -171,6 +206,26 @@ def linearised_escape(params, x, y, activation: str, loss: str, optimizer: str,
       learning_rate, steps: as in the study.
       threshold: the study's ``thresholds.diversity``.
     """
+    import jax.numpy as jnp
+
+    n_hidden = len(params) - 1
+    if n_hidden < 1:
+        raise ValueError("linearised_escape needs at least one hidden layer")
+    widths = tuple(int(p["b"].shape[0]) for p in params[:-1])
+    if min(widths) < 2:
+        raise ValueError(f"every hidden layer needs >= 2 units to break symmetry, got {widths}")
+    program = _escape_program(widths, activation, loss, optimizer, int(steps), float(threshold))
+    dtype = params[0]["W"].dtype
+    log_amplitude, losses = program(params, x, y, jnp.asarray(learning_rate, dtype))
+    return EscapePrediction(widths, float(threshold), np.asarray(log_amplitude, np.float64),
+                            np.asarray(losses, np.float64))
+
+
+@functools.lru_cache(maxsize=64)
+def _escape_program(widths, activation, loss, optimizer, steps, threshold):
+    """The jitted ``(params, x, y, learning_rate) -> (log a*_t, loss_t)`` of
+    :func:`linearised_escape`: one compile per static configuration, reused across data
+    draws and learning rates."""
     import jax
     import jax.numpy as jnp
     import optax
@@ -178,20 +233,7 @@ def linearised_escape(params, x, y, activation: str, loss: str, optimizer: str,
     from jaxsym import train
     from jaxsym.theory.saddle import _zero_tangent, symmetric_projection
 
-    n_hidden = len(params) - 1
-    if n_hidden < 1:
-        raise ValueError("linearised_escape needs at least one hidden layer")
-    widths = tuple(int(p["b"].shape[0]) for p in params[:-1])
-    tx = train.make_optimizer(optimizer, learning_rate)
-
-    def objective(p):
-        return train.loss_of_params(p, x, y, activation, loss)
-
-    def step_map(state):
-        p, opt_state = state
-        value, grads = jax.value_and_grad(objective)(p)
-        updates, opt_state = tx.update(grads, opt_state, p)
-        return (optax.apply_updates(p, updates), opt_state), value
+    n_hidden = len(widths)
 
     def tangent_norm(tangent):
         return jnp.sqrt(sum(jnp.sum(leaf * leaf) for leaf in jax.tree.leaves(tangent[0])))
@@ -206,23 +248,34 @@ def linearised_escape(params, x, y, activation: str, loss: str, optimizer: str,
             out.append(jnp.log(a) - log_scale[l])
         return jnp.stack(out)
 
-    def body(carry, _):
-        state, tangents, log_scale = carry
-        new_tangents, norms = [], []
-        for l in range(n_hidden):
-            (new_state, value), (tangent, _) = jax.jvp(step_map, (state,), (tangents[l],))
-            norm = tangent_norm(tangent)
-            tangent = jax.tree.map(lambda t: t / norm if t.dtype != jax.dtypes.float0 else t,
-                                   tangent)
-            new_tangents.append(tangent)
-            norms.append(norm)
-        p, opt_state = new_state
-        p = symmetric_projection(p)
-        log_scale = log_scale + jnp.log(jnp.stack(norms))
-        return ((p, opt_state), new_tangents, log_scale), (amplitudes(p, new_tangents, log_scale),
-                                                           value)
+    def run(p, x, y, learning_rate):
+        tx = train.make_optimizer(optimizer, learning_rate)
 
-    def run(p):
+        def objective(q):
+            return train.loss_of_params(q, x, y, activation, loss)
+
+        def step_map(state):
+            q, opt_state = state
+            value, grads = jax.value_and_grad(objective)(q)
+            updates, opt_state = tx.update(grads, opt_state, q)
+            return (optax.apply_updates(q, updates), opt_state), value
+
+        def body(carry, _):
+            state, tangents, log_scale = carry
+            new_tangents, norms = [], []
+            for l in range(n_hidden):
+                (new_state, value), (tangent, _) = jax.jvp(step_map, (state,), (tangents[l],))
+                norm = tangent_norm(tangent)
+                tangent = jax.tree.map(
+                    lambda t: t / norm if t.dtype != jax.dtypes.float0 else t, tangent)
+                new_tangents.append(tangent)
+                norms.append(norm)
+            q, opt_state = new_state
+            q = symmetric_projection(q)
+            log_scale = log_scale + jnp.log(jnp.stack(norms))
+            return ((q, opt_state), new_tangents, log_scale), (
+                amplitudes(q, new_tangents, log_scale), value)
+
         state = (p, tx.init(p))
         tangents = []
         for l in range(n_hidden):
@@ -238,21 +291,18 @@ def linearised_escape(params, x, y, activation: str, loss: str, optimizer: str,
         return (jnp.concatenate([first[:, None], amps.T], axis=1),
                 jnp.concatenate([values, final[None]]))
 
-    if min(widths) < 2:
-        raise ValueError(f"every hidden layer needs >= 2 units to break symmetry, got {widths}")
-    log_amplitude, losses = jax.jit(run)(params)
-    return EscapePrediction(widths, float(threshold), np.asarray(log_amplitude, np.float64),
-                            np.asarray(losses, np.float64))
+    return jax.jit(run)
 
 
-def predict_study(study, trajectory_steps: int | None = None) -> dict:
+def predict_study(study, trajectory_steps: int | None = None, draw: int = 0) -> dict:
     """:func:`linearised_escape` for every configuration of a study: one prediction per static
     group and per distinct setting of the numeric knobs other than sigma_b (the prediction
     covers every sigma_b at once).
 
     The study must train full-batch (the prediction follows the deterministic full-batch
     trajectory), with constant or zero weights (identical units; other weight modes are skipped)
-    and noise 0. Runs in float64 whatever the study's dtype (a prediction, not a replay).
+    and noise 0. Runs in float64 whatever the study's dtype (a prediction, not a replay), on
+    data draw ``draw`` (task seed ``task.seed + draw``).
 
     Returns:
       ``{(categorical, knobs): EscapePrediction}`` with ``categorical`` the group's
@@ -264,14 +314,13 @@ def predict_study(study, trajectory_steps: int | None = None) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from jaxsym import network, sweep, tasks
+    from jaxsym import network, sweep
 
     if study.get("train.batch_size") not in (0, study.get("task.n_train")):
         raise ValueError(f"{study.name}: the linearised escape needs full-batch training "
                          "(train.batch_size = 0)")
     jax.config.update("jax_enable_x64", True)
-    task = tasks.make_task(study.get("task.name"), seed=study.get("task.seed"),
-                           **study.task_options)
+    task = study.make_task(draw)
     table = sweep.knob_table(study)
     others = [i for i, k in enumerate(network.KNOBS) if k != "sigma_b"]
     constant_modes = {network.WEIGHT_MODES.index(m) for m in ("constant", "zero")}
@@ -298,3 +347,80 @@ def predict_study(study, trajectory_steps: int | None = None) -> dict:
                 values["learning_rate"], trajectory_steps or spec.steps,
                 spec.diversity_threshold)
     return out
+
+
+def predict_pooled(study, trajectory_steps: int | None = None) -> dict:
+    """:func:`predict_study` on every data draw of the study (``task.draws``), pooled:
+    ``{(categorical, knobs): PooledPrediction}`` (one draw: a mixture of one)."""
+    per_draw = [predict_study(study, trajectory_steps, draw)
+                for draw in range(study.get("task.draws"))]
+    return {key: PooledPrediction([p[key] for p in per_draw]) for key in per_draw[0]}
+
+
+#: the whole-curve target: predicted median within this fraction of the measured KM median
+MEDIAN_TOLERANCE = 0.05
+
+
+def _row(cell, draw, sigma, prediction, one, layer) -> dict:
+    from jaxsym import stats
+
+    times = one.time_to_break_layer.isel(layer=layer).values
+    broken = one.broken_layer.isel(layer=layer).values
+    median = stats.median_time(times, broken)
+    predicted = prediction.median_time(sigma, layer)
+    low, high = stats.wilson_interval(int(broken.sum()), broken.size)
+    both = bool(np.isfinite(predicted) and median.reached)
+    return {"cell": cell, "draw": draw, "sigma_b": sigma, "predicted": predicted,
+            "measured": median, "p_predicted": float(prediction.p_broken_by(sigma, layer)),
+            "p_measured": float(broken.mean()), "p_low": float(low), "p_high": float(high),
+            "n": int(broken.size),
+            "agree": (abs(predicted - median.median)
+                      <= max(MEDIAN_TOLERANCE * median.median, 1.0) if both else
+                      not np.isfinite(predicted) and not median.reached),
+            "error": (predicted - median.median) / median.median if both else None}
+
+
+def compare(ds, predictions: dict | None = None, layer: int = 0) -> list[dict]:
+    """Predicted against measured, for every cell (categorical grid point) and sigma_b of a
+    result dataset whose grid axes are categorical ones and sigma_b.
+
+    Measured: the Kaplan-Meier median of hidden layer ``layer``'s time to break
+    (``time_to_break_layer``, censored at the budget) with its 95% CI, and the fraction broken
+    by the budget with its Wilson interval. Predicted: :meth:`EscapePrediction.median_time` and
+    :meth:`EscapePrediction.p_broken_by` at the budget (default predictions:
+    :func:`predict_pooled`).
+
+    Rows with ``draw = None`` pool every network of the cell (against the mixture over the
+    data draws); with several draws, rows for each draw alone follow (``draw = k``: its
+    networks against its own prediction).
+
+    Returns one dict per (cell, draw, sigma_b): ``cell`` (``{axis: value}``), ``draw``,
+    ``sigma_b``,
+    ``predicted`` (steps, inf = not by the budget), ``measured`` (:class:`jaxsym.stats.
+    MedianTime`), ``p_predicted``, ``p_measured``, ``p_low``, ``p_high``, ``n``, ``agree``
+    (within :data:`MEDIAN_TOLERANCE`, or both beyond the budget) and ``error`` (relative,
+    None unless both are finite).
+    """
+    from jaxsym import report
+
+    study = report.study_of(ds)
+    predictions = predict_pooled(study) if predictions is None else predictions
+    extra = [d for d in ds.dims if d not in ("sigma_b", "seed", "step", "layer", "grad_step",
+                                              "weight_layer")]
+    draws = np.asarray(ds.draw.values) if "draw" in ds.coords else np.zeros(ds.sizes["seed"],
+                                                                            int)
+    rows = []
+    for (categorical, _), prediction in predictions.items():
+        cell = dict(categorical)
+        if set(extra) - set(cell):
+            raise ValueError(f"compare needs grid axes that are categorical or sigma_b, got "
+                             f"{extra}")
+        sub = ds.sel(**{k: v for k, v in cell.items() if k in ds.dims})
+        parts = [(None, prediction, np.ones(draws.size, bool))]
+        if isinstance(prediction, PooledPrediction) and len(prediction.draws) > 1:
+            parts += [(k, p, draws == k) for k, p in enumerate(prediction.draws)]
+        for draw, pred, seeds in parts:
+            for sigma in sub.sigma_b.values:
+                one = sub.sel(sigma_b=sigma).isel(seed=np.flatnonzero(seeds))
+                rows.append(_row(cell, draw, float(sigma), pred, one, layer))
+    return rows

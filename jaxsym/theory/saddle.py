@@ -342,11 +342,10 @@ def analyse_study(study, grad_tol: float = 1e-12, max_steps: int = 200_000,
     import jax
     import jax.numpy as jnp
 
-    from jaxsym import network, sweep, tasks
+    from jaxsym import network, sweep
 
     jax.config.update("jax_enable_x64", True)
-    task = tasks.make_task(study.get("task.name"), seed=study.get("task.seed"),
-                           **study.task_options)
+    task = study.make_task(0)
     groups = sweep.plan_groups(study, task)
     if len(groups) != 1:
         raise ValueError(f"analyse_study needs one static group, {study.name} has {len(groups)}")
