@@ -1,6 +1,7 @@
 """Merge chunk records into the labelled results ``xarray.Dataset`` (schema of DESIGN.md).
 
-Dims: one per grid axis (named as in the config, coordinates = its values), ``seed`` (with the
+Dims: one per grid axis (named as in the config, except ``loss``: ``loss_function``;
+coordinates = its values), ``seed`` (with the
 coordinate ``draw(seed)``: the data draw, task seed ``task.seed + draw``, that network trained
 on; statistics over ``seed`` pool the draws), ``step``
 (record checkpoints: number of updates done), ``layer`` (hidden layers, 1-based),
@@ -27,7 +28,16 @@ import numpy as np
 from jaxsym import store
 from jaxsym.network import record_shapes
 
-__all__ = ["merge", "write", "RECORD_DIMS"]
+__all__ = ["merge", "write", "RECORD_DIMS", "grid_dim"]
+
+#: grid axes whose name is taken by a record variable get another dimension name
+_GRID_DIM = {"loss": "loss_function"}
+
+
+def grid_dim(axis: str) -> str:
+    """The Dataset dimension of grid axis ``axis`` (its own name, except ``loss``, a record
+    variable: ``loss_function``)."""
+    return _GRID_DIM.get(axis, axis)
 
 #: per-network dims of every record
 RECORD_DIMS = {"loss": ("step",), "spread": ("step", "layer"), "diversity": ("step", "layer"),
@@ -76,8 +86,8 @@ def merge(study, groups, task, chunks, provenance: dict):
         filled[nets] = True
     if not filled.all():
         raise RuntimeError(f"{int((~filled).sum())} networks have no results yet")
-    grid_dims, grid_shape = study.grid_axes, study.grid_shape
-    coords = {axis: list(values) for axis, values in study.grid}
+    grid_dims, grid_shape = tuple(grid_dim(a) for a in study.grid_axes), study.grid_shape
+    coords = {grid_dim(axis): list(values) for axis, values in study.grid}
     coords.update(seed=np.arange(n_seeds), draw=("seed", np.arange(n_seeds)
                                                  // study.get("seeds.count")),
                   step=np.asarray(spec.checkpoints),

@@ -5,20 +5,28 @@ For every cell (constant weights, biases N(0, sigma_b^2), full batch) and every 
 
 1. **Linearised escape** (:mod:`jaxsym.theory.escape`): from one symmetric trajectory, the
    predicted P(hidden layer 1 broken by the budget) at each sigma_b (chi^2 law of the bias
-   deviations). Pooled over the draws it is the mean of the per-draw values.
-2. **Mechanism** (the label of the cell):
+   deviations).
+2. **Mechanism** (:func:`mechanism`), from that prediction and the activation:
 
-   * ``log-law``: g'' != 0 (smooth activation) and the threshold amplitude ``a*_t`` still falls
-     at the end of the budget: the symmetric point is a saddle in the antisymmetric directions
-     (the splitting matrix has a negative eigenvalue, :mod:`jaxsym.theory.splitting`), so every
-     sigma_b > 0 breaks, after ~ slope x log10(1/sigma_b) steps.
-   * ``heals``: ``a*_t`` stopped falling: the antisymmetric perturbation decays along the
-     trajectory (no negative curvature left, or the trajectory does not reach it), so small
-     sigma_b never breaks.
-   * ``transient``: piecewise-linear g (relu, leaky_relu: g'' = 0 almost everywhere, so S = 0 and
-     there is no log-law), yet the first-order coupling through the output weights (the block R
-     of the antisymmetric Hessian, nonzero away from the collapsed point) separates the units on
-     the way there: breaks only when sigma_b is large enough for that transient.
+   * ``log-law``: it breaks, g'' != 0 (smooth activation) and the threshold amplitude ``a*_t``
+     still falls at the end of the budget: the symmetric point is a saddle in the antisymmetric
+     directions (the splitting matrix has a negative eigenvalue,
+     :mod:`jaxsym.theory.splitting`), so every sigma_b > 0 breaks, after
+     ~ slope x log10(1/sigma_b) steps.
+   * ``transient``: it breaks, but on the way: either g is piecewise linear (relu, leaky_relu:
+     g'' = 0 almost everywhere, so S = 0 and there is no log-law, yet the first-order coupling
+     through the output weights, the block R of the antisymmetric Hessian, nonzero away from
+     the collapsed point, separates the units), or ``a*_t`` has stopped falling by the end
+     (the perturbation grew on the way but decays near the end point): smaller sigma_b
+     would not break.
+   * ``norm``: the first-order deviation grows but along the rows themselves (units differ in
+     norm, not direction: ``a*_t = inf``); it breaks at second order, estimated by the norm
+     mode of :mod:`jaxsym.theory.escape` (the deviation reaching sqrt(theta) of the rows).
+   * ``slow``: it does not break by the budget although ``a*_t`` still falls (a later break).
+   * ``heals``: it does not break and ``a*_t`` stopped falling: the antisymmetric perturbation
+     decays, so small sigma_b never breaks.
+   * ``unstable``: the symmetric trajectory itself diverges (too large a step for m identical
+     units); the prediction covers the steps before that (the units usually separate first).
    * ``kink``: piecewise-linear g and no first-order escape: only samples whose pre-activation
      lies within the bias spread of the kink can separate units (second order). The expected
      number of (sample, unit) pairs on the other side of the kink at step 0 is
@@ -33,10 +41,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
-__all__ = ["piecewise_linear", "kink_exposure", "CellPrediction", "classify_study",
-           "classification_rows", "MECHANISMS"]
+__all__ = ["piecewise_linear", "kink_exposure", "CellPrediction", "mechanism",
+           "classify_study", "classification_rows", "MECHANISMS"]
 
-MECHANISMS = ("log-law", "heals", "transient", "kink")
+MECHANISMS = ("log-law", "transient", "norm", "slow", "heals", "kink", "unstable")
 
 
 def piecewise_linear(activation: str) -> bool:
@@ -60,85 +68,95 @@ def kink_exposure(x, w, b: float, sigma_b: float, m: int) -> float:
 
 @dataclass(frozen=True)
 class CellPrediction:
-    """Theory for one cell at one sigma_b: ``p_broken`` pooled over draws (mean), the per-draw
-    values, the mechanism (per draw: the cell's label is the draws' most common one), the
-    slope (steps per decade at the end of the budget, per draw; inf when not falling) and the
-    kink exposure (piecewise-linear g only, else None)."""
+    """Theory for one cell, data draw and sigma_b: ``p_broken`` (P(layer 1 broken by the
+    budget)), the mechanism, the slope (steps per decade at the end of the budget; inf when the
+    perturbation no longer grows) and the kink exposure (piecewise-linear g only, else None)."""
 
     p_broken: float
-    p_draws: tuple
     mechanism: str
-    mechanisms: tuple
-    slopes: tuple
+    slope: float
     kink: float | None
 
 
-def _mechanism(prediction, activation: str, p: float) -> str:
+#: how the end-of-budget growth is judged: slower than this many steps per decade counts as
+#: stopped (a decade of sigma_b would cost more than the longest budget jaxsym runs)
+SLOW_SLOPE = 1e4
+
+
+def mechanism(activation: str, p_broken: float, slope: float, unstable: bool = False,
+              p_first_order: float | None = None) -> str:
+    """The mechanism label (module doc) from the prediction: ``unstable`` when the symmetric
+    trajectory diverges (the learning rate is too large for m identical units, whose summed
+    output makes the collapsed network's step m times stiffer), else ``log-law`` /
+    ``transient`` when it breaks (P >= 0.5) at first order, ``norm`` when it breaks only
+    through the norm-mode estimate (``p_first_order < 0.5``), ``slow`` / ``heals`` / ``kink``
+    when it does not."""
+    if unstable:
+        return "unstable"
+    if p_broken >= 0.5 and p_first_order is not None and p_first_order < 0.5:
+        return "norm"
+    growing = math.isfinite(slope) and slope < SLOW_SLOPE
     if piecewise_linear(activation):
-        return "transient" if p >= 0.5 else "kink"
-    return "log-law" if math.isfinite(prediction.slope()) else "heals"
+        return "transient" if p_broken >= 0.5 else "kink"
+    if p_broken >= 0.5:
+        return "log-law" if growing else "transient"
+    return "slow" if growing else "heals"
 
 
 def classify_study(study) -> dict:
-    """``{(categorical, sigma_b): CellPrediction}`` for every cell of a study with constant
-    weights (theory only: one linearised escape per cell and data draw)."""
+    """``{(categorical, draw, sigma_b): CellPrediction}`` for every cell of a study with
+    constant weights (theory only: one linearised escape per cell and data draw)."""
     import jax.numpy as jnp
 
     from jaxsym.theory import escape
 
-    per_draw = [escape.predict_study(study, draw=k) for k in range(study.get("task.draws"))]
     sigmas = [float(s) for s in dict(study.grid).get("sigma_b", (study.get("init.sigma_b"),))]
     out = {}
-    for key in per_draw[0]:
-        categorical = key[0]
-        activation = dict(categorical).get("activation", study.get("model.activation"))
-        for sigma in sigmas:
-            preds = [d[key] for d in per_draw]
-            ps = tuple(float(p.p_broken_by(sigma)) for p in preds)
-            mechs = tuple(_mechanism(p, activation, q) for p, q in zip(preds, ps))
-            kink = None
-            if piecewise_linear(activation):
-                exposures = []
-                for k in range(len(preds)):
-                    task = study.make_task(k)
-                    m = study.get("model.width")
-                    value = study.get("init.weight_value")
-                    w = np.full(task.dim, value / (math.sqrt(task.dim)
-                                                   if study.get("init.fan_in_scaled") else 1.0))
-                    exposures.append(kink_exposure(jnp.asarray(task.x_train), w, 0.0, sigma, m))
-                kink = float(np.mean(exposures))
-            common = max(set(mechs), key=mechs.count)
-            out[(categorical, sigma)] = CellPrediction(
-                float(np.mean(ps)), ps, common, mechs, tuple(p.slope() for p in preds), kink)
+    for draw in range(study.get("task.draws")):
+        task = study.make_task(draw)
+        value = study.get("init.weight_value") / (math.sqrt(task.dim)
+                                                  if study.get("init.fan_in_scaled") else 1.0)
+        for (categorical, _), pred in escape.predict_study(study, draw=draw).items():
+            activation = dict(categorical).get("activation", study.get("model.activation"))
+            for sigma in sigmas:
+                p = float(pred.p_broken_by(sigma))
+                kink = (kink_exposure(jnp.asarray(task.x_train), np.full(task.dim, value), 0.0,
+                                      sigma, study.get("model.width"))
+                        if piecewise_linear(activation) else None)
+                slope = pred.slope()
+                first = float(pred.first_order().p_broken_by(sigma))
+                out[(categorical, draw, sigma)] = CellPrediction(
+                    p, mechanism(activation, p, slope, pred.diverged_at is not None, first),
+                    slope, kink)
     return out
 
 
 def classification_rows(ds, predictions: dict | None = None) -> list[dict]:
-    """Predicted against measured P(hidden layer 1 broken by the budget), per cell and sigma_b.
+    """Predicted against measured P(hidden layer 1 broken by the budget), per cell, data draw
+    and sigma_b.
 
-    A cell agrees when both are >= 0.9, or both <= 0.1, or the predicted value lies inside the
-    measured 95% Wilson interval. Rows: ``cell`` (``{axis: value}``), ``sigma_b``,
-    ``prediction`` (:class:`CellPrediction`), ``p_measured``, ``p_low``, ``p_high``,
-    ``p_draws_measured`` (per data draw), ``n``, ``agree``.
+    A row agrees when both are >= 0.9, or both <= 0.1, or the predicted value lies inside the
+    measured 95% Wilson interval. Rows: ``cell`` (``{axis: value}``), ``draw``, ``sigma_b``,
+    ``prediction`` (:class:`CellPrediction`), ``p_measured``, ``p_low``, ``p_high``, ``n``,
+    ``agree``.
     """
-    from jaxsym import report, stats
+    from jaxsym import report, results, stats
 
     study = report.study_of(ds)
     predictions = classify_study(study) if predictions is None else predictions
     draws = np.asarray(ds.draw.values) if "draw" in ds.coords else np.zeros(ds.sizes["seed"],
                                                                             int)
     rows = []
-    for (categorical, sigma), pred in predictions.items():
+    for (categorical, draw, sigma), pred in predictions.items():
         cell = dict(categorical)
-        one = ds.sel(**{k: v for k, v in cell.items() if k in ds.dims}).sel(sigma_b=sigma)
-        broken = one.broken_layer.isel(layer=0).values
+        one = ds.sel(**{results.grid_dim(k): v for k, v in cell.items()
+                  if results.grid_dim(k) in ds.dims}).sel(sigma_b=sigma)
+        broken = one.broken_layer.isel(layer=0).values[draws == draw]
         low, high = stats.wilson_interval(int(broken.sum()), broken.size)
         p = float(broken.mean())
         agree = ((pred.p_broken >= 0.9 and p >= 0.9) or (pred.p_broken <= 0.1 and p <= 0.1)
                  or low - 1e-12 <= pred.p_broken <= high + 1e-12)
-        rows.append({"cell": cell, "sigma_b": float(sigma), "prediction": pred,
+        rows.append({"cell": cell, "draw": draw, "sigma_b": float(sigma), "prediction": pred,
                      "p_measured": p, "p_low": float(low), "p_high": float(high),
-                     "p_draws_measured": tuple(float(broken[draws == k].mean())
-                                               for k in np.unique(draws)),
                      "n": int(broken.size), "agree": bool(agree)})
     return rows

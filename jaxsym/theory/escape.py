@@ -48,6 +48,15 @@ diversify through second-order terms (products of the lower layer's deviation an
 ``~ sigma_b^2``), which is why with two hidden layers the upper layer stays collapsed long after
 the first has broken.
 
+Norm mode (a second-order estimate). When ``u_t`` stays (nearly) parallel to ``c_t``
+(``|c x u| < 2 q |c| |u|``, e.g. on data with a mirror symmetry that the constant initial
+weights share), the first-order deviation changes the units' NORMS, not their directions:
+``a*_t = inf``, yet the deviation can still grow exponentially. The direction diversity then
+comes from the second-order term, quadratic in the relative deviation
+``r = a |u_t| / (sqrt(m) |c_t|)``; the estimate used is that s2/s1 ~ r^2 crosses theta when
+``r = sqrt(theta)``, i.e. at ``a = n_t = sqrt(theta) sqrt(m) |c_t| / |u_t|`` (first hidden
+layer only, and only where ``a*_t = inf``; :meth:`EscapePrediction.first_order` drops it).
+
 Validity: first order in the deviation. At the break the deviation is ``~ theta`` relative to
 the rows (1e-2 by default), so the neglected terms are that small; the symmetric trajectory
 from ``sigma_b = 0`` stands in for the one from the actual mean bias (an O(sigma_b) shift).
@@ -58,6 +67,7 @@ why no log-law slope exists for Adam, but the curve is still predicted).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -95,19 +105,44 @@ class EscapePrediction:
       log_amplitude: ``(n_hidden, steps + 1)``: ``log a*_t`` per hidden layer at ``t = 0..steps``
         (``inf`` where the layer cannot break at step t to first order).
       loss: ``(steps + 1,)`` training loss along the symmetric trajectory.
+      log_norm_amplitude: ``(n_hidden, steps + 1)``: ``log n_t`` with
+        ``n_t = sqrt(theta) sqrt(m) |c_t| / |u_t|``, the ``||d||`` at which the first-order
+        deviation is ``sqrt(theta)`` of the rows (first hidden layer; inf above). Used where
+        ``a*_t = inf`` (the *norm mode*, see the module doc) unless ``norm_mode`` is False.
+      norm_mode: whether the norm-mode estimate fills in where ``a*_t = inf``.
     """
 
     widths: tuple[int, ...]
     threshold: float
     log_amplitude: np.ndarray
     loss: np.ndarray
+    log_norm_amplitude: np.ndarray | None = None
+    norm_mode: bool = True
 
     @property
     def steps(self) -> int:
         return self.log_amplitude.shape[1] - 1
 
+    @property
+    def diverged_at(self) -> int | None:
+        """First step at which the symmetric trajectory's loss is not finite (None: never).
+        Beyond it the prediction holds no information (``a*_t`` counts as inf there)."""
+        bad = np.flatnonzero(~np.isfinite(self.loss))
+        return int(bad[0]) if bad.size else None
+
+    def first_order(self) -> "EscapePrediction":
+        """The same prediction without the norm-mode estimate (first order alone)."""
+        return dataclasses.replace(self, norm_mode=False)
+
     def _running_min(self, layer: int) -> np.ndarray:
-        return np.minimum.accumulate(self.log_amplitude[layer])
+        log_a = np.where(np.isnan(self.log_amplitude[layer]), np.inf, self.log_amplitude[layer])
+        if self.norm_mode and self.log_norm_amplitude is not None:
+            norm = np.where(np.isnan(self.log_norm_amplitude[layer]), np.inf,
+                            self.log_norm_amplitude[layer])
+            log_a = np.where(np.isfinite(log_a), log_a, norm)
+        if self.diverged_at is not None:
+            log_a[self.diverged_at:] = np.inf
+        return np.minimum.accumulate(log_a)
 
     def p_broken_by(self, sigma_b, layer: int = 0, t: int | None = None) -> np.ndarray:
         """P(layer ``layer`` broken by step ``t``) (default: the last step) for each sigma_b:
@@ -216,9 +251,10 @@ def linearised_escape(params, x, y, activation: str, loss: str, optimizer: str,
         raise ValueError(f"every hidden layer needs >= 2 units to break symmetry, got {widths}")
     program = _escape_program(widths, activation, loss, optimizer, int(steps), float(threshold))
     dtype = params[0]["W"].dtype
-    log_amplitude, losses = program(params, x, y, jnp.asarray(learning_rate, dtype))
-    return EscapePrediction(widths, float(threshold), np.asarray(log_amplitude, np.float64),
-                            np.asarray(losses, np.float64))
+    amps, losses = program(params, x, y, jnp.asarray(learning_rate, dtype))
+    amps = np.asarray(amps, np.float64)
+    return EscapePrediction(widths, float(threshold), amps[0], np.asarray(losses, np.float64),
+                            amps[1])
 
 
 @functools.lru_cache(maxsize=64)
@@ -245,8 +281,13 @@ def _escape_program(widths, activation, loss, optimizer, steps, threshold):
             d = jnp.zeros(widths[l], W.dtype).at[0].set(1.0).at[1].set(-1.0) / jnp.sqrt(2.0)
             u = d @ T
             a = break_amplitude(W[0], u, widths[l], threshold)
-            out.append(jnp.log(a) - log_scale[l])
-        return jnp.stack(out)
+            uu = jnp.sum(u * u)
+            norm = jnp.where(
+                (uu > 0) & (l == 0),
+                0.5 * jnp.log(threshold * widths[l] * jnp.sum(W[0] * W[0])
+                              / jnp.where(uu > 0, uu, 1.0)), jnp.inf)
+            out.append(jnp.stack([jnp.log(a), norm]) - log_scale[l])
+        return jnp.stack(out, axis=1)  # (2, n_hidden)
 
     def run(p, x, y, learning_rate):
         tx = train.make_optimizer(optimizer, learning_rate)
@@ -288,7 +329,8 @@ def _escape_program(widths, activation, loss, optimizer, steps, threshold):
         (state, _, _), (amps, values) = jax.lax.scan(body, (state, tangents, log_scale), None,
                                                      length=steps)
         final = objective(state[0])
-        return (jnp.concatenate([first[:, None], amps.T], axis=1),
+        # amps: (steps, 2, n_hidden) -> (2, n_hidden, steps + 1)
+        return (jnp.concatenate([first[:, :, None], jnp.moveaxis(amps, 0, -1)], axis=2),
                 jnp.concatenate([values, final[None]]))
 
     return jax.jit(run)
@@ -401,7 +443,7 @@ def compare(ds, predictions: dict | None = None, layer: int = 0) -> list[dict]:
     (within :data:`MEDIAN_TOLERANCE`, or both beyond the budget) and ``error`` (relative,
     None unless both are finite).
     """
-    from jaxsym import report
+    from jaxsym import report, results
 
     study = report.study_of(ds)
     predictions = predict_pooled(study) if predictions is None else predictions
@@ -412,10 +454,11 @@ def compare(ds, predictions: dict | None = None, layer: int = 0) -> list[dict]:
     rows = []
     for (categorical, _), prediction in predictions.items():
         cell = dict(categorical)
-        if set(extra) - set(cell):
+        if set(extra) - {results.grid_dim(k) for k in cell}:
             raise ValueError(f"compare needs grid axes that are categorical or sigma_b, got "
                              f"{extra}")
-        sub = ds.sel(**{k: v for k, v in cell.items() if k in ds.dims})
+        sub = ds.sel(**{results.grid_dim(k): v for k, v in cell.items()
+                  if results.grid_dim(k) in ds.dims})
         parts = [(None, prediction, np.ones(draws.size, bool))]
         if isinstance(prediction, PooledPrediction) and len(prediction.draws) > 1:
             parts += [(k, p, draws == k) for k, p in enumerate(prediction.draws)]

@@ -1,0 +1,83 @@
+"""Theory-only classification of cells (jaxsym.theory.classify) and the norm mode of the
+linearised escape, against the engine's networks."""
+
+import numpy as np
+import pytest
+
+from jaxsym import config, sweep
+from jaxsym.theory import classify, escape
+
+XOR = """
+name = "classify_check"
+[task]
+name = "xor"
+n_train = 256
+n_test = 64
+[model]
+depth = 2
+width = 8
+activation = "tanh"
+[train]
+loss = "bce"
+optimizer = "sgd"
+learning_rate = 0.5
+steps = 3000
+dtype = "float64"
+[init]
+weight_mode = "constant"
+weight_value = 1.0
+[grid]
+sigma_b = [1e-8]
+[seeds]
+count = 8
+[record]
+checkpoints = 3
+gradient_steps = 0
+"""
+
+
+def test_piecewise_linear():
+    assert all(classify.piecewise_linear(a) for a in ("relu", "leaky_relu", "linear"))
+    assert not any(classify.piecewise_linear(a) for a in ("tanh", "elu", "gelu", "softplus"))
+
+
+def test_kink_exposure_is_the_expected_number_of_sign_flips():
+    """m sum_n Phi(-|z_n| / sigma) against a Monte Carlo count of (sample, unit) pairs whose
+    pre-activation z_n + d_j has the other sign than z_n."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 2))
+    w, m, sigma = np.array([0.7, -0.4]), 6, 0.05
+    z = x @ w
+    d = sigma * rng.standard_normal((4000, m))
+    flips = (np.sign(z[None, :, None] + d[:, None, :]) != np.sign(z)[None, :, None]).sum(
+        axis=(1, 2))
+    expected = classify.kink_exposure(x, w, 0.0, sigma, m)
+    assert expected == pytest.approx(flips.mean(), rel=0.03)
+    assert classify.kink_exposure(x, w, 0.0, 0.0, m) == 0.0
+
+
+def test_mechanism_labels():
+    assert classify.mechanism("relu", 0.0, np.inf) == "kink"
+    assert classify.mechanism("relu", 1.0, np.inf) == "transient"
+    assert classify.mechanism("tanh", 1.0, 300.0) == "log-law"
+    assert classify.mechanism("tanh", 1.0, np.inf) == "transient"
+    assert classify.mechanism("tanh", 0.0, 300.0) == "slow"
+    assert classify.mechanism("tanh", 0.0, np.inf) == "heals"
+    assert classify.mechanism("tanh", 1.0, np.inf, p_first_order=0.0) == "norm"
+    assert classify.mechanism("tanh", 1.0, 300.0, unstable=True) == "unstable"
+
+
+def test_norm_mode_predicts_what_first_order_misses(tmp_path):
+    """xor (data symmetric under swapping the inputs, like the constant initial weights),
+    tanh, binary CE: the bias deviation grows along the rows (a* = inf, first order says
+    P(broken) = 0) yet every network breaks; the norm-mode estimate predicts it, and the
+    classification agrees with the sweep."""
+    study = config.parse_study(XOR)
+    predictions = classify.classify_study(study)
+    (key, pred), = predictions.items()
+    assert pred.mechanism == "norm" and pred.p_broken > 0.9
+    ds = sweep.run_study(study, tmp_path / "run", progress=False)
+    rows = classify.classification_rows(ds, predictions)
+    assert rows[0]["p_measured"] == 1.0 and rows[0]["agree"]
+    (_, escape_pred), = escape.predict_study(study).items()
+    assert escape_pred.first_order().p_broken_by(1e-8) == 0.0  # first order alone misses it
