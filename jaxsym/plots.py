@@ -342,7 +342,9 @@ def fig_predict(panels):
                             mfc="white", capsize=1.5, lw=0.8,
                             label=f"draw {k}: measured")
             _log_axis(ax, sigma)
-            ax.set_title(f"{ds.attrs['task']} / {LOSS_LABELS.get(_loss(ds), _loss(ds))}: "
+            depth = len(ds.attrs["layer_sizes"]) - 1
+            ax.set_title(f"{ds.attrs['task']} / {LOSS_LABELS.get(_loss(ds), _loss(ds))}"
+                         + (f", depth {depth}" if depth > 2 else "") + ": "
                          + ", ".join(str(v) for _, v in categorical), fontsize=8)
         row_axes[0].set_ylabel("step at which layer 1 breaks")
     axes[0, -1].legend(fontsize=6, ncol=2)

@@ -21,19 +21,33 @@ P_TARGET = 0.9
 
 #: the mechanism, stated once (theory, no measured numbers: those follow it)
 MECHANISM = (
-    "Random biases alone *can* break the symmetry, but how well depends on the weights they "
-    "start with and on the activation. With constant nonzero weights every hidden unit computes "
-    "g(w.x + b_j): different biases put the units at different points of g, so their "
-    "activations and gradients differ from the first step and the units drift apart; the "
-    "difference starts at the size of sigma_b and grows exponentially near the symmetric "
-    "(collapsed) saddle, so training is delayed by a number of steps proportional to "
-    "log(1/sigma_b). With W = 0 the units see no input at all at first: the layer above "
-    "unlocks first (one layer per step from the output down), each unit's first weight update "
-    "is parallel to the others' (rank one), and for relu-type units with b_j < 0 the gradient "
-    "is exactly zero (dead units); whether the layer ever diversifies then depends on g. A "
-    "linear activation can break the parameter symmetry but gains nothing from it (the network "
-    "stays linear). The loss matters through the task and its gradient: the same initialisation "
-    "can converge under one loss and stall under another.")
+    "Random biases alone *can* break the symmetry; whether and how fast is predicted by the "
+    "mechanism, cell by cell (sections 'The answer, predicted' and 'Which activation x loss x "
+    "task breaks' below). With constant nonzero weights every hidden unit computes "
+    "g(w.x + b_j), and the bias deviations d_j (d orthogonal to the all-ones vector) are an "
+    "antisymmetric perturbation of the symmetric network. (1) **The activation's curvature.** "
+    "To first order unit j moves by d_j u_t for one per-unit vector u_t; at the collapsed "
+    "point the growth of u_t is set by the splitting matrix S = sum_n (dl/df_n . v) g''(z_n) "
+    "x~_n x~_n^T: a negative eigenvalue (possible only where g'' != 0: tanh, sigmoid, gelu, "
+    "sin, erf, ...) makes the symmetric point a saddle, every sigma_b > 0 escapes and each "
+    "decade less costs a fixed number of steps (the log-law, slope ln 10 / ln(1 + lr "
+    "|lambda_min|), ~ m / lr with m units); where the perturbation instead decays, small "
+    "biases heal. (2) **The loss** enters through dl/df in S and through the path the "
+    "symmetric network takes to its end point: the same activation can escape under one loss "
+    "and heal under another, and which one happens can change with the training set (the data "
+    "draw). (3) **Relu-type units** have g'' = 0 almost everywhere: no splitting and no "
+    "log-law; they separate only through the output-weight coupling on the way (a transient) "
+    "or through samples whose pre-activations lie within the bias spread of the kink, "
+    "m sum_n Phi(-|z_n| / sigma_b) of them, negligible for small sigma_b. (4) **Symmetric data** "
+    "(xor's mirror symmetry, shared by constant weights) can make the deviation grow along the "
+    "rows (units differ in norm, not direction): the directions then separate only at second "
+    "order. (5) **W = 0** is a different trap: the layers unlock one per step from the output "
+    "down and each unit's first update is parallel to the others' (rank one), relu-type units "
+    "with b_j < 0 are dead, and whether the layer ever diversifies depends on g. (6) **Deeper "
+    "networks**: the upper hidden layers stay rank one to first order (their rows and "
+    "deviations are constant across their inputs), so they break late or never even when the "
+    "first layer breaks. A linear activation can break the parameter symmetry but gains "
+    "nothing from it.")
 #: the small-sigma regime where the log-law is fitted
 FIT_SIGMA_RANGE = (1e-8, 1e-2)
 
@@ -428,7 +442,9 @@ def _saddle_text(ds, analysis, fits) -> str:
         "largest root of r^2 - (1 + beta + lr|lambda|) r + beta, about 1 + lr|lambda|/(1 - beta); "
         "with Adam there is no constant rate: as the gradient vanishes near the saddle its "
         "second-moment estimate decays and its step lr / (sqrt(v) + eps) keeps growing, so the "
-        "escape accelerates (both checked in `tests/test_saddle.py`)."])
+        "escape accelerates (both checked in `tests/test_saddle.py`); the linearised escape "
+        "(forward-mode through the optimizer's update, next section) still predicts every "
+        "network's break time under momentum and Adam (`tests/test_escape.py`).",])
 
 
 CLASSIFY_EXPERIMENTS = ("classify",)
@@ -594,7 +610,8 @@ def _predict_text(panels) -> str:
 
     summary, detail, misses = [], [], []
     for ds, rows, _ in panels:
-        task = ds.attrs["task"]
+        task = ds.attrs["task"] + (f" (depth {len(ds.attrs['layer_sizes']) - 1})"
+                                   if len(ds.attrs["layer_sizes"]) > 3 else "")
         pooled = [r for r in rows if r["draw"] is None]
         per_draw = [r for r in rows if r["draw"] is not None] or pooled
         labels = list(dict.fromkeys(_cell_label(r) for r in pooled))
@@ -692,8 +709,35 @@ def _draw_spread(rows) -> str:
     return shown[0] if len(set(shown)) == 1 else f"{shown[0]} to {shown[-1]}"
 
 
-def _budget(panels, task) -> int:
-    return next(int(ds.attrs["steps"]) for ds, _, _ in panels if ds.attrs["task"] == task)
+def _layer_text(ds, predictions) -> str:
+    """Per hidden layer of a deeper predict run: predicted and measured P(broken by the budget)
+    and the measured median step, per sigma_b (pooled over cells and draws)."""
+    depth = len(ds.attrs["layer_sizes"]) - 1
+    hidden = depth - 1
+    lines = ["| sigma_b | " + " | ".join(
+        f"layer {l + 1}: P predicted / measured, median step" for l in range(hidden))
+        + " | network (every layer) P |", "|---|" + "---|" * (hidden + 1)]
+    for sigma in ds.sigma_b.values:
+        one = ds.sel(sigma_b=sigma)
+        cells = []
+        for l in range(hidden):
+            p_pred = float(np.mean([pred.p_broken_by(float(sigma), l)
+                                    for pred in predictions.values()]))
+            broken = one.broken_layer.isel(layer=l).values.ravel()
+            times = one.time_to_break_layer.isel(layer=l).values.ravel()
+            med = stats.median_time(times, broken)
+            cells.append(f"{p_pred:.2f} / {broken.mean():.2f}, "
+                         f"{stats.format_median(med, ds.attrs['steps'])}")
+        lines.append(f"| {sigma:.0e} | " + " | ".join(cells)
+                     + f" | {float(one.broken.mean()):.2f} |")
+    return "\n".join([
+        f"**Per hidden layer** ({ds.attrs['task']}, depth {depth}, every activation and draw "
+        "pooled): the first hidden layer follows its first-order prediction; the upper ones "
+        "have none (rank one to first order: their rows and their deviations are constant "
+        "across their inputs, which are identical units of the layer below), so they can only "
+        "diversify through second-order products of the two layers' deviations, late or never, "
+        "and 'broken' in the network sense (every hidden layer) is rare even where the first "
+        "layer broke.", "", *lines])
 
 
 #: depth multiples of xi_c drawn on the phase diagram (Schoenholz et al. 2017 use 6 xi_c)
@@ -818,8 +862,10 @@ def write_report(run_dirs, figures_dir="figures") -> Path:
             predictions = escape_theory.predict_pooled(study_of(ds))
             panels.append((ds, escape_theory.compare(ds, predictions), predictions))
         plots.save(plots.fig_predict(panels), figures_dir, "predict")
+        deep = [_layer_text(ds, predictions) for ds, _, predictions in panels
+                if len(ds.attrs["layer_sizes"]) > 3]
         sections += ["## The answer, predicted: the whole curve from one symmetric trajectory",
-                     "", _predict_text(panels), "", "### Setup", "",
+                     "", _predict_text(panels), "", *[t + "\n" for t in deep], "### Setup", "",
                      *[line for ds in predict_runs for line in (_setup(ds), "")],
                      "![predicted vs measured](predict.png)", ""]
     if classify_runs:

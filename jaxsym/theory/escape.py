@@ -62,7 +62,8 @@ the rows (1e-2 by default), so the neglected terms are that small; the symmetric
 from ``sigma_b = 0`` stands in for the one from the actual mean bias (an O(sigma_b) shift).
 Adam: its per-coordinate normalisation is differentiable where the second moment is positive;
 the linearisation is then exact to first order too (its growth is not a constant rate, which is
-why no log-law slope exists for Adam, but the curve is still predicted).
+why no log-law slope exists for Adam, but the curve is still predicted: tests/test_escape.py
+checks every network of a small Adam sweep).
 """
 
 from __future__ import annotations
