@@ -248,6 +248,8 @@ def _run(args) -> int:
 STUDY_EXPERIMENTS = (("bias_only_regression", {}, ("quick", "full")),
                      ("bias_only_classification", {}, ("quick", "full")),
                      ("bias_only_mnist1d", {}, ("full",)),
+                     ("zero_init", {}, ("full",)),
+                     ("zero_init", {"train.batch_size": 0}, ("full",)),
                      ("staircase", {}, ("quick", "full")),
                      ("escape", {"train.dtype": "float64"}, ("quick", "full")),
                      ("escape", {"train.dtype": "float32"}, ("quick", "full")),
