@@ -13,7 +13,14 @@ cell, what the report concludes:
 * every log-law slope: the other run's slope must lie inside the reference's 95% CI;
 * every escape dtype floor sigma_b* and the noise-dose P(broken): must be equal; the escape
   log-law slopes (fitted from 100 unit roundoffs up): inside the reference's CI;
-* the saddle-slope fits: inside the reference's CI.
+* the saddle-slope fits: inside the reference's CI;
+* the linearised-escape runs (predict*): every per-draw measured median inside the
+  reference's CI and the same verdict (prediction within 5% or not);
+* the classification runs: every (cell, draw, sigma_b) measured P(broken) in the same class
+  (>= 0.9, <= 0.1, between).
+
+``--only predict classify`` reruns just those experiments (their quick preset) and compares
+only them.
 
 Writes ``OUT/cross_machine.json`` and ``.md`` (every compared cell, and the count that differ).
 """
@@ -30,12 +37,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 
-def compare(reference: Path, other: Path) -> list[dict]:
-    """Cell-by-cell comparison of two sets of quick-study run directories."""
+def compare(reference: Path, other: Path, names: list[str] | None = None) -> list[dict]:
+    """Cell-by-cell comparison of two sets of quick-study run directories (all of the
+    reference's, or ``names``)."""
     from jaxsym import report, store
 
     rows = []
-    names = sorted(p.name for p in reference.iterdir() if (p / "results.nc").exists())
+    names = names or sorted(p.name for p in reference.iterdir()
+                            if (p / "results.nc").exists())
     for name in names:
         if not (other / name / "results.nc").exists():
             rows.append({"run": name, "what": "missing in the other run", "same": False})
@@ -71,6 +80,38 @@ def compare(reference: Path, other: Path) -> list[dict]:
                 pb = oth.sel(activation=act).broken.mean("seed").values.tolist()
                 rows.append({"run": name, "what": f"{act} P(broken) per noise", "reference": pa,
                              "other": pb, "same": pa == pb})
+        elif name.startswith("predict"):
+            from jaxsym.theory import escape
+
+            study = report.study_of(ref)
+            predictions = escape.predict_pooled(study)
+            for a, b in zip(escape.compare(ref, predictions), escape.compare(oth, predictions)):
+                if a["draw"] is None:
+                    continue
+                what = (f"{'/'.join(map(str, a['cell'].values()))} draw {a['draw']} "
+                        f"sigma_b {a['sigma_b']:.0e}")
+                ma, mb = a["measured"], b["measured"]
+                inside = (not ma.reached and not mb.reached) or (
+                    mb.reached and ma.low <= mb.median <= (ma.high if ma.high < float("inf")
+                                                           else float("inf")))
+                rows.append({"run": name, "what": f"{what}: median inside the reference CI, "
+                             "prediction verdict", "reference": [ma.median, a["agree"]],
+                             "other": [mb.median, b["agree"]],
+                             "same": bool(inside and a["agree"] == b["agree"])})
+        elif name.startswith("classify"):
+            from jaxsym.theory import classify
+
+            predictions = classify.classify_study(report.study_of(ref))
+
+            def verdict(p):
+                return "broken" if p >= 0.9 else "kept" if p <= 0.1 else "mixed"
+            for a, b in zip(classify.classification_rows(ref, predictions),
+                            classify.classification_rows(oth, predictions)):
+                what = (f"{'/'.join(map(str, a['cell'].values()))} draw {a['draw']} "
+                        f"sigma_b {a['sigma_b']:.0e}")
+                rows.append({"run": name, "what": f"{what}: measured P class",
+                             "reference": a["p_measured"], "other": b["p_measured"],
+                             "same": verdict(a["p_measured"]) == verdict(b["p_measured"])})
         elif name.startswith("saddle_slope"):
             fa, fb = report.saddle_fits(ref), report.saddle_fits(oth)
             for key in fa:
@@ -90,15 +131,27 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=_common.DEFAULT_RESULTS)
     parser.add_argument("--compare-only", action="store_true")
+    parser.add_argument("--only", nargs="+", metavar="EXPERIMENT", default=None,
+                        help="rerun only these experiments/NAME.toml (quick preset, into "
+                             "RUNS/NAME-quick) instead of the whole quick study, and compare "
+                             "only them")
     args = parser.parse_args(argv)
     flags = exactness.KERNEL_FAMILIES[args.family]
     runs = args.runs or Path(f"runs-{args.family}")
     if not args.compare_only:
         env = {**os.environ, "XLA_FLAGS": flags}
-        subprocess.run([sys.executable, "-m", "jaxsym", "study", "--preset", "quick",
-                        "--runs", str(runs), "--figures", str(runs / "figures"),
-                        "--no-progress"], env=env, check=True)
-    rows = compare(args.reference, runs)
+        if args.only:
+            for name in args.only:
+                subprocess.run([sys.executable, "-m", "jaxsym", "run",
+                                str(Path("experiments") / f"{name}.toml"), "--preset", "quick",
+                                "--out", str(runs / f"{name}-quick"), "--no-progress"],
+                               env=env, check=True)
+        else:
+            subprocess.run([sys.executable, "-m", "jaxsym", "study", "--preset", "quick",
+                            "--runs", str(runs), "--figures", str(runs / "figures"),
+                            "--no-progress"], env=env, check=True)
+    rows = compare(args.reference, runs, [f"{n}-quick" for n in args.only] if args.only
+                   else None)
     differ = [r for r in rows if not r["same"]]
     table = _common.markdown_table(
         ["run", "compared", "reference", "other", "same"],
@@ -106,11 +159,14 @@ def main(argv=None) -> int:
           "yes" if r["same"] else "NO"] for r in rows])
     markdown = "\n".join([
         "# The quick study under another kernel family vs the reference runs", "",
-        f"`python benchmarks/cross_machine.py --family {args.family}` (XLA_FLAGS '{flags}'); "
+        f"`python benchmarks/cross_machine.py --family {args.family}"
+        + (f" --only {' '.join(args.only)}" if args.only else "")
+        + f"` (XLA_FLAGS '{flags}'); "
         f"reference: `{args.reference}`", "", _common.machine_markdown(_common.machine_info()),
         "", f"**{len(rows) - len(differ)} of {len(rows)} compared conclusions agree.**", "",
         table])
-    _common.write_results(args.out, "cross_machine", {"family": args.family, "flags": flags,
+    stem = "cross_machine" + ("_" + "_".join(args.only) if args.only else "")
+    _common.write_results(args.out, stem, {"family": args.family, "flags": flags,
                                                       "rows": rows, "differ": len(differ)},
                           markdown)
     print(f"{len(rows) - len(differ)} of {len(rows)} agree; differing: "
