@@ -17,7 +17,7 @@ cell, what the report concludes:
 * the linearised-escape runs (predict*): every per-draw measured median inside the
   reference's CI and the same verdict (prediction within 5% or not);
 * the classification runs: every (cell, draw, sigma_b) measured P(broken) in the same class
-  (>= 0.9, <= 0.1, between).
+  (>= 0.9, <= 0.1, between); the W = 0 runs (zero_init): every grid point's P(broken) class.
 
 ``--only predict classify`` reruns just those experiments (their quick preset) and compares
 only them.
@@ -32,6 +32,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
@@ -102,16 +104,13 @@ def compare(reference: Path, other: Path, names: list[str] | None = None) -> lis
             from jaxsym.theory import classify
 
             predictions = classify.classify_study(report.study_of(ref))
-
-            def verdict(p):
-                return "broken" if p >= 0.9 else "kept" if p <= 0.1 else "mixed"
             for a, b in zip(classify.classification_rows(ref, predictions),
                             classify.classification_rows(oth, predictions)):
                 what = (f"{'/'.join(map(str, a['cell'].values()))} draw {a['draw']} "
                         f"sigma_b {a['sigma_b']:.0e}")
                 rows.append({"run": name, "what": f"{what}: measured P class",
                              "reference": a["p_measured"], "other": b["p_measured"],
-                             "same": verdict(a["p_measured"]) == verdict(b["p_measured"])})
+                             "same": _p_class(a["p_measured"]) == _p_class(b["p_measured"])})
         elif name.startswith("saddle_slope"):
             fa, fb = report.saddle_fits(ref), report.saddle_fits(oth)
             for key in fa:
@@ -119,7 +118,19 @@ def compare(reference: Path, other: Path, names: list[str] | None = None) -> lis
                              "reference": [fa[key].b, fa[key].b_low, fa[key].b_high],
                              "other": fb[key].b,
                              "same": fa[key].b_low <= fb[key].b <= fa[key].b_high})
+        elif name.startswith("zero_init"):
+            # every grid point (weights x optimizer x lr x sigma_b): same P(broken) class
+            pa, pb = (d.broken.mean("seed") for d in (ref, oth))
+            for index in np.ndindex(pa.shape):
+                cell = "/".join(str(pa[index].coords[dim].values) for dim in pa.dims)
+                va, vb = float(pa.values[index]), float(pb.values[index])
+                rows.append({"run": name, "what": f"{cell}: P(broken) class", "reference": va,
+                             "other": vb, "same": _p_class(va) == _p_class(vb)})
     return rows
+
+
+def _p_class(p: float) -> str:
+    return "broken" if p >= 0.9 else "kept" if p <= 0.1 else "mixed"
 
 
 def main(argv=None) -> int:

@@ -259,16 +259,18 @@ STUDY_EXPERIMENTS = (("bias_only_regression", {}, ("quick", "full")),
                      # width scaling of the saddle: lr grows with m (the slope ~ m / lr) up to
                      # 0.2, where the symmetric mode of m = 32 is still stable
                      *(("saddle_slope", {"model.width": m, "train.learning_rate": lr,
-                                         "train.steps": steps}, ("quick", "full"))
+                                         "train.steps": steps}, ("full",))
                        for m, lr, steps in ((2, 0.025, 6000), (4, 0.05, 6000),
                                             (16, 0.2, 6000), (32, 0.2, 8000))),
+                     # the theory's checks: the quick preset keeps one of each kind (minutes
+                     # on 2 cores); the full preset's runs are in figures/predicted/
                      ("predict", {}, ("quick", "full")),
-                     ("predict", {"model.depth": 3}, ("quick", "full")),
+                     ("predict", {"model.depth": 3}, ("full",)),
                      ("predict_circles", {}, ("quick", "full")),
                      ("classify", {}, ("quick", "full")),
-                     ("classify", {"task.name": "circles"}, ("quick", "full")),
+                     ("classify", {"task.name": "circles"}, ("full",)),
                      ("classify", {"task.name": "teacher_student", "grid.loss": ["mse"]},
-                      ("quick", "full")),
+                      ("full",)),
                      *(("phase_diagram", {"model.depth": d},
                         ("quick", "full") if d in (4, 8, 16, 24, 32) else ("full",))
                        for d in (2, 4, 8, 12, 16, 24, 32, 48, 64)))

@@ -539,6 +539,16 @@ def _explain(row, rows) -> str:
     if pred.mechanism == "norm":
         reasons.append("a norm-mode break, estimated at second order only (the deviation "
                        "reaching sqrt(theta) of the rows)")
+    if (pred.kink_trajectory is not None and p > pred.p_broken
+            and pred.kink_trajectory >= 0.5):
+        reasons.append(f"kink crossings along the trajectory: P(some unit's pre-activation "
+                       f"crosses the kink on a different side by the budget) = "
+                       f"{pred.kink_trajectory:.2f}; the delta of g'' at the kink is invisible "
+                       "to the first-order escape, and a crossing is necessary but not "
+                       "sufficient for a break (see above)")
+    elif (pred.kink_trajectory is not None and p < pred.p_broken
+          and pred.kink_trajectory < 0.5):
+        reasons.append(f"no kink crossing is likely (P = {pred.kink_trajectory:.2f})")
     return "; ".join(reasons) or "not explained by the first-order theory"
 
 
@@ -586,6 +596,20 @@ def _classify_text(tables) -> str:
                  f"[{r['p_low']:.2f}, {r['p_high']:.2f}]: {_explain(r, None)}."
                  for task, r in disagree]
     by_mechanism = ", ".join(f"{m} {a} of {n}" for m, (a, n) in counts.items())
+    kinked = [r for _, rows in tables for r in rows
+              if r["prediction"].kink_trajectory is not None]
+    no_cross = [r for r in kinked if r["prediction"].kink_trajectory < 0.5
+                and r["prediction"].p_broken < 0.5]
+    cross = [r for r in kinked if r["prediction"].kink_trajectory >= 0.5
+             and r["prediction"].p_broken < 0.5]
+    kink_text = (
+        " **Kinks along the trajectory** (relu-type entries without a first-order break): "
+        "where no unit is likely to cross a kink on a different side by the budget (P < 0.5, "
+        f"`EscapePrediction.p_kink_by`), {sum(r['p_measured'] < 0.5 for r in no_cross)} of "
+        f"{len(no_cross)} entries stayed unbroken: a crossing is necessary. Where one is "
+        f"likely, {sum(r['p_measured'] >= 0.5 for r in cross)} of {len(cross)} broke: "
+        "not sufficient (the kick of a crossing can stay below the threshold or heal), so the "
+        "prediction for those entries stays the first-order one.") if kinked else ""
     return "\n".join([
         "Every entry below is predicted before any network is trained: per data draw, one "
         "symmetric trajectory and its linearised escape give P(hidden layer 1 broken by the "
@@ -606,7 +630,8 @@ def _classify_text(tables) -> str:
         f"prediction lies inside the measured 95% Wilson interval: **{agree} of {total} "
         f"({100 * agree / max(total, 1):.0f}%)** (cell, draw, sigma_b) entries agree "
         f"(by predicted mechanism: {by_mechanism}). The draws of one cell often differ "
-        "(xor is the extreme case): the prediction follows each draw.", "", header,
+        "(xor is the extreme case): the prediction follows each draw." + kink_text, "",
+        header,
         "|---|---|---|---|---|" + "---|" * len(sigmas), *lines, "",
         "Disagreeing entries, each with the reason the numbers give:" if explained else
         "No entry disagrees.", "", *explained])
@@ -615,6 +640,17 @@ def _classify_text(tables) -> str:
 PREDICT_EXPERIMENTS = ("predict", "predict_circles")
 #: width-scaling target: predicted and measured slopes within this fraction
 WIDTH_TOLERANCE = 0.02
+#: the width-scaling slopes are fitted over sigma_b >= the decade of this many unit roundoffs
+#: of the run's dtype (float64: 1e-12): below it the rounding of thousands of steps of
+#: non-identical units is a deviation of the same order as the bias spread
+ROUNDING_FLOOR_ROUNDOFFS = 1e4
+
+
+def rounding_floor(dtype: str) -> float:
+    """The smallest sigma_b the width-scaling fit uses: ``10**floor(log10(1e4 u))``, ``u`` the
+    unit roundoff of ``dtype`` (float64: 1e-12, float32: 1e-4)."""
+    u = float(np.finfo(np.dtype(dtype)).eps) / 2
+    return float(10.0 ** np.floor(np.log10(ROUNDING_FLOOR_ROUNDOFFS * u)))
 
 
 def width_scaling(saddle_runs) -> list[dict]:
@@ -629,16 +665,31 @@ def width_scaling(saddle_runs) -> list[dict]:
         study = study_of(ds)
         analysis = saddle.analyse_study(study, require_reached=False, trajectory_steps=1)
         (_, prediction), = escape.predict_study(study).items()
-        sigma = plots.squeeze_grid(ds).sigma_b.values
-        medians = np.array([prediction.median_time(float(s)) for s in sigma])
-        escape_slope = (float(np.polyfit(np.log10(1.0 / sigma), medians, 1)[0])
-                        if np.all(np.isfinite(medians)) else None)
-        fit = saddle_fits(ds)["time_to_break"]
+        flat = plots.squeeze_grid(ds)
+        floor = rounding_floor(ds.attrs["dtype"])
+        sigma = flat.sigma_b.values
+        above = sigma >= floor * (1 - 1e-9)
+        medians = np.array([prediction.median_time(float(s)) for s in sigma[above]])
+        escape_slope = (float(np.polyfit(np.log10(1.0 / sigma[above]), medians, 1)[0])
+                        if above.sum() >= 2 and np.all(np.isfinite(medians)) else None)
+        times = flat.time_to_break.values
+        fit = stats.fit_log_law(np.broadcast_to(sigma[:, None], times.shape).ravel(),
+                                times.ravel(), flat.broken.values.ravel(),
+                                sigma_range=(floor * (1 - 1e-9), float(sigma.max())),
+                                n_boot=1000)
+        # every network against its own prediction T(sigma_b ||d||)
+        errors = np.abs(escape.network_errors(flat, prediction))
+        measured = np.where(flat.broken.values, times, np.inf)
+        ok = (errors <= np.maximum(2.0, 0.01 * measured)) | np.isnan(errors)
         rows.append({"width": int(ds.attrs["layer_sizes"][1]), "lr": analysis.learning_rate,
                      "lambda_min": analysis.spectrum.lambda_min,
                      "multiplicity": analysis.spectrum.multiplicity,
                      "reached": analysis.reached, "hessian_slope": analysis.slope,
-                     "escape_slope": escape_slope, "fit": fit,
+                     "escape_slope": escape_slope, "fit": fit, "floor": floor,
+                     "networks_ok": int(ok[above].sum()), "networks_above": int(ok[above].size),
+                     "error_above": float(np.nanmax(errors[above])),
+                     "error_below": (float(np.nanmax(errors[~above])) if (~above).any()
+                                     else None),
                      "seeds": int(ds.sizes["seed"])})
     return sorted(rows, key=lambda r: r["width"])
 
@@ -646,7 +697,9 @@ def width_scaling(saddle_runs) -> list[dict]:
 def _width_text(rows) -> str:
     lines = ["| m | lr | lambda_min | multiplicity | m lambda_min | predicted slope (Hessian) | "
              "predicted slope (linearised escape) | measured slope [95% CI] | measured vs "
-             "escape | measured vs Hessian |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "escape | measured vs Hessian | networks within 1% or 2 steps of their own "
+             "prediction | largest error above / below the floor (steps) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     within = 0
     for r in rows:
         fit, hess, esc = r["fit"], r["hessian_slope"], r["escape_slope"]
@@ -658,7 +711,9 @@ def _width_text(rows) -> str:
             f"{r['width'] * r['lambda_min']:.6f} | {hess:.1f} | "
             + (f"{esc:.1f}" if esc else "n/a")
             + f" | {fit.b:.1f} [{fit.b_low:.1f}, {fit.b_high:.1f}] | {100 * d_esc:+.1f}% | "
-            f"{100 * d_hess:+.1f}% |")
+            f"{100 * d_hess:+.1f}% | {r['networks_ok']} of {r['networks_above']} | "
+            f"{r['error_above']:.0f} / "
+            + ("n/a" if r["error_below"] is None else f"{r['error_below']:.0f}") + " |")
     return "\n".join([
         "At the collapsed point of an m-unit layer the units share the one-unit optimum's "
         "output weight (v = v_1 / m), so the splitting matrix, and with one output the whole "
@@ -667,7 +722,12 @@ def _width_text(rows) -> str:
         "ln(1 + lr |lambda_min|) is therefore ~ lr / m: the runs below scale lr with m (up to "
         "0.2, the largest step at which the m = 32 symmetric trajectory still converges), so "
         "m lambda_min is constant and the slope is set by lr / m. The saddle_slope sweep "
-        f"(sigma_b in [1e-14, 1e-10]) at every width; measured within "
+        f"(sigma_b in [1e-14, 1e-10]) at every width, slopes fitted over sigma_b >= "
+        f"{rows[0]['floor']:.0e} (the decade of {ROUNDING_FLOOR_ROUNDOFFS:.0e} unit roundoffs: "
+        "below it the rounding of thousands of steps of non-identical units adds a deviation "
+        "of the same order, and single networks break up to hundreds of steps away from their "
+        "prediction, last column); each network is also checked against the prediction from "
+        f"its OWN initial bias deviation, T(sigma_b ||d||). Measured within "
         f"{100 * WIDTH_TOLERANCE:g}% of the linearised-escape prediction at {within} of "
         f"{len(rows)} widths:", "", *lines])
 

@@ -81,3 +81,43 @@ def test_norm_mode_predicts_what_first_order_misses(tmp_path):
     assert rows[0]["p_measured"] == 1.0 and rows[0]["agree"]
     (_, escape_pred), = escape.predict_study(study).items()
     assert escape_pred.first_order().p_broken_by(1e-8) == 0.0  # first order alone misses it
+
+
+def _teacher_relu():
+    """The classify experiment's teacher-student cell with relu and mse (data draw 0)."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "experiments" / "classify.toml"
+    return config.apply_overrides(config.load_study(path), {
+        "task.name": "teacher_student", "task.draws": 1, "grid.activation": ["relu"],
+        "grid.loss": ["mse"], "seeds.count": 8})
+
+
+def test_kink_crossing_along_the_trajectory(tmp_path):
+    """relu (g'' = 0: no first-order escape), teacher-student, mse. The kink margins at step 0
+    are the pre-activations themselves (the exact sign-flip probability of some unit), and
+    along the trajectory a crossing is necessary for a break: at sigma_b = 1e-8 no unit is
+    likely to cross and no network breaks; at 1e-4 crossings are certain and the networks
+    break, which the first-order escape alone does not predict."""
+    from scipy import stats as sps
+
+    study = _teacher_relu()
+    (_, pred), = escape.predict_study(study).items()
+    task = study.make_task(0)
+    z = task.x_train @ np.full(task.dim, 1.0 / np.sqrt(task.dim))  # weights 1/sqrt(fan_in)
+    tau_plus, tau_minus = -z[z < 0].max(), z[z > 0].min()
+    m, sigma = 8, 1e-3
+    s = sigma * np.sqrt(1 - 1 / m)
+    p_unit = sps.norm.sf(tau_plus / s) + sps.norm.sf(tau_minus / s)
+    assert pred.p_kink_by(sigma, t=0) == pytest.approx(1 - (1 - p_unit) ** m, rel=1e-9)
+    assert pred.p_kink_by(0.0) == 0.0
+    # monotone in time: crossings accumulate
+    assert pred.p_kink_by(1e-6, t=10) <= pred.p_kink_by(1e-6, t=1000) <= pred.p_kink_by(1e-6)
+
+    predictions = classify.classify_study(study)
+    ds = sweep.run_study(study, tmp_path / "run", progress=False)
+    rows = {r["sigma_b"]: r for r in classify.classification_rows(ds, predictions)}
+    small, large = rows[1e-8], rows[1e-4]
+    assert small["prediction"].kink_trajectory < 0.1 and small["p_measured"] == 0.0
+    assert large["prediction"].kink_trajectory > 0.9 and large["p_measured"] >= 0.9
+    assert large["prediction"].p_broken < 0.1  # the first-order escape misses it

@@ -39,24 +39,6 @@ gradient_steps = 0
 """
 
 
-def _deviation_norms(study, n_seeds):
-    """||b - mean(b)|| of the first hidden layer of every network (grid, seed) of a one-group
-    study, drawn exactly as the engine does (sigma_b = 1: the standard normal draw)."""
-    task = tasks.make_task(study.get("task.name"), **study.task_options)
-    spec = sweep.plan_groups(study, task)[0].spec
-    table = sweep.knob_table(study)
-    norms = np.zeros((len(table), n_seeds))
-    for g, row in enumerate(table):
-        knobs = {k: jnp.asarray(1.0 if k == "sigma_b" else row[i], jnp.float64)
-                 for i, k in enumerate(network.KNOBS)}
-        for s in range(n_seeds):
-            key = jax.random.fold_in(jax.random.fold_in(jax.random.key(study.get("seeds.root")),
-                                                        g), s)
-            b = np.asarray(network.init_params(jax.random.split(key)[0], knobs, spec)[0]["b"])
-            norms[g, s] = np.linalg.norm(b - b.mean())
-    return norms
-
-
 @pytest.mark.parametrize("activation,optimizer,lr", [("tanh", "sgd", 0.5),
                                                      ("gelu", "momentum", 0.05),
                                                      ("tanh", "adam", 0.05)])
@@ -75,7 +57,7 @@ def test_each_networks_break_time_is_predicted(tmp_path, activation, optimizer, 
     (key, prediction), = predictions.items()
     measured = np.where(ds.broken.values, ds.time_to_break.values, np.inf)
     predicted = prediction.break_time(ds.sigma_b.values[:, None]
-                                      * _deviation_norms(study, ds.sizes["seed"]))
+                                      * escape.deviation_norms(study, range(ds.sizes["seed"])))
     assert np.isfinite(predicted).sum() >= 48  # most networks break within the budget
     both = np.isfinite(predicted) & np.isfinite(measured)
     # a network on one side of the budget only where the other side is within 2% of it

@@ -31,6 +31,12 @@ For every cell (constant weights, biases N(0, sigma_b^2), full batch) and every 
      lies within the bias spread of the kink can separate units (second order). The expected
      number of (sample, unit) pairs on the other side of the kink at step 0 is
      ``m sum_n Phi(-|z_n| / sigma_b)`` (:func:`kink_exposure`); far below 1, nothing breaks.
+     Along the trajectory, :meth:`jaxsym.theory.escape.EscapePrediction.p_kink_by` gives the
+     probability that some unit crosses a kink on a different side than the symmetric unit
+     by the budget (``CellPrediction.kink_trajectory``): a NECESSARY condition for a
+     kink-driven break (no relu-type entry of the classification runs broke without it), not a
+     sufficient one (the kick a crossing gives can stay below the threshold or heal), so it
+     explains kink breaks but does not set ``p_broken``.
 """
 
 from __future__ import annotations
@@ -76,6 +82,9 @@ class CellPrediction:
     mechanism: str
     slope: float
     kink: float | None
+    #: P(some unit crosses a kink on a different side along the trajectory by the budget),
+    #: :meth:`jaxsym.theory.escape.EscapePrediction.p_kink_by` (piecewise-linear g only)
+    kink_trajectory: float | None = None
 
 
 #: how the end-of-budget growth is judged: slower than this many steps per decade counts as
@@ -127,7 +136,8 @@ def classify_study(study) -> dict:
                 first = float(pred.first_order().p_broken_by(sigma))
                 out[(categorical, draw, sigma)] = CellPrediction(
                     p, mechanism(activation, p, slope, pred.diverged_at is not None, first),
-                    slope, kink)
+                    slope, kink,
+                    pred.p_kink_by(sigma) if piecewise_linear(activation) else None)
     return out
 
 

@@ -57,6 +57,17 @@ comes from the second-order term, quadratic in the relative deviation
 ``r = sqrt(theta)``, i.e. at ``a = n_t = sqrt(theta) sqrt(m) |c_t| / |u_t|`` (first hidden
 layer only, and only where ``a*_t = inf``; :meth:`EscapePrediction.first_order` drops it).
 
+Kinks (piecewise-linear g: relu, leaky_relu). g'' is 0 except a delta at 0, which the
+forward-mode tangent does not see: a unit whose pre-activation on some sample lies on the other
+side of the kink than the symmetric unit's gets a different gradient, a difference the
+linearisation leaves out. To first order unit j's pre-activation on sample n is
+``z_n(t) + d_j delta_n(t)`` (``delta_n`` the tangent's, per unit of bias deviation), so it is
+on the other side iff ``d_j`` lies beyond ``tau_n(t) = -z_n(t) / delta_n(t)``. The smallest
+positive and (in size) negative margins over the samples and steps so far, ``tau+`` and
+``tau-`` (``log_kink_margin``), give :meth:`EscapePrediction.p_kink_by`, the probability that
+some unit crosses a kink differently by step t. It is necessary for a kink-driven break, not
+sufficient (:mod:`jaxsym.theory.classify`).
+
 Validity: first order in the deviation. At the break the deviation is ``~ theta`` relative to
 the rows (1e-2 by default), so the neglected terms are that small; the symmetric trajectory
 from ``sigma_b = 0`` stands in for the one from the actual mean bias (an O(sigma_b) shift).
@@ -77,7 +88,8 @@ import numpy as np
 from scipy import stats as sps
 
 __all__ = ["EscapePrediction", "PooledPrediction", "linearised_escape", "break_amplitude",
-           "predict_study", "predict_pooled", "compare", "MEDIAN_TOLERANCE"]
+           "predict_study", "predict_pooled", "compare", "deviation_norms", "network_errors",
+           "MEDIAN_TOLERANCE"]
 
 
 def break_amplitude(c, u, m: int, threshold: float):
@@ -119,6 +131,28 @@ class EscapePrediction:
     loss: np.ndarray
     log_norm_amplitude: np.ndarray | None = None
     norm_mode: bool = True
+    log_kink_margin: np.ndarray | None = None
+
+    def p_kink_by(self, sigma_b: float, t: int | None = None) -> float:
+        """P(some unit of hidden layer 1 has a pre-activation on the other side of the kink
+        than the symmetric unit's at some step <= t (default: the budget)), to first order
+        in the bias deviations (module doc, "Kinks"): with ``tau+-`` the smallest margins
+        (per unit of bias deviation) over the samples and steps so far and
+        ``d_j ~ N(0, sigma_b^2 (1 - 1/m))``, each unit crosses with probability
+        ``p = Phi(-tau+ / s) + Phi(-tau- / s)``, and some unit with ``1 - (1 - p)^m``."""
+        if self.log_kink_margin is None or sigma_b <= 0:
+            return 0.0
+        t = self.steps if t is None else min(int(t), self.steps)
+        margins = self.log_kink_margin[:, : t + 1]
+        if self.diverged_at is not None:
+            margins = margins[:, : self.diverged_at]
+        if margins.size == 0:
+            return 0.0
+        m = self.widths[0]
+        scale = sigma_b * np.sqrt(1.0 - 1.0 / m)
+        tau = np.exp(np.nanmin(np.where(np.isnan(margins), np.inf, margins), axis=1))
+        p_unit = min(1.0, float(np.sum(sps.norm.sf(tau / scale))))
+        return float(1.0 - (1.0 - p_unit) ** m)
 
     @property
     def steps(self) -> int:
@@ -252,10 +286,10 @@ def linearised_escape(params, x, y, activation: str, loss: str, optimizer: str,
         raise ValueError(f"every hidden layer needs >= 2 units to break symmetry, got {widths}")
     program = _escape_program(widths, activation, loss, optimizer, int(steps), float(threshold))
     dtype = params[0]["W"].dtype
-    amps, losses = program(params, x, y, jnp.asarray(learning_rate, dtype))
+    amps, losses, kinks = program(params, x, y, jnp.asarray(learning_rate, dtype))
     amps = np.asarray(amps, np.float64)
     return EscapePrediction(widths, float(threshold), amps[0], np.asarray(losses, np.float64),
-                            amps[1])
+                            amps[1], log_kink_margin=np.asarray(kinks, np.float64))
 
 
 @functools.lru_cache(maxsize=64)
@@ -290,6 +324,21 @@ def _escape_program(widths, activation, loss, optimizer, steps, threshold):
             out.append(jnp.stack([jnp.log(a), norm]) - log_scale[l])
         return jnp.stack(out, axis=1)  # (2, n_hidden)
 
+    def kink_margins(p, tangents, log_scale, x):
+        """log tau+ and log tau- of hidden layer 1 (module doc, "Kinks"): over the samples,
+        the smallest positive and negative (in size) unit bias deviations that put a unit's
+        pre-activation on the other side of 0 than the symmetric unit's, to first order."""
+        W, b = p[0]["W"][0], p[0]["b"][0]
+        TW, Tb = tangents[0][0][0]["W"], tangents[0][0][0]["b"]
+        d = jnp.zeros(widths[0], W.dtype).at[0].set(1.0).at[1].set(-1.0) / jnp.sqrt(2.0)
+        z = x @ W + b
+        delta = (x @ (d @ TW) + d @ Tb) * jnp.exp(log_scale[0])
+        safe = jnp.where(delta != 0, delta, 1.0)
+        tau = jnp.where(delta != 0, -z / safe, jnp.inf)
+        plus = jnp.min(jnp.where(tau > 0, tau, jnp.inf))
+        minus = jnp.min(jnp.where(tau < 0, -tau, jnp.inf))
+        return jnp.log(jnp.stack([plus, minus]))
+
     def run(p, x, y, learning_rate):
         tx = train.make_optimizer(optimizer, learning_rate)
 
@@ -316,7 +365,8 @@ def _escape_program(widths, activation, loss, optimizer, steps, threshold):
             q = symmetric_projection(q)
             log_scale = log_scale + jnp.log(jnp.stack(norms))
             return ((q, opt_state), new_tangents, log_scale), (
-                amplitudes(q, new_tangents, log_scale), value)
+                amplitudes(q, new_tangents, log_scale), value,
+                kink_margins(q, new_tangents, log_scale, x))
 
         state = (p, tx.init(p))
         tangents = []
@@ -327,12 +377,14 @@ def _escape_program(widths, activation, loss, optimizer, steps, threshold):
             tangents.append((t_params, jax.tree.map(_zero_tangent, state[1])))
         log_scale = jnp.zeros(n_hidden, p[0]["W"].dtype)
         first = amplitudes(p, tangents, log_scale)
-        (state, _, _), (amps, values) = jax.lax.scan(body, (state, tangents, log_scale), None,
-                                                     length=steps)
+        first_kink = kink_margins(p, tangents, log_scale, x)
+        (state, _, _), (amps, values, kinks) = jax.lax.scan(
+            body, (state, tangents, log_scale), None, length=steps)
         final = objective(state[0])
-        # amps: (steps, 2, n_hidden) -> (2, n_hidden, steps + 1)
+        # amps: (steps, 2, n_hidden) -> (2, n_hidden, steps + 1); kinks -> (2, steps + 1)
         return (jnp.concatenate([first[:, :, None], jnp.moveaxis(amps, 0, -1)], axis=2),
-                jnp.concatenate([values, final[None]]))
+                jnp.concatenate([values, final[None]]),
+                jnp.concatenate([first_kink[:, None], kinks.T], axis=1))
 
     return jax.jit(run)
 
@@ -390,6 +442,63 @@ def predict_study(study, trajectory_steps: int | None = None, draw: int = 0) -> 
                 values["learning_rate"], trajectory_steps or spec.steps,
                 spec.diversity_threshold)
     return out
+
+
+def deviation_norms(study, seeds) -> np.ndarray:
+    """``||b_1 - mean(b_1)||`` of hidden layer 1 of every network ``(grid point, seed)`` of a
+    study, at sigma_b = 1 (the standard normal draw, which the engine scales by sigma_b), drawn
+    exactly as the engine does (key ``fold_in(fold_in(key(root), grid index), seed index)``).
+
+    Args:
+      seeds: the seed indices (e.g. ``range(draw * count, (draw + 1) * count)``).
+
+    Returns:
+      ``(n_grid_points, len(seeds))`` float64 array, grid points in the flat (C) order.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from jaxsym import network, sweep
+
+    jax.config.update("jax_enable_x64", True)
+    table = sweep.knob_table(study)
+    seeds = np.asarray(list(seeds))
+    root = jax.random.key(study.get("seeds.root"))
+    norms = np.full((len(table), seeds.size), np.nan)
+    for group in sweep.plan_groups(study, study.make_task(0)):
+        arch = network.Architecture(group.spec.layer_sizes, group.spec.fan_in_scaled, "float64")
+
+        def one(g, s, knobs, arch=arch):
+            key = jax.random.fold_in(jax.random.fold_in(root, g), s)
+            b = network.init_params(jax.random.split(key)[0], knobs, arch)[0]["b"]
+            return jnp.linalg.norm(b - b.mean())
+
+        batched = jax.jit(jax.vmap(one, in_axes=(None, 0, None)))
+        for g in group.grid_indices:
+            knobs = {k: jnp.asarray(1.0 if k == "sigma_b" else table[g][i], jnp.float64)
+                     for i, k in enumerate(network.KNOBS)}
+            norms[g] = np.asarray(batched(int(g), jnp.asarray(seeds, jnp.int32), knobs))
+    return norms
+
+
+def network_errors(ds, prediction: EscapePrediction, draw: int = 0) -> np.ndarray:
+    """Measured minus predicted step to break of every network of data draw ``draw`` of a
+    one-configuration run ``ds`` (grid: sigma_b only): ``(n_sigma, seeds per draw)``, inf or
+    -inf where exactly one of the two is beyond the budget, nan where both are. Each network's
+    prediction is ``T(sigma_b ||d||)`` from its own initial bias deviation (not the chi^2 law)."""
+    from jaxsym import report
+
+    study = report.study_of(ds)
+    count = study.get("seeds.count")
+    seeds = range(draw * count, (draw + 1) * count)
+    norms = deviation_norms(study, seeds)
+    sigma = ds.sigma_b.values
+    predicted = prediction.break_time(sigma[:, None] * norms.reshape(len(sigma), -1))
+    sub = ds.isel(seed=list(seeds))
+    measured = np.where(sub.broken.values, sub.time_to_break.values, np.inf).reshape(
+        predicted.shape)
+    with np.errstate(invalid="ignore"):
+        return measured - predicted
 
 
 def predict_pooled(study, trajectory_steps: int | None = None) -> dict:

@@ -31,6 +31,16 @@ Width: the collapsed point of the m-unit network duplicates the one-unit optimum
 scales as ``1 / m`` (through v) and R does not (for one output it is 0 there): with one output
 ``lambda_min = lambda_min(S_1) / m`` with multiplicity m - 1. Tested against ``jax.hessian``
 in tests/test_splitting.py.
+
+Groups of units (signed output weights). The derivation only uses that the units moved are
+identical: for a GROUP G of identical units (same ``u`` and ``v``) inside any network, the
+directions that move the units of G by ``a_j t`` with ``sum_{j in G} a_j = 0`` (the others
+fixed) see ``(a . a') t^T B_G t'`` with ``B_G`` built from G's ``u``, ``v`` and the WHOLE
+network's ``l_n``. With output weights ``v_j = s_j v`` of random signs the units fall into two
+such groups; S_G carries the factor ``l_n . v_G``, so where the unsigned S is positive definite
+(the units heal) a group of the other sign meets a different end point whose S_G can have a
+negative eigenvalue: random biases then break the symmetry inside that group
+(tests/test_signed_splitting.py).
 """
 
 from __future__ import annotations
@@ -66,15 +76,18 @@ class SplittingBlock:
         return float(np.linalg.eigvalsh(self.S)[0])
 
 
-def is_symmetric_layer(params, atol: float = 0.0) -> bool:
-    """Whether the hidden units of a one-hidden-layer ``params`` are identical (within atol)."""
-    W, b, V = (np.asarray(params[0]["W"]), np.asarray(params[0]["b"]),
-               np.asarray(params[1]["W"]))
+def is_symmetric_layer(params, atol: float = 0.0, units=None) -> bool:
+    """Whether the hidden units of a one-hidden-layer ``params`` (or the subset ``units``, an
+    index array or boolean mask) are identical (within atol)."""
+    sel = slice(None) if units is None else np.asarray(units)
+    W, b, V = (np.asarray(params[0]["W"])[sel], np.asarray(params[0]["b"])[sel],
+               np.asarray(params[1]["W"])[:, sel])
     return bool(np.all(np.abs(W - W[:1]) <= atol) and np.all(np.abs(b - b[0]) <= atol)
                 and np.all(np.abs(V - V[:, :1]) <= atol))
 
 
-def antisymmetric_block(params, x, y, activation: str, loss: str) -> SplittingBlock:
+def antisymmetric_block(params, x, y, activation: str, loss: str,
+                        units=None) -> SplittingBlock:
     """The antisymmetric Hessian block ``B`` (module doc) of the training loss at ``params``.
 
     Args:
@@ -82,6 +95,9 @@ def antisymmetric_block(params, x, y, activation: str, loss: str) -> SplittingBl
         with identical hidden units (ValueError otherwise).
       x: ``(N, d)`` inputs; y: targets in the loss's format.
       activation, loss: registered names.
+      units: ``None`` (every hidden unit) or a group of identical units (index array or
+        boolean mask): the block of the directions antisymmetric within the group, the other
+        units fixed (module doc, "Groups of units"); its ``width`` is the group's size.
     """
     import jax
     import jax.numpy as jnp
@@ -91,19 +107,24 @@ def antisymmetric_block(params, x, y, activation: str, loss: str) -> SplittingBl
 
     if len(params) != 2:
         raise ValueError(f"antisymmetric_block needs one hidden layer, got {len(params) - 1}")
-    if not is_symmetric_layer(params):
+    if not is_symmetric_layer(params, units=units):
         raise ValueError("antisymmetric_block needs identical hidden units (a symmetric point)")
+    index = np.arange(params[0]["W"].shape[0])
+    group = index if units is None else index[np.asarray(units)]
+    if group.size == 0:
+        raise ValueError("antisymmetric_block: the unit group is empty")
     x = np.asarray(x, np.float64)
     act = get_activation(activation)
-    w, b0 = np.asarray(params[0]["W"][0], np.float64), float(params[0]["b"][0])
-    v = np.asarray(params[1]["W"][:, 0], np.float64)
+    j = int(group[0])
+    w, b0 = np.asarray(params[0]["W"][j], np.float64), float(params[0]["b"][j])
+    v = np.asarray(params[1]["W"][:, j], np.float64)
     xt = np.concatenate([x, np.ones((x.shape[0], 1))], axis=1)
     z = xt @ np.concatenate([w, [b0]])
     outputs = nn.apply(params, jnp.asarray(x), activation)
     dl = np.asarray(jax.grad(lambda f: nn.loss_fn(loss)(f, y))(outputs), np.float64)
     S = (xt * ((dl @ v) * act.d2g(z))[:, None]).T @ xt
     R = (xt * act.dg(z)[:, None]).T @ dl
-    return SplittingBlock(S, R, width=int(params[0]["W"].shape[0]))
+    return SplittingBlock(S, R, width=int(group.size))
 
 
 def antisymmetric_basis(params) -> np.ndarray:
