@@ -65,8 +65,8 @@ def main(argv=None) -> int:
 
     started = time.perf_counter()
     rows = []
-    for width in (int(w) for w in args.widths.split(",")):
-        for strategy in args.strategies.split(","):
+    for strategy in args.strategies.split(","):
+        for width in (int(w) for w in args.widths.split(",")):
             n = 1
             while n <= args.max_n and time.perf_counter() - started < args.budget_s:
                 row = time_chunk(width, n, strategy, args.steps, args.repeats)
