@@ -1,6 +1,6 @@
 """``python -m jaxsym`` is the ``jaxsym`` console script."""
 
-from jaxsym.cli import main
+from jaxsym.cli import entry
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry()

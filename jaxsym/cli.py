@@ -182,6 +182,37 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _dir_problem(path: str, option: str) -> str | None:
+    """Why ``path`` cannot be (or become) a writable directory, as an ``argument OPTION``
+    message; None if it can."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        return f"argument {option}: '{path}' is a file, expected a directory"
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        return f"argument {option}: '{existing}' is a file, so '{path}' cannot be created"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"argument {option}: '{existing}' is not writable"
+    return None
+
+
+def _task_error(study) -> str | None:
+    """Build every data draw's task before anything is written: a one-line message naming the
+    task and the reason if one cannot be built (bad option values, a missing data extra)."""
+    for draw in range(study.get("task.draws")):
+        try:
+            study.make_task(draw)
+        except ImportError as error:
+            return (f"config key 'task.name': task {study.get('task.name')!r} needs the data "
+                    f"extra (python -m pip install -e '.[data]'): {error}")
+        except (ValueError, TypeError, ArithmeticError) as error:
+            options = ", ".join(f"{k} = {v!r}" for k, v in study.task_options.items())
+            return (f"config key 'task': cannot build task {study.get('task.name')!r} "
+                    f"({options}): {error}")
+    return None
+
+
 def _run(args) -> int:
     from jaxsym import config, store
 
@@ -195,7 +226,13 @@ def _run(args) -> int:
                                        overrides)
     except config.ConfigError as error:
         return _fail(str(error))
+    problem = _task_error(study)
+    if problem:
+        return _fail(problem)
     out = args.out or os.path.join("runs", study.name)
+    problem = _dir_problem(out, "--out")
+    if problem:
+        return _fail(problem)
     manual = {"--coordinator": args.coordinator, "--num-processes": args.num_processes,
               "--process-id": args.process_id}
     given = [name for name, value in manual.items() if value is not None]
@@ -213,10 +250,19 @@ def _run(args) -> int:
 
     from jaxsym import sweep
 
+    problem = sweep.check_resources(study)
+    if problem:
+        return _fail(problem)
     process_index, process_count = 0, 1
     if args.distributed:
-        jax.distributed.initialize(coordinator_address=args.coordinator,
-                                   num_processes=args.num_processes, process_id=args.process_id)
+        try:
+            jax.distributed.initialize(coordinator_address=args.coordinator,
+                                       num_processes=args.num_processes,
+                                       process_id=args.process_id)
+        except (ValueError, RuntimeError) as error:
+            return _fail("argument --distributed: no cluster to join (JAX found no SLURM, Open "
+                         "MPI or TPU environment; give --coordinator, --num-processes and "
+                         f"--process-id): {str(error).splitlines()[0]}")
         process_index, process_count = jax.process_index(), jax.process_count()
     started = time.perf_counter()
     try:
@@ -281,6 +327,10 @@ EXPERIMENTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(_
 def _study(args) -> int:
     from jaxsym import config
 
+    for path, option in ((args.runs, "--runs"), (args.figures, "--figures")):
+        problem = _dir_problem(path, option)
+        if problem:
+            return _fail(problem)
     studies = []
     for name, overrides, presets in STUDY_EXPERIMENTS:
         if args.preset not in presets:
@@ -293,9 +343,16 @@ def _study(args) -> int:
                                     for v in overrides.values())))
         except config.ConfigError as error:
             return _fail(str(error))
+        problem = _task_error(studies[-1][0])
+        if problem:
+            return _fail(problem)
     _use_all_cores()
     from jaxsym import report, store, sweep
 
+    for study, _ in studies:
+        problem = sweep.check_resources(study)
+        if problem:
+            return _fail(problem)
     started = time.perf_counter()
     run_dirs = []
     for study, suffix in studies:
@@ -319,17 +376,29 @@ def _report(args) -> int:
     missing = [d for d in args.run_dirs if not os.path.exists(os.path.join(d, "results.nc"))]
     if missing:
         return _fail(f"no results.nc in run directory '{missing[0]}'; run `jaxsym run` first")
+    problem = _dir_problem(args.figures, "--figures")
+    if problem:
+        return _fail(problem)
     print(f"report: {report.write_report(args.run_dirs, args.figures)}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    if args.command == "run":
-        return _run(args)
-    if args.command == "study":
-        return _study(args)
+    parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):
+        parser.print_help()  # no command: usage and the commands, not an error
+        return 0
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "study":
+            return _study(args)
+    except KeyboardInterrupt:
+        print("jaxsym: interrupted; the finished chunks are kept; re-run the same command to "
+              "resume", file=sys.stderr)
+        return 130
     if args.command == "report":
         return _report(args)
     if args.command == "theory":
@@ -354,5 +423,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def entry() -> None:
+    """The console script: :func:`main`, and on Ctrl-C (status 130) an immediate exit, since
+    an interpreter shutting down with XLA computations in flight can crash."""
+    code = main()
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()

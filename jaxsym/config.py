@@ -36,6 +36,7 @@ dotted config keys, including grid axes (``"grid.sigma_b" = [...]``).
 from __future__ import annotations
 
 import math
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,6 +160,10 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+#: largest integer settings: PRNG seeds are 32-bit, step counters int32
+_INT_MAX = {"seeds.root": 2**32 - 1, "train.steps": 2**31 - 2, "*": 2**31 - 1}
+
+
 def _check_value(key: str, value, default):
     if key in _CHOICES:
         if value not in _CHOICES[key]:
@@ -175,6 +180,8 @@ def _check_value(key: str, value, default):
             _fail(key, f"must be an integer >= 1, got {value}")
         if value < 0:
             _fail(key, f"must be >= 0, got {value}")
+        if value > _INT_MAX.get(key, _INT_MAX["*"]):
+            _fail(key, f"must be <= {_INT_MAX.get(key, _INT_MAX['*'])}, got {value}")
         return value
     if isinstance(default, float) or key == "init.weight_value":
         if not _is_number(value) or not math.isfinite(value):
@@ -185,11 +192,12 @@ def _check_value(key: str, value, default):
     return value
 
 
-def _check_task_option(key: str, value):
-    """Task options: integers >= 1 (sizes) or finite numbers >= 0 (noise levels)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value < 1:
-            _fail(key, f"must be an integer >= 1, got {value}")
+def _check_task_option(key: str, value, kind: type = int):
+    """Task options by the generator's default: sizes (``kind`` int) are integers >= 1, noise
+    levels (float) finite numbers >= 0, integers included (``noise = 0`` is ``0.0``)."""
+    if kind is int:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            _fail(key, f"expected an integer >= 1, got {value!r}")
         return value
     if not _is_number(value) or not math.isfinite(value) or value < 0:
         _fail(key, f"expected a finite number >= 0, got {value!r}")
@@ -288,7 +296,8 @@ def _parse_raw(raw: dict, text: str, name: str, preset: str, overrides: tuple = 
             if key in defaults:
                 values[key] = _check_value(f"{section}.{key}", value, defaults[key])
             else:
-                values[key] = _check_task_option(f"{section}.{key}", value)
+                values[key] = _check_task_option(f"{section}.{key}", value,
+                                                 tasks.option_kinds(task_name)[key])
         sections[section] = values
     grid_raw = raw.get("grid", {})
     if not isinstance(grid_raw, dict):
@@ -302,6 +311,9 @@ def _parse_raw(raw: dict, text: str, name: str, preset: str, overrides: tuple = 
     for key in ("name", "description"):
         if key in raw and not isinstance(raw[key], str):
             _fail(key, "expected a string")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", raw.get("name", name) or ""):
+        _fail("name", "expected letters, digits, '_', '-' and '.', starting with a letter or "
+              f"digit (it names the run directory runs/NAME), got {raw.get('name', name)!r}")
     study = Study(name=raw.get("name", name), sections=sections, grid=tuple(grid), text=text,
                   preset=preset, overrides=overrides)
     _check_consistency(study)
@@ -326,9 +338,12 @@ def load_study(path: str | Path, preset: str | None = None) -> Study:
     """Read and validate the TOML file at ``path``; the study name defaults to its stem."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"cannot read config {str(path)!r}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"cannot read config {str(path)!r}: not UTF-8 text (byte "
+                          f"{error.start}); TOML files are UTF-8") from None
     return parse_study(text, name=path.stem, preset=preset)
 
 

@@ -238,6 +238,45 @@ def _git_sha() -> str:
         return "unknown"
 
 
+def resource_estimate(study, task=None, concurrent: int = 16) -> dict:
+    """Rough memory a study needs, before anything runs: ``networks``; ``record_bytes``, the
+    merged records (float64, every network, twice for the merge); ``train_bytes``, the
+    parameters (x6: gradients, optimizer state, temporaries) and activations (x4: forward,
+    backward) of ``concurrent`` networks training at once (devices x networks per step)."""
+    task = task or study.make_task(0)
+    itemsize = 2 if study.get("train.dtype") == "bfloat16" else np.dtype(
+        study.get("train.dtype")).itemsize
+    batch = study.get("train.batch_size") or task.x_train.shape[0]
+    per_net_records, per_net_train = 0, 0
+    for group in plan_groups(study, task):
+        sizes = group.spec.layer_sizes
+        params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+        per_net_train = max(per_net_train, (6 * params + 4 * batch * sum(sizes)) * itemsize)
+        per_net_records = max(per_net_records, sum(
+            int(np.prod(shape)) for shape in network.record_shapes(group.spec).values()))
+    networks = study.n_networks
+    return {"networks": networks, "record_bytes": 2 * 8 * networks * per_net_records,
+            "train_bytes": min(concurrent, networks) * per_net_train}
+
+
+def check_resources(study, task=None) -> str | None:
+    """A one-line refusal if :func:`resource_estimate` exceeds this machine's memory, else
+    None."""
+    estimate = resource_estimate(study, task)
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return None
+    need = estimate["record_bytes"] + estimate["train_bytes"]
+    if need <= total:
+        return None
+    return (f"study '{study.name}' needs about {need / 2**30:.3g} GiB of memory "
+            f"({estimate['networks']} networks: records {estimate['record_bytes'] / 2**30:.3g} "
+            f"GiB, training {estimate['train_bytes'] / 2**30:.3g} GiB) and this machine has "
+            f"{total / 2**30:.3g} GiB: reduce seeds.count, the grid, model.width or "
+            "task.n_train")
+
+
 def run_study(study, out, chunk_size: int = 256, force: bool = False, strategy: str = "auto",
               map_batch: int | None = None, progress: bool = True, max_chunks: int | None = None, process_index: int = 0,
               process_count: int = 1, wait_timeout: float = 7 * 24 * 3600.0,

@@ -169,6 +169,16 @@ def task_options(name: str) -> tuple[str, ...]:
     return tuple(p for p in inspect.signature(generator).parameters if p != "rng")
 
 
+def option_kinds(name: str) -> dict[str, type]:
+    """``{option: int or float}`` of a task's keyword options, from the generator's defaults:
+    sizes are integers, noise levels are floats."""
+    import inspect
+
+    generator = TASKS[name][0]
+    return {p.name: (float if isinstance(p.default, float) else int)
+            for p in inspect.signature(generator).parameters.values() if p.name != "rng"}
+
+
 def make_task(name: str, seed: int = 0, **options) -> Task:
     """Generate task ``name`` deterministically from ``seed`` (NumPy ``default_rng``).
 

@@ -60,6 +60,28 @@ BAD_INPUTS = [
     ("loss vs regression", BASE.replace('loss = "mse"', 'loss = "bce"'), [],
      "config key 'train.loss': task 'teacher_student' is a regression; allowed: mse"),
     ("missing config file", "MISSING", [], "cannot read config"),
+    ("task that cannot be built", None, ["--set", "task.teacher_width=1"],
+     "config key 'task': cannot build task 'teacher_student' (dim = 2, teacher_width = 1"),
+    ("float task size", None, ["--set", "task.dim=2.5"],
+     "config key 'task.dim': expected an integer >= 1, got 2.5"),
+    ("zero task size", None, ["--set", "task.n_train=0"],
+     "config key 'task.n_train': expected an integer >= 1, got 0"),
+    ("name escaping runs/", BASE.replace('name = "example"', 'name = "../../escaped"'), [],
+     "config key 'name': expected letters, digits, '_', '-' and '.'"),
+    ("empty name", BASE.replace('name = "example"', 'name = ""'), [],
+     "config key 'name': expected letters, digits"),
+    ("seed root beyond 32 bits", None, ["--set", "seeds.root=99999999999999999999"],
+     "config key 'seeds.root': must be <= 4294967295"),
+    ("steps beyond int32", None, ["--steps", "3000000000"],
+     "config key 'train.steps': must be <= 2147483646"),
+    ("more seeds than memory", None, ["--seeds", "2000000000"],
+     "study 'example' needs about"),
+    ("a width beyond memory", None, ["--set", "model.width=100000000"],
+     "reduce seeds.count, the grid, model.width or task.n_train"),
+    ("--distributed without a cluster", None, ["--distributed"],
+     "argument --distributed: no cluster to join"),
+    ("non-UTF-8 config", BASE.replace("bias-only", "bias\xe9only").encode("latin-1"), [],
+     "not UTF-8 text"),
 ]
 
 
@@ -77,6 +99,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, case,
     config_path = EXAMPLE if text is None else tmp_path / "study.toml"
     if text == "MISSING":
         config_path = tmp_path / "missing.toml"
+    elif isinstance(text, bytes):
+        config_path.write_bytes(text)
     elif text is not None:
         config_path.write_text(text)
     out = tmp_path / "out"
@@ -136,3 +160,88 @@ def test_theory_commands(capsys):
     assert "chi_1 = 0.75," in capsys.readouterr().out
     assert run_cli(["theory", "critical", "--sigma-b2", "-1"]) == 2
     assert "--sigma-b2: expected a finite number >= 0" in capsys.readouterr().err
+
+
+def test_no_command_prints_usage_and_the_commands(capsys):
+    assert cli.main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: jaxsym")
+    assert all(command in out for command in ("run", "study", "report", "theory", "demo"))
+
+
+def test_noise_levels_take_integers_and_floats_alike():
+    """``task.noise = 0`` and ``0.0`` are the same setting (noise levels are floats); sizes
+    stay integers."""
+    from jaxsym import config
+
+    text = BASE.replace('name = "teacher_student"\ndim = 2\nteacher_width = 2', 'name = "circles"')
+    as_int = config.parse_study(text.replace("[model]", "noise = 0\n\n[model]"))
+    as_float = config.parse_study(text.replace("[model]", "noise = 0.0\n\n[model]"))
+    assert as_int.task_options["noise"] == as_float.task_options["noise"] == 0.0
+    assert isinstance(as_int.task_options["noise"], float)
+    assert config.parse_study(BASE).task_options["dim"] == 2
+
+
+def test_packaging_declares_tomli_before_311_and_ships_a_license():
+    import tomllib
+
+    root = Path(__file__).parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert any(dep.replace(" ", "").startswith("tomli") and "python_version<'3.11'"
+               in dep.replace(" ", "") for dep in project["dependencies"])
+    assert project["requires-python"] == ">=3.10"
+    license_text = (root / "LICENSE").read_text()
+    assert project["license"]["text"] in license_text.splitlines()[0]
+
+
+@pytest.mark.parametrize("command", [
+    ["run", str(EXAMPLE), "--out", "{file}"],
+    ["run", str(EXAMPLE), "--out", "{file}/sub"],
+    ["study", "--runs", "{file}", "--figures", "{tmp}/figures"],
+    ["study", "--runs", "{tmp}/runs", "--figures", "{file}"],
+])
+def test_output_paths_that_are_files_are_refused_before_any_work(tmp_path, capsys, command):
+    """An output directory that is a file (or under one): one line, exit 2, nothing written,
+    before any training (``study --figures FILE`` used to fail only after the whole study)."""
+    target = tmp_path / "README.md"
+    target.write_text("not a directory")
+    args = [a.format(file=target, tmp=tmp_path) for a in command]
+    assert run_cli(args) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "is a file" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md"]
+    assert target.read_text() == "not a directory"
+
+
+def test_report_into_a_file_is_refused(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert run_cli(["run", str(EXAMPLE), "--out", str(run_dir), "--seeds", "1", "--steps", "3",
+                    "--no-progress"]) == 0
+    target = tmp_path / "README.md"
+    target.write_text("x")
+    capsys.readouterr()
+    assert run_cli(["report", str(run_dir), "--figures", str(target)]) == 2
+    assert "argument --figures: " in capsys.readouterr().err
+    assert target.read_text() == "x"
+
+
+def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
+    """SIGINT during training: no traceback, one line saying how to resume, exit 130."""
+    import signal
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jaxsym", "run", str(EXAMPLE), "--out", str(tmp_path / "run"),
+         "--no-progress", "--chunk-size", "8"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])))
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "run" / "study.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("jaxsym: interrupted;")
+    assert len([l for l in err.strip().splitlines() if l.startswith("jaxsym")]) == 1
