@@ -321,7 +321,11 @@ def _parse_raw(raw: dict, text: str, name: str, preset: str, overrides: tuple = 
 
 
 def _check_consistency(study: Study) -> None:
-    """Cross-key checks: batch size vs data, loss vs task kind."""
+    """Cross-key checks: a hidden layer to break symmetry in, batch size vs data, loss vs task
+    kind."""
+    if study.get("model.depth") < 2:
+        _fail("model.depth", "must be >= 2 (depth counts weight layers: with 1 there is no "
+              f"hidden layer, no units, no symmetry to break), got {study.get('model.depth')}")
     task = study.sections["task"]
     kind = tasks.TASKS[task["name"]][1]
     losses = dict(study.grid).get("loss", (study.get("train.loss"),))

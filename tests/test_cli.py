@@ -80,6 +80,8 @@ BAD_INPUTS = [
      "reduce seeds.count, the grid, model.width or task.n_train"),
     ("--distributed without a cluster", None, ["--distributed"],
      "argument --distributed: no cluster to join"),
+    ("no hidden layer", BASE.replace("depth = 2", "depth = 1"), [],
+     "config key 'model.depth': must be >= 2 (depth counts weight layers"),
     ("non-UTF-8 config", BASE.replace("bias-only", "bias\xe9only").encode("latin-1"), [],
      "not UTF-8 text"),
 ]
@@ -245,3 +247,13 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("jaxsym: interrupted;")
     assert len([l for l in err.strip().splitlines() if l.startswith("jaxsym")]) == 1
+
+
+def test_submodules_load_after_import_jaxsym():
+    """``import jaxsym`` then ``jaxsym.store.load`` / ``jaxsym.load`` (the README's snippet),
+    without importing JAX until a JAX module is used."""
+    code = ("import sys, jaxsym; assert 'jax' not in sys.modules; "
+            "assert jaxsym.store.load is jaxsym.load; print('ok')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])))
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
