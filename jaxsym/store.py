@@ -36,11 +36,22 @@ def study_identity(study) -> str:
                       sort_keys=True, indent=1)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, write) -> None:
-    """Call ``write(file_object)`` on a temp file next to ``path``, then rename it to ``path``."""
+    """Call ``write(file_object)`` on a temp file next to ``path``, then rename it to ``path``.
+
+    The file gets the mode a plain ``open`` would give (``0o666`` minus the umask), not the
+    temp file's private ``0o600``: on a shared cluster filesystem the group can read the runs.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             write(handle)
         os.replace(tmp, path)

@@ -133,6 +133,12 @@ def test_run_prints_summary_and_resumes(tmp_path, capsys):
     first = capsys.readouterr().out
     assert "6 points x 2 seeds = 12 networks; trained 12" in first
     assert (out / "results.nc").exists()
+    # every file gets the umask's mode (chunks were 0600: unreadable by the group)
+    mask = os.umask(0)
+    os.umask(mask)
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.parent.name == "chunks" for p in files)
+    assert {oct(p.stat().st_mode & 0o777) for p in files} == {oct(0o666 & ~mask)}
     assert cli.main(["run", str(tmp_path / "s.toml"), "--out", str(out), "--no-progress"]) == 0
     assert "trained 0" in capsys.readouterr().out
     # a different study in the same directory is refused with exit 2
