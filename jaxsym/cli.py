@@ -197,20 +197,23 @@ def _dir_problem(path: str, option: str) -> str | None:
     return None
 
 
-def _task_error(study) -> str | None:
-    """Build every data draw's task before anything is written: a one-line message naming the
-    task and the reason if one cannot be built (bad option values, a missing data extra)."""
+def _task_error(study):
+    """Build every data draw's task before anything is written. Returns ``(message, None)``,
+    a one-line message naming the task and the reason if one cannot be built (bad option
+    values, a missing data extra), else ``(None, the first draw's task)``."""
+    first = None
     for draw in range(study.get("task.draws")):
         try:
-            study.make_task(draw)
+            task = study.make_task(draw)
         except ImportError as error:
             return (f"config key 'task.name': task {study.get('task.name')!r} needs the data "
-                    f"extra (python -m pip install -e '.[data]'): {error}")
+                    f"extra (python -m pip install -e '.[data]'): {error}"), None
         except (ValueError, TypeError, ArithmeticError) as error:
             options = ", ".join(f"{k} = {v!r}" for k, v in study.task_options.items())
             return (f"config key 'task': cannot build task {study.get('task.name')!r} "
-                    f"({options}): {error}")
-    return None
+                    f"({options}): {error}"), None
+        first = task if first is None else first
+    return None, first
 
 
 def _run(args) -> int:
@@ -226,7 +229,7 @@ def _run(args) -> int:
                                        overrides)
     except config.ConfigError as error:
         return _fail(str(error))
-    problem = _task_error(study)
+    problem, task = _task_error(study)
     if problem:
         return _fail(problem)
     out = args.out or os.path.join("runs", study.name)
@@ -250,7 +253,7 @@ def _run(args) -> int:
 
     from jaxsym import sweep
 
-    problem = sweep.check_resources(study)
+    problem = sweep.check_resources(study, task)
     if problem:
         return _fail(problem)
     process_index, process_count = 0, 1
@@ -343,19 +346,20 @@ def _study(args) -> int:
                                     for v in overrides.values())))
         except config.ConfigError as error:
             return _fail(str(error))
-        problem = _task_error(studies[-1][0])
+        problem, task = _task_error(studies[-1][0])
         if problem:
             return _fail(problem)
+        studies[-1] = (*studies[-1], task)
     _use_all_cores()
     from jaxsym import report, store, sweep
 
-    for study, _ in studies:
-        problem = sweep.check_resources(study)
+    for study, _, task in studies:
+        problem = sweep.check_resources(study, task)
         if problem:
             return _fail(problem)
     started = time.perf_counter()
     run_dirs = []
-    for study, suffix in studies:
+    for study, suffix, _ in studies:
         out = os.path.join(args.runs, f"{study.name}{suffix}-{args.preset}")
         try:
             dataset = sweep.run_study(study, out, progress=not args.no_progress)

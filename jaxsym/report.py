@@ -678,7 +678,7 @@ def width_scaling(saddle_runs) -> list[dict]:
                                 sigma_range=(floor * (1 - 1e-9), float(sigma.max())),
                                 n_boot=1000)
         # every network against its own prediction T(sigma_b ||d||)
-        errors = np.abs(escape.network_errors(flat, prediction))
+        errors = np.abs(escape.network_errors(flat, study, prediction))
         measured = np.where(flat.broken.values, times, np.inf)
         ok = (errors <= np.maximum(2.0, 0.01 * measured)) | np.isnan(errors)
         rows.append({"width": int(ds.attrs["layer_sizes"][1]), "lr": analysis.learning_rate,

@@ -481,14 +481,12 @@ def deviation_norms(study, seeds) -> np.ndarray:
     return norms
 
 
-def network_errors(ds, prediction: EscapePrediction, draw: int = 0) -> np.ndarray:
+def network_errors(ds, study, prediction: EscapePrediction, draw: int = 0) -> np.ndarray:
     """Measured minus predicted step to break of every network of data draw ``draw`` of a
     one-configuration run ``ds`` (grid: sigma_b only): ``(n_sigma, seeds per draw)``, inf or
-    -inf where exactly one of the two is beyond the budget, nan where both are. Each network's
+    -inf where exactly one of the two is beyond the budget, nan where both are (``study``: the
+    run's study, e.g. ``jaxsym.report.study_of(ds)``). Each network's
     prediction is ``T(sigma_b ||d||)`` from its own initial bias deviation (not the chi^2 law)."""
-    from jaxsym import report
-
-    study = report.study_of(ds)
     count = study.get("seeds.count")
     seeds = range(draw * count, (draw + 1) * count)
     norms = deviation_norms(study, seeds)
