@@ -42,7 +42,7 @@ import _common  # noqa: E402
 def compare(reference: Path, other: Path, names: list[str] | None = None) -> list[dict]:
     """Cell-by-cell comparison of two sets of quick-study run directories (all of the
     reference's, or ``names``)."""
-    from jaxsym import report, store
+    from jaxsym import reports as report, store
 
     rows = []
     names = names or sorted(p.name for p in reference.iterdir()

@@ -5,21 +5,24 @@ Importing the package is cheap and does not import JAX, so that the NumPy oracle
 
 >>> import jaxsym
 >>> from jaxsym import nn, network   # these import JAX
+>>> ds = jaxsym.run("experiments/example.toml", seeds=4)   # train (or resume) -> xarray.Dataset
 >>> ds = jaxsym.load("runs/example")  # a finished run's results (xarray.Dataset)
+>>> jaxsym.analysis.p_broken(ds)      # P(broken) per grid point with Wilson bounds
+>>> jaxsym.report(ds)                 # REPORT.md + figures in runs/example/report
 """
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load"]
+__all__ = ["__version__", "run", "load", "report"]
 
 
 def __getattr__(name):
-    """Lazy top-level API: ``jaxsym.load(run_dir)`` -> the run's ``xarray.Dataset``; the
+    """Lazy top-level API: ``jaxsym.run`` / ``load`` / ``report`` (:mod:`jaxsym.api`); the
     submodules (``jaxsym.store``, ``jaxsym.sweep``, ...) import on first attribute access."""
-    if name == "load":
-        from jaxsym.store import load
+    if name in ("run", "load", "report"):
+        from jaxsym import api
 
-        return load
+        return getattr(api, name)
     import importlib
     import importlib.util
 

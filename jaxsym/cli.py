@@ -23,8 +23,12 @@ import sys
 import time
 
 import jaxsym
+from jaxsym import config
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "YES_NETWORKS", "YES_HOURS"]
+
+#: `jaxsym run` asks for --yes above this many networks or this many estimated hours
+YES_NETWORKS, YES_HOURS = 1_000_000, 24.0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -93,8 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser(
         "run", help="train every network of a study config into a run directory",
-        description="Train (grid points x seeds) networks of a TOML study config; resumable.")
-    run.add_argument("config", help="study config (TOML), e.g. experiments/example.toml")
+        description="Train (grid points x seeds) networks of a TOML study config (a path, or "
+                    "the name of a bundled experiment, e.g. example) into a run directory: "
+                    "validated before anything is written, resumable, locked against a "
+                    "second process, every chunk checksummed.")
+    run.add_argument("config", help="study config (TOML), e.g. experiments/example.toml, or "
+                                    "a bundled experiment's name (e.g. example)")
     run.add_argument("--out", help="run directory (default: runs/<study name>)")
     run.add_argument("--preset", help="apply the config's [preset.NAME] table (e.g. quick, full)")
     run.add_argument("--seeds", type=_positive_int, help="override seeds.count")
@@ -106,12 +114,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                      help="override any config key, e.g. --set train.learning_rate=0.05")
     run.add_argument("--strategy", choices=("auto", "map", "vmap"), default="auto",
-                     help="batching: map (sequential per device, CPU default) or vmap (GPU)")
+                     help="batching: map (sequential per device, CPU) or vmap (GPU); default "
+                          "%(default)s: the faster for this device")
     run.add_argument("--map-batch", type=_positive_int, metavar="K",
                      help="networks per lax.map step under the map strategy (default: the "
                           "engine's choice per width, see sweep.nets_per_map_step)")
     run.add_argument("--force", action="store_true",
                      help="overwrite a run directory that holds a different study")
+    run.add_argument("--yes", action="store_true",
+                     help=f"start a study above {YES_NETWORKS:,} networks or an estimated "
+                          f"{YES_HOURS:g} hours without asking")
+    run.add_argument("--wait", action="store_true",
+                     help="if another process is using the run directory, wait for it to finish "
+                          "(default: refuse, naming the process)")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     dist = run.add_argument_group(
         "many processes / hosts",
@@ -133,22 +148,45 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run every bundled experiment (experiments/*.toml) with a preset, then "
                     "write the figures and REPORT.md.")
     study.add_argument("--preset", choices=("quick", "full"), default="quick",
-                       help="quick: minutes on a 2-core CPU; full: >= 512 seeds (GPU or long CPU)")
-    study.add_argument("--runs", default="runs", help="parent of the run directories")
-    study.add_argument("--figures", default="figures", help="where figures and REPORT.md go")
+                       help="quick: minutes on a 2-core CPU; full: >= 512 seeds (GPU or long "
+                            "CPU); default %(default)s")
+    study.add_argument("--runs", default="runs",
+                       help="parent of the run directories (default: %(default)s/)")
+    study.add_argument("--figures", default="figures",
+                       help="where the figures and REPORT.md go (default: %(default)s/, in a "
+                            "source checkout the repository's tracked report; rewritten only "
+                            "when its numbers change)")
     study.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    study.add_argument("--dry-run", action="store_true",
+                       help="validate every experiment and print the plan (networks, estimated "
+                            "time, run directories); train and write nothing")
+    study.add_argument("--wait", action="store_true",
+                       help="wait for run directories another process is using (default: "
+                            "refuse)")
 
-    report = sub.add_parser("report", help="figures and REPORT.md from run directories")
+    report = sub.add_parser(
+        "report", help="figures and REPORT.md from run directories",
+        description="Write REPORT.md and its figures for finished run directories: the bundled "
+                    "experiments get their dedicated sections, any other study P(broken) and "
+                    "the times to break and to converge at every grid point, with CIs.")
     report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    report.add_argument("--figures", default="figures", help="output directory")
+    report.add_argument("--out", "--figures", dest="figures", metavar="DIR",
+                        help="output directory (default: RUN_DIR/report for one run directory; "
+                             "required for several)")
 
-    theory = sub.add_parser("theory", help="mean-field theory (NumPy, no training)")
+    theory = sub.add_parser("theory", help="mean-field theory (NumPy, no training)",
+                            description="Mean-field signal propagation of deep random networks "
+                                        "(NumPy, no training).")
     theory_sub = theory.add_subparsers(dest="theory_command", required=True, parser_class=_Parser)
-    meanfield = theory_sub.add_parser("meanfield", help="q*, c*, chi_1, xi_q, xi_c")
-    critical = theory_sub.add_parser("critical", help="critical sigma_w^2 (chi_1 = 1)")
+    meanfield = theory_sub.add_parser(
+        "meanfield", help="q*, c*, chi_1, xi_q, xi_c",
+        description="Fixed points q*, c*, the slope chi_1 and the depth scales xi_q, xi_c.")
+    critical = theory_sub.add_parser(
+        "critical", help="critical sigma_w^2 (chi_1 = 1)",
+        description="The sigma_w^2 at which chi_1 = 1 (the edge of chaos) for a sigma_b^2.")
     for p in (meanfield, critical):
         p.add_argument("--activation", default="tanh", choices=activation_names(), metavar="NAME",
-                       help="activation (%(choices)s)")
+                       help="activation (%(choices)s; default %(default)s)")
         p.add_argument("--sigma-b2", type=_nonnegative_float, default=0.05,
                        help="bias variance sigma_b^2 (default %(default)s)")
     meanfield.add_argument("--sigma-w2", type=_nonnegative_float, default=1.5,
@@ -159,13 +197,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train small teacher-student networks whose hidden weights are all equal "
                     "and whose biases are N(0, sigma_b^2); report how often symmetry breaks.")
     demo.add_argument("--activation", default="tanh", choices=activation_names(),
-                      metavar="NAME", help="hidden activation (%(choices)s)")
+                      metavar="NAME", help="hidden activation (%(choices)s; default "
+                                           "%(default)s)")
     demo.add_argument("--sigma-b", type=_positive_float_list, default=[0.0, 1e-8, 1e-4, 1e-1],
-                      metavar="S1,S2,...", help="bias-init standard deviations")
+                      metavar="S1,S2,...", help="bias-init standard deviations (default "
+                                                "0,1e-08,0.0001,0.1)")
     demo.add_argument("--weight-value", type=float, default=None, metavar="W",
                       help="the constant hidden weight (default 1/sqrt(fan_in))")
-    demo.add_argument("--seeds", type=_positive_int, default=32, help="networks per sigma_b")
-    demo.add_argument("--steps", type=_positive_int, default=3000, help="SGD steps")
+    demo.add_argument("--seeds", type=_positive_int, default=32,
+                      help="networks per sigma_b (default %(default)s)")
+    demo.add_argument("--steps", type=_positive_int, default=3000,
+                      help="SGD steps (default %(default)s)")
     return parser
 
 
@@ -197,27 +239,51 @@ def _dir_problem(path: str, option: str) -> str | None:
     return None
 
 
-def _task_error(study):
-    """Build every data draw's task before anything is written. Returns ``(message, None)``,
-    a one-line message naming the task and the reason if one cannot be built (bad option
-    values, a missing data extra), else ``(None, the first draw's task)``."""
-    first = None
-    for draw in range(study.get("task.draws")):
+class _Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with what was kept (the message of the one-line note)."""
+
+
+def _kept(out: str, study) -> str:
+    """``"N of M networks kept in OUT"`` from the chunk file names (no chunk is read)."""
+    import glob
+
+    done = 0
+    for path in glob.glob(os.path.join(out, "chunks", "g*_*_*.npz")):
         try:
-            task = study.make_task(draw)
-        except ImportError as error:
-            return (f"config key 'task.name': task {study.get('task.name')!r} needs the data "
-                    f"extra (python -m pip install -e '.[data]'): {error}"), None
-        except (ValueError, TypeError, ArithmeticError) as error:
-            options = ", ".join(f"{k} = {v!r}" for k, v in study.task_options.items())
-            return (f"config key 'task': cannot build task {study.get('task.name')!r} "
-                    f"({options}): {error}"), None
-        first = task if first is None else first
-    return None, first
+            done += int(os.path.basename(path)[:-4].rsplit("_", 1)[1])
+        except ValueError:
+            pass
+    return f"{min(done, study.n_networks)} of {study.n_networks} networks kept in '{out}'"
+
+
+def _write_failure(error: OSError, out: str) -> str:
+    """One line for a file-system failure during a run (full disk, permissions)."""
+    import shutil
+
+    if error.strerror:
+        where = f" '{error.filename}'" if error.filename else ""
+        message = f"cannot write{where}: {error.strerror}"
+    else:
+        message = str(error).splitlines()[0]
+    try:
+        free = shutil.disk_usage(out).free / 2**20
+        message += "" if "free on" in message else f" ({free:.0f} MiB free)"
+    except OSError:
+        pass
+    return message + "; the finished chunks are kept: fix it and re-run the same command"
+
+
+def _task_error(study):
+    """``(None, the first draw's task)``, or ``(one-line message, None)`` when a data draw's
+    task cannot be built (:func:`jaxsym.config.build_task`)."""
+    try:
+        return None, config.build_task(study)
+    except config.ConfigError as error:
+        return str(error), None
 
 
 def _run(args) -> int:
-    from jaxsym import config, store
+    from jaxsym import store
 
     overrides = dict(args.set)
     for option, key in (("seeds", "seeds.count"), ("steps", "train.steps"),
@@ -256,6 +322,11 @@ def _run(args) -> int:
     problem = sweep.check_resources(study, task)
     if problem:
         return _fail(problem)
+    cost = sweep.resource_estimate(study, task)
+    if not args.yes and (cost["networks"] > YES_NETWORKS or cost["seconds"] > 3600 * YES_HOURS):
+        return _fail(f"study '{study.name}' has {cost['networks']:,} networks and would take "
+                     f"about {cost['seconds'] / 3600:,.0f} hours (rough estimate for a 2-core "
+                     f"CPU); check the grid and seeds, or pass --yes to start it")
     process_index, process_count = 0, 1
     if args.distributed:
         try:
@@ -270,11 +341,15 @@ def _run(args) -> int:
     started = time.perf_counter()
     try:
         dataset = sweep.run_study(study, out, chunk_size=args.chunk_size, force=args.force,
-                                  map_batch=args.map_batch,
+                                  map_batch=args.map_batch, wait=args.wait,
                                   strategy=args.strategy, progress=not args.no_progress,
                                   process_index=process_index, process_count=process_count)
     except store.RunDirError as error:
         return _fail(str(error))
+    except OSError as error:
+        return _fail(_write_failure(error, out))
+    except KeyboardInterrupt:
+        raise _Interrupted(_kept(out, study)) from None
     wall = time.perf_counter() - started
     if dataset is None:
         print(f"process {process_index}/{process_count}: share of study {study.name} written to "
@@ -323,13 +398,14 @@ STUDY_EXPERIMENTS = (("bias_only_regression", {}, ("quick", "full")),
                      *(("phase_diagram", {"model.depth": d},
                         ("quick", "full") if d in (4, 8, 16, 24, 32) else ("full",))
                        for d in (2, 4, 8, 12, 16, 24, 32, 48, 64)))
-EXPERIMENTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                               "experiments")
+#: the bundled experiments (package data; ``experiments/`` in a source checkout links here)
+EXPERIMENTS_DIR = str(config.BUNDLED_DIR)
+#: the committed report of a source checkout (absent in an installed wheel)
+CHECKOUT_FIGURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "figures")
 
 
 def _study(args) -> int:
-    from jaxsym import config
-
     for path, option in ((args.runs, "--runs"), (args.figures, "--figures")):
         problem = _dir_problem(path, option)
         if problem:
@@ -351,39 +427,66 @@ def _study(args) -> int:
             return _fail(problem)
         studies[-1] = (*studies[-1], task)
     _use_all_cores()
-    from jaxsym import report, store, sweep
+    from jaxsym import reports as report, store, sweep
 
     for study, _, task in studies:
         problem = sweep.check_resources(study, task)
         if problem:
             return _fail(problem)
+    if args.dry_run:
+        total_networks, total_seconds = 0, 0.0
+        for study, suffix, task in studies:
+            cost = sweep.resource_estimate(study, task)
+            total_networks += cost["networks"]
+            total_seconds += cost["seconds"]
+            print(f"{study.name}{suffix}: {cost['networks']} networks, about "
+                  f"{cost['seconds'] / 60:.1f} min -> "
+                  f"{os.path.join(args.runs, f'{study.name}{suffix}-{args.preset}')}")
+        print(f"study ({args.preset}, dry run): {len(studies)} experiments, {total_networks} "
+              f"networks, about {total_seconds / 60:.0f} min on a 2-core CPU (rough); report: "
+              f"{os.path.join(args.figures, 'REPORT.md')}; nothing was written")
+        return 0
     started = time.perf_counter()
     run_dirs = []
     for study, suffix, _ in studies:
         out = os.path.join(args.runs, f"{study.name}{suffix}-{args.preset}")
         try:
-            dataset = sweep.run_study(study, out, progress=not args.no_progress)
+            dataset = sweep.run_study(study, out, progress=not args.no_progress, wait=args.wait)
         except store.RunDirError as error:
             return _fail(str(error))
+        except OSError as error:
+            return _fail(_write_failure(error, out))
+        except KeyboardInterrupt:
+            raise _Interrupted(f"{_kept(out, study)}; {len(run_dirs)} of {len(studies)} "
+                               "studies finished") from None
         run_dirs.append(out)
         print(f"{study.name}: {study.n_networks} networks, "
               f"{dataset.attrs['wall_time_s']:.0f} s -> {out}/results.nc", flush=True)
     path = report.write_report(run_dirs, args.figures)
+    where = ("the tracked report of this checkout" if os.path.abspath(args.figures)
+             == CHECKOUT_FIGURES else "")
     print(f"study ({args.preset}) done in {time.perf_counter() - started:.0f} s; "
-          f"report: {path}")
+          f"report: {path}" + (f" ({where})" if where else ""))
     return 0
 
 
 def _report(args) -> int:
-    from jaxsym import report
+    from jaxsym import reports as report, store
 
     missing = [d for d in args.run_dirs if not os.path.exists(os.path.join(d, "results.nc"))]
     if missing:
         return _fail(f"no results.nc in run directory '{missing[0]}'; run `jaxsym run` first")
-    problem = _dir_problem(args.figures, "--figures")
+    if args.figures is None and len(args.run_dirs) > 1:
+        return _fail("argument --out: required with several run directories (the report of "
+                     "one run directory goes to RUN_DIR/report)")
+    out = args.figures or os.path.join(args.run_dirs[0], "report")
+    problem = _dir_problem(out, "--out/--figures")
     if problem:
         return _fail(problem)
-    print(f"report: {report.write_report(args.run_dirs, args.figures)}")
+    try:
+        print(f"report: {report.write_report(args.run_dirs, out)}")
+    except store.CorruptFileError as error:
+        return _fail(str(error))
     return 0
 
 
@@ -399,9 +502,11 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "study":
             return _study(args)
-    except KeyboardInterrupt:
-        print("jaxsym: interrupted; the finished chunks are kept; re-run the same command to "
-              "resume", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        kept = str(interrupt) if isinstance(interrupt, _Interrupted) else \
+            "the finished chunks are kept"
+        print(f"jaxsym: interrupted; {kept}; re-run the same command to resume",
+              file=sys.stderr)
         return 130
     if args.command == "report":
         return _report(args)

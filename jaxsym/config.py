@@ -53,7 +53,8 @@ from jaxsym import tasks
 from jaxsym.activations import activation_names
 
 __all__ = ["ConfigError", "Study", "parse_study", "load_study", "NUMERIC_AXES",
-           "CATEGORICAL_AXES", "WEIGHT_MODES", "DEFAULTS", "apply_overrides"]
+           "CATEGORICAL_AXES", "WEIGHT_MODES", "DEFAULTS", "apply_overrides", "build_task",
+           "BUNDLED_DIR", "bundled_names"]
 
 LOSS_NAMES = ("mse", "bce", "softmax_ce")
 OPTIMIZER_NAMES = ("sgd", "momentum", "adam")
@@ -338,17 +339,51 @@ def _check_consistency(study: Study) -> None:
         _fail("train.batch_size", f"must be <= task.n_train = {n_train} (0 = full batch)")
 
 
+#: the bundled experiments (package data, so an installed wheel has them too)
+BUNDLED_DIR = Path(__file__).parent / "experiments"
+
+
+def bundled_names() -> list[str]:
+    """Names of the bundled experiments (``jaxsym run NAME`` works for each)."""
+    return sorted(p.stem for p in BUNDLED_DIR.glob("*.toml"))
+
+
 def load_study(path: str | Path, preset: str | None = None) -> Study:
-    """Read and validate the TOML file at ``path``; the study name defaults to its stem."""
+    """Read and validate the TOML file at ``path`` (or the bundled experiment of that name,
+    e.g. ``"example"``, when no such file exists); the study name defaults to its stem."""
     path = Path(path)
+    if not path.exists() and path.suffix == "" and len(path.parts) == 1 \
+            and (BUNDLED_DIR / f"{path}.toml").is_file():
+        path = BUNDLED_DIR / f"{path}.toml"
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
-        raise ConfigError(f"cannot read config {str(path)!r}: {error.strerror}") from None
+        raise ConfigError(f"cannot read config {str(path)!r}: {error.strerror} (or name a "
+                          f"bundled experiment: {', '.join(bundled_names())})") from None
     except UnicodeDecodeError as error:
         raise ConfigError(f"cannot read config {str(path)!r}: not UTF-8 text (byte "
                           f"{error.start}); TOML files are UTF-8") from None
     return parse_study(text, name=path.stem, preset=preset)
+
+
+def build_task(study: Study):
+    """Build every data draw's task (nothing is written): returns the first draw's task, or
+    raises :class:`ConfigError` naming the task and the reason (bad option values, a missing
+    data extra)."""
+    first = None
+    for draw in range(study.get("task.draws")):
+        try:
+            task = study.make_task(draw)
+        except ImportError as error:
+            raise ConfigError(f"config key 'task.name': task {study.get('task.name')!r} needs "
+                              f"the data extra (python -m pip install -e '.[data]'): "
+                              f"{error}") from None
+        except (ValueError, TypeError, ArithmeticError) as error:
+            options = ", ".join(f"{k} = {v!r}" for k, v in study.task_options.items())
+            raise ConfigError(f"config key 'task': cannot build task "
+                              f"{study.get('task.name')!r} ({options}): {error}") from None
+        first = task if first is None else first
+    return first
 
 
 def apply_overrides(study: Study, overrides: dict[str, Any]) -> Study:

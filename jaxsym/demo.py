@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsym import metrics, network, train
+from jaxsym.precision import with_float64
 
 __all__ = ["run_demo", "format_table"]
 
@@ -29,6 +30,7 @@ def _teacher_data(n=256, seed=0):
     return jnp.asarray(x), jnp.asarray(y[:, None])
 
 
+@with_float64
 def run_demo(activation="tanh", sigma_bs=(0.0, 1e-8, 1e-4, 1e-1), weight_value=None, seeds=32,
              steps=3000, learning_rate=0.2, width=8):
     """Train ``len(sigma_bs) * seeds`` students in one compiled, vmapped function.
@@ -36,7 +38,6 @@ def run_demo(activation="tanh", sigma_bs=(0.0, 1e-8, 1e-4, 1e-1), weight_value=N
     Returns a list of dict rows, one per sigma_b: ``sigma_b``, ``seeds``, ``p_broken`` (fraction
     with diversity > 1e-2), ``median_loss``, ``median_diversity``.
     """
-    jax.config.update("jax_enable_x64", True)
     x, y = _teacher_data()
     sizes = (2, width, 1)
     if weight_value is None:

@@ -35,6 +35,8 @@ import zlib
 
 import numpy as np
 
+from jaxsym.precision import with_float64
+
 __all__ = ["KERNEL_FAMILIES", "FAMILY_CASES", "WIDTHS", "DEPTHS", "product_failures", "symmetric_params",
            "twin_asymmetry", "theorem_cases", "theorem_asymmetry", "main"]
 
@@ -59,23 +61,27 @@ DEPTHS = (2, 3)
 DTYPES = ("float32", "float64", "bfloat16")
 
 
-def product_failures(dtypes=DTYPES) -> list[dict]:
+#: unit counts of the product check: degenerate (1) and remainders of 16-wide kernels (17, 33);
+#: ``--full`` adds 2
+UNITS, FULL_UNITS = (1, 17, 33), (1, 2, 17, 33)
+
+
+@with_float64
+def product_failures(dtypes=DTYPES, units=UNITS) -> list[dict]:
     """Shapes at which :func:`jaxsym.dense.dense` breaks exact symmetry (empty: none).
 
     For inputs ``a: (n, n_in)`` with identical columns (the output of a symmetric layer),
     weights with identical rows (``z``) or identical columns (``dA``), and a cotangent
     ``dz: (n, n_out)`` with identical columns, checks that ``z``'s columns, ``dA``'s columns and
     all entries of ``dW`` and ``db`` are bitwise equal. Shapes: ``n`` in (1, 64), ``n_out`` and
-    ``n_in`` in (1, 2, 17, 33) (bfloat16: ``n = 64`` only).
+    ``n_in`` in ``units`` (bfloat16: ``n = 64`` only).
     """
     import jax
     import jax.numpy as jnp
 
     from jaxsym import dense
 
-    jax.config.update("jax_enable_x64", True)
     rng = np.random.default_rng(0)
-    units = (1, 2, 17, 33)
 
     def products(a, W_rows, W_cols, b, dz):
         z = dense.dense(a, W_rows, b)
@@ -170,6 +176,7 @@ def theorem_cases(full: bool) -> list[tuple]:
     return cases
 
 
+@with_float64
 def theorem_asymmetry(activation, loss, optimizer, batch_mode, dtype, steps=2000,
                       widths=WIDTHS, depths=DEPTHS, n=48, dim=3):
     """Train one network per (width, depth) from identical units with the study's step; return
@@ -181,7 +188,6 @@ def theorem_asymmetry(activation, loss, optimizer, batch_mode, dtype, steps=2000
 
     from jaxsym import train
 
-    jax.config.update("jax_enable_x64", True)
     rng = np.random.default_rng(zlib.crc32(f"{activation}/{loss}/{optimizer}".encode()))
     x = jnp.asarray(rng.standard_normal((n, dim)), dtype)
     n_out = 3 if loss == "softmax_ce" else 2
@@ -254,7 +260,8 @@ def main(argv=None) -> int:
         print(summarize(args.summarize))
         return 0
     started = time.perf_counter()
-    report = {"xla_flags": os.environ.get("XLA_FLAGS", ""), "product_failures": product_failures()}
+    report = {"xla_flags": os.environ.get("XLA_FLAGS", ""), "product_failures": product_failures(
+        units=FULL_UNITS if args.full else UNITS)}
     if not args.products_only:
         cases = theorem_cases(args.full)
         if args.cases:

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from jaxsym import nn
 
 __all__ = ["unit_spread", "direction_diversity", "hidden_unit_vectors", "layer_spreads",
-           "layer_diversities"]
+           "layer_diversities", "rank_two_diversity", "diversity_bounds"]
 
 
 def unit_spread(units: jax.Array) -> jax.Array:
@@ -111,3 +111,27 @@ def rank_two_diversity(W: jax.Array) -> jax.Array:
     top, second = 0.5 * (t + root), jnp.maximum(0.5 * (t - root), 0.0)
     safe = jnp.where(top > 0, top, jnp.ones_like(top))
     return jnp.where(top > 0, jnp.sqrt(second / safe), jnp.zeros_like(top))
+
+
+def diversity_bounds(W: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(lower, upper)`` bounds of ``s_2 / s_1`` of ``W: (n_out, n_in)`` from two traces.
+
+    With ``G = W W^T`` normalised to ``t = tr G = 1`` and ``f = ||G||_F^2 = sum l_i^2``
+    (``l_i = s_i^2``): ``upper`` is :func:`rank_two_diversity` (the two eigenvalues with the same
+    ``t`` and ``f``: ``l_1 >= l_1'`` because ``sum_{i>=2} l_i^2 <= (1 - l_1)^2``, so the ratio
+    can only be overestimated); ``lower`` uses ``l_1 <= sqrt(f)`` and ``l_2 >= (1 - l_1) /
+    (r - 1)`` (``r = min(n_out, n_in)``): ``s_2/s_1 >= sqrt((1 - sqrt f) / ((r - 1) sqrt f))``.
+    Both cost one small matmul, no SVD; the exact value is needed only between them.
+    """
+    upper = rank_two_diversity(W)
+    rank = min(W.shape)
+    if rank < 2:
+        return upper, upper
+    norm = jnp.sqrt(jnp.sum(W * W))
+    W = W / jnp.where(norm > 0, norm, jnp.ones_like(norm))
+    gram = W @ W.T if W.shape[0] <= W.shape[1] else W.T @ W
+    root_f = jnp.sqrt(jnp.sum(gram * gram))
+    safe = jnp.where(root_f > 0, root_f, jnp.ones_like(root_f))
+    lower = jnp.sqrt(jnp.maximum(jnp.trace(gram) - root_f, 0.0) / ((rank - 1) * safe))
+    lower = jnp.where(root_f > 0, jnp.minimum(lower, upper), jnp.zeros_like(lower))
+    return lower, upper

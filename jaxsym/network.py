@@ -16,10 +16,15 @@ step t draws from ``fold_in(fold_in(key, 1), t)``. A network's result depends on
 Step convention: "step t" means after t updates (t = 0 is the initial network). At every step
 ``t = 0..steps`` the scan checks, on the parameters *before* update t+1:
   * converged: training loss <= ``loss_threshold`` (the minibatch loss for minibatch training);
-  * broken:    min over hidden layers of the rank-two diversity estimate > ``diversity_threshold``
+  * broken:    every hidden layer's exact direction diversity s2/s1 (SVD) > ``diversity_threshold``
                (and per hidden layer: ``time_to_break_layer``, ``broken_layer``, the first step
-               at which that layer alone exceeds it)
-               (:func:`jaxsym.metrics.rank_two_diversity`);
+               at which that layer alone exceeds it). The rank-two estimate
+               (:func:`jaxsym.metrics.rank_two_diversity`), an upper bound of s2/s1, screens
+               each step; the SVD runs only where the estimate exceeds the threshold.
+               ``diversity_at_break`` records the exact s2/s1 of every hidden layer at that
+               step. "Broken" means the threshold was crossed at some step: a layer that heals
+               afterwards (diversity back below it) stays broken, and its later checkpoints
+               in ``diversity`` can all lie below the threshold;
 and keeps the first such step (``time_to_converge``, ``time_to_break``). A network that never
 gets there is right-censored: its time is ``steps`` and its flag False.
 Divergence: a non-finite loss or gradient sets ``diverged``, and the network is frozen at its last
@@ -176,6 +181,11 @@ def _scaled_norm(x):
     return scale * jnp.sqrt(jnp.sum((x / safe) ** 2))
 
 
+#: relative margin around the diversity threshold inside which the exact SVD decides (the
+#: two-trace bounds carry rounding of ~1e-3 relative in float32 near s2/s1 = 1e-2)
+BOUND_MARGIN = 1e-2
+
+
 def _layer_scores(params):
     """The rank-two diversity of every hidden layer, ``(n_hidden,)`` (empty for depth 1)."""
     if len(params) < 2:
@@ -189,7 +199,7 @@ def record_shapes(spec: NetworkSpec) -> dict[str, tuple[int, ...]]:
     shapes = {"loss": (n_ckpt,), "spread": (n_ckpt, hidden), "diversity": (n_ckpt, hidden),
               "grad_norm": (spec.gradient_steps, spec.depth), "time_to_break": (),
               "time_to_break_layer": (hidden,), "broken_layer": (hidden,),
-              "broken": (), "time_to_converge": (), "converged": (), "diverged": (),
+              "diversity_at_break": (hidden,), "broken": (), "time_to_converge": (), "converged": (), "diverged": (),
               "final_loss": (), "test_loss": ()}
     if spec.classification:
         shapes["final_accuracy"] = ()
@@ -262,20 +272,49 @@ def run_network(key, knobs, data, spec: NetworkSpec):
         state["records"] = jax.lax.cond(slot[t] >= 0, store, lambda r: r, state["records"])
         return state
 
+    def exact_scores(natural):
+        """Exact s2/s1 (SVD) of every hidden layer's W, ``(hidden,)``."""
+        return jnp.stack([metrics.direction_diversity(layer["W"]) for layer in natural[:-1]])
+
+    def once(natural, needed):
+        """:func:`exact_scores` where any of ``needed`` (else zeros): a while_loop that runs
+        at most once, so that under vmap the SVD runs only when some network needs it."""
+        exact, _ = jax.lax.while_loop(
+            lambda carry: jnp.any(carry[1]),
+            lambda carry: (exact_scores(natural), jnp.zeros_like(carry[1])),
+            (jnp.zeros((hidden,), rdtype), needed))
+        return exact
+
     def detect(state, t, p, loss_value):
         hit_converge = (loss_value <= spec.loss_threshold) & ~state["converged"]
-        # the width^3 score only while unbroken (a real branch when one network runs at a time;
-        # under vmap the cond becomes a select and both sides run)
-        # per hidden layer (the network is broken when every layer is at once)
+        # per hidden layer (the network is broken when every layer is at once), decided as the
+        # exact s2/s1 (SVD) would: two-trace bounds (metrics.diversity_bounds, O(width^2 n))
+        # settle it when the threshold lies outside [lower, upper] with a margin that covers
+        # their rounding (BOUND_MARGIN); otherwise the SVD decides. The SVD sits in a
+        # while_loop that runs at most once: under vmap it runs only at the steps where some
+        # network of the batch needs it (a batched cond would run it at every step)
+        def screen(q):
+            natural = metric_view(q)
+            bounds = [metrics.diversity_bounds(layer["W"]) for layer in natural[:-1]]
+            lower = jnp.stack([b[0] for b in bounds])
+            upper = jnp.stack([b[1] for b in bounds])
+            threshold = spec.diversity_threshold
+            sure = lower > threshold * (1 + BOUND_MARGIN)
+            unsure = ~sure & (upper >= threshold * (1 - BOUND_MARGIN))
+            exact = once(natural, unsure)
+            return sure | (unsure & (exact > threshold))
+
         hit_layers = jax.lax.cond(state["broken"], lambda q: jnp.zeros((hidden,), bool),
-                                  lambda q: _layer_scores(metric_view(q))
-                                  > spec.diversity_threshold, p)
+                                  screen, p)
         hit_break = ~state["broken"] & jnp.all(hit_layers)
+        # the exact s2/s1 at the break, once per network
+        exact = once(metric_view(p), jnp.broadcast_to(hit_break, (hidden,)))
         new_layers = hit_layers & ~state["broken_layer"]
         state["time_to_break_layer"] = jnp.where(new_layers, t, state["time_to_break_layer"])
         state["broken_layer"] = state["broken_layer"] | new_layers
         state["time_to_converge"] = jnp.where(hit_converge, t, state["time_to_converge"])
         state["time_to_break"] = jnp.where(hit_break, t, state["time_to_break"])
+        state["diversity_at_break"] = jnp.where(hit_break, exact, state["diversity_at_break"])
         state["converged"] = state["converged"] | hit_converge
         state["broken"] = state["broken"] | hit_break
         return state
@@ -312,6 +351,7 @@ def run_network(key, knobs, data, spec: NetworkSpec):
         "time_to_break": jnp.asarray(spec.steps, jnp.int32), "broken": jnp.asarray(False),
         "time_to_break_layer": jnp.full((hidden,), spec.steps, jnp.int32),
         "broken_layer": jnp.zeros((hidden,), bool),
+        "diversity_at_break": jnp.full((hidden,), jnp.nan, rdtype),
         "time_to_converge": jnp.asarray(spec.steps, jnp.int32), "converged": jnp.asarray(False),
         "diverged": jnp.asarray(False), "last_loss": zero,
     }
@@ -333,6 +373,7 @@ def run_network(key, knobs, data, spec: NetworkSpec):
               "time_to_break": state["time_to_break"], "broken": state["broken"],
               "time_to_break_layer": state["time_to_break_layer"],
               "broken_layer": state["broken_layer"],
+              "diversity_at_break": state["diversity_at_break"],
               "time_to_converge": state["time_to_converge"], "converged": state["converged"],
               "diverged": state["diverged"], "final_loss": final_loss,
               "test_loss": jnp.where(jnp.isfinite(test_loss), test_loss, jnp.inf)}

@@ -20,7 +20,13 @@ import numpy as np  # noqa: E402
 from jaxsym import stats  # noqa: E402
 
 __all__ = ["PALETTE", "fig_p_broken", "fig_time_to_converge", "fig_survival", "fig_staircase",
-           "fig_escape", "fig_predict", "fig_saddle", "fig_phase_diagram", "save"]
+           "fig_escape", "fig_predict", "fig_saddle", "fig_phase_diagram", "fig_overview",
+           "save"]
+
+#: numeric grid axes, in the order the overview figure prefers for its x axis
+NUMERIC_X = ("sigma_b", "noise", "weight_value", "W_std", "learning_rate", "eps")
+#: the overview figure draws at most this many curves per panel
+OVERVIEW_CURVES = 12
 
 #: Okabe-Ito colour-blind-safe palette
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
@@ -411,7 +417,7 @@ def fig_saddle(ds, analysis, fits):
 def fig_phase_diagram(table, xi_multiples=(3.0, 6.0)):
     """Fraction of seeds trained over (sigma_w^2, depth), with depth = k xi_c(sigma_w^2) from
     mean-field theory overlaid and the critical sigma_w^2 marked. ``table``: from
-    :func:`jaxsym.report.phase_table`. Grid cells have equal widths (one column per sigma_w^2,
+    :func:`jaxsym.reports.phase_table`. Grid cells have equal widths (one column per sigma_w^2,
     the bias-only column sigma_w^2 = 0 first); the theory curves are placed between columns by
     linear interpolation in sigma_w."""
     from jaxsym.theory import meanfield
@@ -450,6 +456,85 @@ def fig_phase_diagram(table, xi_multiples=(3.0, 6.0)):
         f"{int(table['seeds'].min())} seeds reaching training accuracy "
         f"{table['threshold']:.2f} (halfway from chance to 1)", 80)))
     fig.tight_layout()
+    return fig
+
+
+def overview_axes(summary) -> tuple[str | None, list[str]]:
+    """``(x axis, the other grid dims)`` of :func:`fig_overview` for a summary Dataset."""
+    dims = [d for d in summary.p_broken_p.dims]
+    numeric = [d for d in NUMERIC_X if d in dims and summary.sizes[d] > 1]
+    x = numeric[0] if numeric else next((d for d in dims if summary.sizes[d] > 1), None)
+    return x, [d for d in dims if d != x]
+
+
+def _x_scale(values) -> str:
+    """"log" for non-negative numbers spanning > 50x, "linear" for other numbers, else
+    "categorical"."""
+    values = np.asarray(values)
+    if values.dtype.kind not in "fiu":
+        return "categorical"
+    positive = values[values > 0]
+    if (values >= 0).all() and positive.size > 1 and positive.max() / positive.min() > 50:
+        return "log"
+    return "linear"
+
+
+def fig_overview(summary):
+    """P(broken) (Wilson band) and the KM median steps to converge and to break (CI bars) per
+    grid point of
+    any study (``summary``: :func:`jaxsym.analysis.summary`): x is the first numeric grid axis
+    (log scale when it spans decades, 0 at the left edge), else the first grid axis; one curve
+    per combination of the other grid dims (at most :data:`OVERVIEW_CURVES`)."""
+    import itertools
+
+    x_dim, others = overview_axes(summary)
+    budget = summary.attrs["budget"]
+    xs = np.asarray(summary[x_dim].values) if x_dim else np.zeros(1)
+    scale = _x_scale(xs) if x_dim else "categorical"
+    positions = {"log": lambda: _sigma_positions(xs.astype(float)),
+                 "linear": lambda: xs.astype(float),
+                 "categorical": lambda: np.arange(len(xs), dtype=float)}[scale]()
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6), constrained_layout=True)
+    combos = list(itertools.product(*(range(summary.sizes[d]) for d in others)))
+    for i, combo in enumerate(combos[:OVERVIEW_CURVES]):
+        point = summary.isel(dict(zip(others, combo)))
+        label = ", ".join(f"{d} = {point[d].values}" for d in others) or summary.attrs["name"]
+        colour = PALETTE[i % len(PALETTE)]
+        axes[0].plot(positions, np.atleast_1d(point.p_broken_p.values), "o-", color=colour,
+                     label=textwrap.shorten(label, 60))
+        axes[0].fill_between(positions, np.atleast_1d(point.p_broken_low.values),
+                             np.atleast_1d(point.p_broken_high.values), color=colour, alpha=0.15)
+        for prefix, style in (("steps_to_converge", "o-"), ("steps_to_break", "s--")):
+            med = np.atleast_1d(point[f"{prefix}_median"].values)
+            low = np.atleast_1d(point[f"{prefix}_low"].values)
+            high = np.minimum(np.atleast_1d(point[f"{prefix}_high"].values), budget)
+            shown = np.isfinite(med)
+            axes[1].errorbar(positions[shown], med[shown],
+                             yerr=[med[shown] - low[shown], high[shown] - med[shown]],
+                             fmt=style, color=colour, capsize=2,
+                             mfc=colour if prefix == "steps_to_converge" else "none")
+            axes[1].plot(positions[~shown], np.full((~shown).sum(), budget), "v", color=colour)
+    for ax in axes:
+        if scale == "log":
+            ax.set_xscale("log")
+            ax.minorticks_off()
+            keep = slice(None) if len(xs) <= 8 else slice(None, None, -(-len(xs) // 8))
+            ax.set_xticks(positions[keep], ["0" if v == 0 else f"{v:.0e}" for v in xs[keep]])
+        elif scale == "categorical":
+            ax.set_xticks(positions, [str(v) for v in xs] if x_dim else [""])
+        ax.set_xlabel(x_dim or "")
+    axes[0].set_ylim(-0.03, 1.03)
+    axes[0].set_ylabel("P(symmetry broken) (95% Wilson)")
+    axes[1].set_ylabel("median steps (KM, 95% CI)")
+    axes[1].plot([], [], "ko-", label="to converge")
+    axes[1].plot([], [], "ks--", mfc="none", label="to break")
+    axes[1].legend(loc="lower left")
+    axes[1].axhline(budget, color="grey", lw=0.8, ls="--")
+    axes[1].text(0.99, 0.5, f"budget {budget} steps (v: median not reached)", ha="right",
+                 transform=axes[1].transAxes, va="top", fontsize=7)
+    axes[0].legend(loc="best")
+    fig.suptitle(summary.attrs["name"] + ("" if len(combos) <= OVERVIEW_CURVES else
+                                          f" (first {OVERVIEW_CURVES} of {len(combos)} curves)"))
     return fig
 
 

@@ -11,6 +11,7 @@ Variables (``G`` = grid dims):
   loss(G, seed, step), spread(G, seed, step, layer), diversity(G, seed, step, layer),
   grad_norm(G, seed, grad_step, weight_layer), time_to_break(G, seed), broken(G, seed),
   time_to_break_layer(G, seed, layer), broken_layer(G, seed, layer) (each hidden layer alone),
+  diversity_at_break(G, seed, layer) (exact s2/s1 at time_to_break),
   time_to_converge(G, seed), converged(G, seed), diverged(G, seed), final_loss(G, seed),
   test_loss(G, seed), and final_accuracy(G, seed) (training set) and test_accuracy(G, seed) for
   classification tasks.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +45,7 @@ def grid_dim(axis: str) -> str:
 RECORD_DIMS = {"loss": ("step",), "spread": ("step", "layer"), "diversity": ("step", "layer"),
                "grad_norm": ("grad_step", "weight_layer"), "time_to_break": (),
                "time_to_break_layer": ("layer",), "broken_layer": ("layer",),
+               "diversity_at_break": ("layer",),
                "broken": (), "time_to_converge": (), "converged": (), "diverged": (),
                "final_loss": (), "test_loss": (), "final_accuracy": (),
                "test_accuracy": ()}
@@ -53,19 +56,78 @@ _DESCRIPTIONS = {
               "u_j = (incoming weights, bias, outgoing weights) of unit j",
     "diversity": "direction diversity s2/s1 of each hidden layer's weight matrix",
     "grad_norm": "Frobenius norm of dLoss/dW per layer at each of the first steps",
-    "time_to_break": "first step at which every hidden layer's diversity exceeds the threshold "
-                     "(= steps if never: right-censored)",
+    "time_to_break": "first step at which every hidden layer's exact diversity s2/s1 exceeds "
+                     "the threshold (= steps if never: right-censored); the layer may heal "
+                     "later, so later checkpoints of diversity can lie below it",
     "time_to_converge": "first step at which the training loss is <= the loss threshold "
                         "(= steps if never: right-censored)",
     "time_to_break_layer": "first step at which this hidden layer's diversity exceeds the "
                            "threshold (= steps if never: right-censored)",
     "broken_layer": "this hidden layer's diversity exceeded the threshold within the budget",
+    "diversity_at_break": "exact s2/s1 (SVD) of each hidden layer's W at time_to_break (NaN if "
+                          "never broken): above the threshold for every broken network",
     "broken": "symmetry broken within the step budget", "converged": "converged within budget",
     "diverged": "a non-finite loss or gradient occurred (network frozen)",
     "final_loss": "training loss after the last step", "test_loss": "test loss after training",
     "final_accuracy": "training-set accuracy after training",
     "test_accuracy": "test-set accuracy after training",
 }
+
+
+#: CF-style ``(long_name, units)`` of every variable ("1": dimensionless; steps count updates)
+_CF = {
+    "loss": ("training loss", "1"), "spread": ("relative unit spread", "1"),
+    "diversity": ("direction diversity s2/s1", "1"),
+    "grad_norm": ("gradient norm ||dLoss/dW||_F", "1"),
+    "time_to_break": ("steps to break the symmetry", "steps"),
+    "time_to_converge": ("steps to converge", "steps"),
+    "time_to_break_layer": ("steps to break the symmetry, per hidden layer", "steps"),
+    "broken_layer": ("symmetry broken, per hidden layer", "1"),
+    "diversity_at_break": ("direction diversity s2/s1 at the break", "1"),
+    "broken": ("symmetry broken", "1"), "converged": ("converged", "1"),
+    "diverged": ("diverged", "1"), "final_loss": ("final training loss", "1"),
+    "test_loss": ("final test loss", "1"), "final_accuracy": ("training accuracy", "1"),
+    "test_accuracy": ("test accuracy", "1"),
+}
+
+#: CF-style attributes of the coordinates (grid axes: :func:`_grid_attrs`)
+_COORD_ATTRS = {
+    "seed": {"long_name": "network index at a grid point", "units": "1",
+             "description": "index s of the network at its grid point (0-based; draw-major: "
+                            "s = draw * seeds.count + k), NOT the PRNG seed: the network's key "
+                            "is derived from (seeds.root, grid point, s)"},
+    "draw": {"long_name": "data draw", "units": "1",
+             "description": "the training-set draw the network trained on (task seed = "
+                            "task.seed + draw)"},
+    "step": {"long_name": "updates done", "units": "steps",
+             "description": "record checkpoint: the value after this many optimizer updates "
+                            "(0 = at initialisation)"},
+    "layer": {"long_name": "hidden layer", "units": "1",
+              "description": "hidden layer index, 1-based from the input"},
+    "grad_step": {"long_name": "update index", "units": "steps",
+                  "description": "the gradient of update t (0-based: 0 = the first update)"},
+    "weight_layer": {"long_name": "weight layer", "units": "1",
+                     "description": "weight matrix index, 1-based from the input (the last "
+                                    "is the output layer)"},
+}
+
+_GRID_ATTRS = {
+    "sigma_b": ("bias-init standard deviation sigma_b", "1"),
+    "weight_value": ("constant hidden weight value", "1"),
+    "W_std": ("weight-init standard deviation factor", "1"),
+    "learning_rate": ("learning rate", "1"), "eps": ("tied-init noise scale eps", "1"),
+    "noise": ("per-step relative parameter noise", "1"),
+    "activation": ("hidden activation", ""), "loss": ("loss function", ""),
+    "optimizer": ("optimizer", ""), "weight_mode": ("weight init scheme", ""),
+}
+
+
+def _grid_attrs(axis: str) -> dict:
+    long_name, units = _GRID_ATTRS.get(axis, (axis, ""))
+    attrs = {"long_name": long_name, "description": f"grid axis '{axis}' of the study config"}
+    if units:
+        attrs["units"] = units
+    return attrs
 
 
 def merge(study, groups, task, chunks, provenance: dict):
@@ -87,17 +149,21 @@ def merge(study, groups, task, chunks, provenance: dict):
     if not filled.all():
         raise RuntimeError(f"{int((~filled).sum())} networks have no results yet")
     grid_dims, grid_shape = tuple(grid_dim(a) for a in study.grid_axes), study.grid_shape
-    coords = {grid_dim(axis): list(values) for axis, values in study.grid}
-    coords.update(seed=np.arange(n_seeds), draw=("seed", np.arange(n_seeds)
-                                                 // study.get("seeds.count")),
-                  step=np.asarray(spec.checkpoints),
-                  layer=np.arange(1, spec.depth), grad_step=np.arange(spec.gradient_steps),
-                  weight_layer=np.arange(1, spec.depth + 1))
+    coords = {grid_dim(axis): (grid_dim(axis), list(values), _grid_attrs(axis))
+              for axis, values in study.grid}
+    plain = dict(seed=np.arange(n_seeds), step=np.asarray(spec.checkpoints),
+                 layer=np.arange(1, spec.depth), grad_step=np.arange(spec.gradient_steps),
+                 weight_layer=np.arange(1, spec.depth + 1))
+    coords.update({name: (name, values, _COORD_ATTRS[name]) for name, values in plain.items()})
+    coords["draw"] = ("seed", np.arange(n_seeds) // study.get("seeds.count"),
+                      _COORD_ATTRS["draw"])
     variables = {}
     for name, values in arrays.items():
         dims = grid_dims + ("seed",) + RECORD_DIMS[name]
+        long_name, units = _CF[name]
         variables[name] = xr.Variable(dims, values.reshape(grid_shape + (n_seeds,) + shapes[name]),
-                                      attrs={"description": _DESCRIPTIONS[name]})
+                                      attrs={"long_name": long_name, "units": units,
+                                             "description": _DESCRIPTIONS[name]})
     attrs = {"config": study.text, "study": store.study_identity(study), "name": study.name,
              "preset": study.preset, "overrides": json.dumps(dict(study.overrides)),
              "task": task.name, "task_kind": task.kind, "draws": study.get("task.draws"),
@@ -110,11 +176,28 @@ def merge(study, groups, task, chunks, provenance: dict):
 
 
 def write(dataset, path: Path) -> None:
-    """Write ``dataset`` to netCDF-4 at ``path`` atomically (temp file + rename)."""
+    """Write ``dataset`` to netCDF-4 at ``path`` atomically (a unique temp file + rename), and
+    its SHA-256 to ``PATH.sha256``.
+
+    A failed write (e.g. a full disk, which netCDF reports as ``NetCDF: HDF error``) raises
+    OSError naming the file, the reason and the free space left; nothing is replaced."""
+    import tempfile
+
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp)
     try:
-        dataset.to_netcdf(tmp, engine="netcdf4")
+        try:
+            dataset.to_netcdf(tmp, engine="netcdf4")
+        except (OSError, RuntimeError) as error:
+            free = shutil.disk_usage(path.parent).free
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise OSError(f"cannot write '{path}' ({reason}); {free / 2**20:.0f} MiB free on "
+                          "its filesystem: free space and re-run the same command (the chunks "
+                          "are kept)") from None
+        os.chmod(tmp, 0o666 & ~store._umask())
+        store.write_digest(path, store.file_digest(tmp))
         os.replace(tmp, path)
     finally:
         if tmp.exists():

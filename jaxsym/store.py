@@ -4,30 +4,56 @@ Layout of a run directory::
 
     study.json      the resolved study (sections + grid + seeds); identifies the run
     config.toml     the config text it came from (provenance)
-    chunks/         one ``.npz`` per finished chunk: ``net`` (flat network ids) + records
+    chunks/         one ``.npz`` per finished chunk: ``net`` (flat network ids) + records +
+                    ``_sha256`` (digest of every array's name, dtype, shape and bytes)
     results.nc      the merged xarray.Dataset (written last)
+    results.nc.sha256  the SHA-256 of results.nc's bytes
+    .lock, .lock.owner  the run-directory lock (held by the one process that trains and merges)
+                    and who holds it
 
-Every file is written to a temporary name in the same directory and then ``os.replace``-d, so an
-interrupted run never leaves a half-written chunk; running again skips the networks whose chunks
-exist. The flat network id of (grid point g, seed s) is ``g * n_seeds + s``.
+Every file is written to a unique temporary name in the same directory and then
+``os.replace``-d, so an interrupted run never leaves a half-written chunk; running again skips the
+networks whose chunks exist. A chunk that cannot be read or whose digest does not match (truncated,
+emptied, bit-flipped) is reported by name, deleted and its networks re-trained; a results.nc whose
+digest does not match is rebuilt from the chunks. The flat network id of (grid point g, seed s) is
+``g * n_seeds + s``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import hashlib
 import json
 import os
 import shutil
+import socket
+import sys
 import tempfile
+import zipfile
 from pathlib import Path
+from zlib import error as zlib_error
 
 import numpy as np
 
-__all__ = ["RunDirError", "study_identity", "prepare_run_dir", "write_chunk", "read_chunks",
-           "write_atomic", "load"]
+__all__ = ["RunDirError", "RunLockedError", "CorruptFileError", "study_identity",
+           "prepare_run_dir", "write_chunk", "read_chunk", "read_chunks", "scan_chunks",
+           "write_atomic", "file_digest", "write_digest", "digest_ok", "lock_run_dir", "load"]
+
+#: files of the run-directory lock (not part of the run's contents)
+LOCK_FILES = (".lock", ".lock.owner")
 
 
 class RunDirError(ValueError):
     """The run directory holds a different study (use --force or another --out)."""
+
+
+class RunLockedError(RunDirError):
+    """Another process holds the run directory's lock."""
+
+
+class CorruptFileError(RunDirError):
+    """A run file cannot be read or does not match its stored SHA-256 digest."""
 
 
 def study_identity(study) -> str:
@@ -77,10 +103,10 @@ def prepare_run_dir(out: Path, study, force: bool = False) -> bool:
             raise RunDirError(f"run directory '{out}' holds a different study; "
                               "use --force to overwrite it or --out for a new directory")
         shutil.rmtree(out / "chunks", ignore_errors=True)
-        for name in ("results.nc", "study.json"):
+        for name in ("results.nc", "results.nc.sha256", "study.json"):
             if (out / name).exists():
                 (out / name).unlink()
-    elif out.exists() and any(out.iterdir()) and not force:
+    elif out.exists() and any(p.name not in LOCK_FILES for p in out.iterdir()) and not force:
         raise RunDirError(f"'{out}' exists and is not a jaxsym run directory; "
                           "use --force or another --out")
     (out / "chunks").mkdir(parents=True, exist_ok=True)
@@ -89,11 +115,59 @@ def prepare_run_dir(out: Path, study, force: bool = False) -> bool:
     return False
 
 
+def _array_digest(arrays: dict) -> np.ndarray:
+    """SHA-256 of every array's name, dtype, shape and bytes (sorted by name), as uint8[32]."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return np.frombuffer(digest.digest(), np.uint8)
+
+
 def write_chunk(out: Path, group: int, nets: np.ndarray, records: dict) -> Path:
-    """Write one finished chunk atomically; returns its path."""
+    """Write one finished chunk atomically, with the digest of its arrays; returns its path."""
     path = Path(out) / "chunks" / f"g{group:03d}_{int(nets[0]):09d}_{len(nets)}.npz"
-    write_atomic(path, lambda f: np.savez(f, net=nets, **records))
+    arrays = {"net": np.asarray(nets), **{k: np.asarray(v) for k, v in records.items()}}
+    write_atomic(path, lambda f: np.savez(f, _sha256=_array_digest(arrays), **arrays))
     return path
+
+
+def read_chunk(path: Path, required=()) -> dict:
+    """One chunk's arrays (``net`` + records), verified against its stored digest.
+
+    Raises :class:`CorruptFileError` naming the file when it cannot be read (truncated, empty,
+    not a zip) or its digest does not match (a flipped bit). Chunks written before digests were
+    stored are accepted when their zip CRC-32 checks pass."""
+    try:
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib_error) as error:
+        raise CorruptFileError(f"chunk '{path}' cannot be read ({type(error).__name__}: "
+                               f"{str(error).splitlines()[0] if str(error) else 'empty'})") from None
+    stored = arrays.pop("_sha256", None)
+    if "net" not in arrays:
+        raise CorruptFileError(f"chunk '{path}' has no 'net' array")
+    if stored is not None and not np.array_equal(stored, _array_digest(arrays)):
+        raise CorruptFileError(f"chunk '{path}' does not match its SHA-256 digest")
+    missing = [name for name in required if name not in arrays]
+    if missing:
+        raise CorruptFileError(f"chunk '{path}' was written by another jaxsym version (no "
+                               f"{', '.join(repr(m) for m in missing)} record)")
+    return arrays
+
+
+def scan_chunks(out: Path, required=()) -> tuple[list[dict], list[tuple[Path, str]]]:
+    """Every chunk of ``out``: ``(verified chunks, [(path, reason) of the corrupt ones])``;
+    a chunk without one of the ``required`` records (from another jaxsym version) counts as
+    corrupt."""
+    good, bad = [], []
+    for path in sorted((Path(out) / "chunks").glob("g*.npz")):
+        try:
+            good.append(read_chunk(path, required))
+        except CorruptFileError as error:
+            bad.append((path, str(error)))
+    return good, bad
 
 
 def holds_study(out: Path, study) -> bool:
@@ -105,30 +179,109 @@ def holds_study(out: Path, study) -> bool:
         return False
 
 
-def finished_networks(out: Path) -> set[int]:
-    """Flat ids of every network with a finished chunk (reads only the chunks' ``net`` arrays)."""
+def finished_networks(out: Path, required=()) -> set[int]:
+    """Flat ids of every network with a verified chunk (corrupt chunks count as not done)."""
     done = set()
-    for path in sorted((Path(out) / "chunks").glob("g*.npz")):
-        with np.load(path) as data:
-            done.update(int(n) for n in data["net"])
+    for chunk in scan_chunks(out, required)[0]:
+        done.update(int(n) for n in chunk["net"])
     return done
 
 
-def read_chunks(out: Path) -> list[dict]:
-    """Every finished chunk of a run directory as dicts of arrays (``net`` + records)."""
-    chunks = []
-    for path in sorted((Path(out) / "chunks").glob("g*.npz")):
-        with np.load(path) as data:
-            chunks.append({k: data[k] for k in data.files})
-    return chunks
+def read_chunks(out: Path, required=()) -> list[dict]:
+    """Every chunk of a run directory as dicts of arrays (``net`` + records); raises
+    :class:`CorruptFileError` naming the first corrupt one."""
+    good, bad = scan_chunks(out, required)
+    if bad:
+        raise CorruptFileError(bad[0][1])
+    return good
+
+
+def file_digest(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _digest_path(path: Path) -> Path:
+    return Path(path).with_name(Path(path).name + ".sha256")
+
+
+def write_digest(path: Path, digest: str | None = None) -> None:
+    """Write ``PATH.sha256`` (``sha256sum`` format) for ``path``."""
+    digest = digest or file_digest(path)
+    write_atomic(_digest_path(path), lambda f: f.write(f"{digest}  {Path(path).name}\n".encode()))
+
+
+def digest_ok(path: Path) -> bool:
+    """True when ``path`` exists and matches ``PATH.sha256`` (files from before digests were
+    stored, with no ``.sha256``, count as matching)."""
+    path = Path(path)
+    if not path.exists():
+        return False
+    try:
+        stored = _digest_path(path).read_text().split()[0]
+    except FileNotFoundError:
+        return True
+    except (OSError, IndexError, UnicodeDecodeError):
+        return False
+    return stored == file_digest(path)
+
+
+def _owner_text() -> str:
+    started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    return (f"process {os.getpid()} on {socket.gethostname()} since {started} "
+            f"({' '.join(sys.argv) or 'python'})")
+
+
+@contextlib.contextmanager
+def lock_run_dir(out: Path, wait: bool = False):
+    """Hold the lock of run directory ``out`` (created if needed) for the ``with`` body.
+
+    Another holder (any process, this one included) makes it raise :class:`RunLockedError`
+    naming who holds it, or, with ``wait``, block until it is released. The lock is an OS file
+    lock (``filelock``): it is released when the holder exits, even on ``kill -9``."""
+    import filelock
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(str(out / LOCK_FILES[0]), is_singleton=False)
+    try:
+        lock.acquire(timeout=-1 if wait else 0)
+    except filelock.Timeout:
+        try:
+            owner = (out / LOCK_FILES[1]).read_text().strip() or "another process"
+        except OSError:
+            owner = "another process"
+        raise RunLockedError(f"run directory '{out}' is in use by {owner}; wait for it with "
+                             "--wait or use another --out") from None
+    try:
+        write_atomic(out / LOCK_FILES[1], lambda f: f.write(_owner_text().encode()))
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            (out / LOCK_FILES[1]).unlink()
+        lock.release()
 
 
 def load(run_dir):
-    """The merged results of a finished run directory, as an ``xarray.Dataset``."""
+    """The merged results of a finished run directory, as an ``xarray.Dataset``.
+
+    Raises FileNotFoundError when there is no results.nc, :class:`CorruptFileError` when it does
+    not match its digest or cannot be read (re-running ``jaxsym run`` rebuilds it)."""
     import xarray as xr
 
     path = Path(run_dir) / "results.nc"
     if not path.exists():
         raise FileNotFoundError(f"no results.nc in '{run_dir}': run `jaxsym run` first")
-    with xr.open_dataset(path, engine="netcdf4") as ds:
-        return ds.load()
+    hint = "re-run `jaxsym run` with its config.toml and --out to rebuild it from the chunks"
+    if not digest_ok(path):
+        raise CorruptFileError(f"'{path}' does not match its SHA-256 digest; {hint}")
+    try:
+        with xr.open_dataset(path, engine="netcdf4") as ds:
+            return ds.load()
+    except (OSError, ValueError, RuntimeError) as error:
+        raise CorruptFileError(f"'{path}' cannot be read ({type(error).__name__}); "
+                               f"{hint}") from None

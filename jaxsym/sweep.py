@@ -27,7 +27,9 @@ import json
 import itertools
 import os
 import platform
+import shlex
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsym import __version__, config, network, store, tasks
+from jaxsym.precision import float64_scope
 
 __all__ = ["Group", "plan_groups", "run_study", "knob_table", "make_runner", "task_data",
            "nets_per_map_step", "group_networks", "chunk_arguments"]
@@ -199,6 +202,8 @@ def machine_provenance() -> dict:
     package versions (recorded in results.nc and the report)."""
     import jaxlib
     import optax
+    import scipy
+    import xarray
 
     model, flags = platform.processor() or "unknown", set()
     try:
@@ -218,7 +223,8 @@ def machine_provenance() -> dict:
     return {"cpu_model": model, "cpu_isa": isa, "device_kind": device.device_kind,
             "xla_flags": os.environ.get("XLA_FLAGS", ""), "jax_version": jax.__version__,
             "jaxlib_version": jaxlib.__version__, "optax_version": optax.__version__,
-            "numpy_version": np.__version__}
+            "numpy_version": np.__version__, "scipy_version": scipy.__version__,
+            "xarray_version": xarray.__version__}
 
 
 def _wait(ready, timeout: float, interval: float, message: str) -> None:
@@ -230,33 +236,57 @@ def _wait(ready, timeout: float, interval: float, message: str) -> None:
         time.sleep(interval)
 
 
-def _git_sha() -> str:
+def _git(*args: str) -> str | None:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, timeout=5).stdout.strip() or "unknown"
+        result = subprocess.run(["git", *args], capture_output=True, text=True,
+                                cwd=Path(__file__).parent, timeout=5)
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def _git_sha() -> str:
+    """The commit of the jaxsym source that ran ("unknown" outside a git checkout)."""
+    return _git("rev-parse", "HEAD") or "unknown"
+
+
+def _git_dirty() -> str:
+    """"yes" when tracked files differ from that commit, "no", or "unknown"."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return "unknown" if status is None else ("yes" if status else "no")
+
+
+#: rough cost model of :func:`resource_estimate`'s ``seconds``, calibrated on the quick preset
+#: on a 2-core AMD EPYC (about 20 us per network-step of small networks, plus the arithmetic at
+#: about 50 GFLOP/s): a guard against typos in a grid, not a benchmark
+SECONDS_PER_NET_STEP, FLOP_PER_SECOND = 2e-5, 5e10
 
 
 def resource_estimate(study, task=None, concurrent: int = 16) -> dict:
-    """Rough memory a study needs, before anything runs: ``networks``; ``record_bytes``, the
+    """Rough cost of a study, before anything runs: ``networks``; ``record_bytes``, the
     merged records (float64, every network, twice for the merge); ``train_bytes``, the
     parameters (x6: gradients, optimizer state, temporaries) and activations (x4: forward,
-    backward) of ``concurrent`` networks training at once (devices x networks per step)."""
+    backward) of ``concurrent`` networks training at once (devices x networks per step);
+    ``flops`` (6 x parameters x batch per network-step: forward and backward) and ``seconds``
+    (:data:`SECONDS_PER_NET_STEP` per network-step + ``flops`` / :data:`FLOP_PER_SECOND`)."""
     task = task or study.make_task(0)
     itemsize = 2 if study.get("train.dtype") == "bfloat16" else np.dtype(
         study.get("train.dtype")).itemsize
     batch = study.get("train.batch_size") or task.x_train.shape[0]
-    per_net_records, per_net_train = 0, 0
+    per_net_records, per_net_train, per_net_flops = 0, 0, 0
     for group in plan_groups(study, task):
         sizes = group.spec.layer_sizes
         params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
         per_net_train = max(per_net_train, (6 * params + 4 * batch * sum(sizes)) * itemsize)
+        per_net_flops = max(per_net_flops, 6 * params * batch)
         per_net_records = max(per_net_records, sum(
             int(np.prod(shape)) for shape in network.record_shapes(group.spec).values()))
     networks = study.n_networks
+    net_steps = networks * study.get("train.steps")
+    flops = float(net_steps) * per_net_flops
     return {"networks": networks, "record_bytes": 2 * 8 * networks * per_net_records,
-            "train_bytes": min(concurrent, networks) * per_net_train}
+            "train_bytes": min(concurrent, networks) * per_net_train, "flops": flops,
+            "seconds": net_steps * SECONDS_PER_NET_STEP + flops / FLOP_PER_SECOND}
 
 
 def check_resources(study, task=None) -> str | None:
@@ -278,9 +308,10 @@ def check_resources(study, task=None) -> str | None:
 
 
 def run_study(study, out, chunk_size: int = 256, force: bool = False, strategy: str = "auto",
-              map_batch: int | None = None, progress: bool = True, max_chunks: int | None = None, process_index: int = 0,
+              map_batch: int | None = None, progress: bool = True,
+              max_chunks: int | None = None, process_index: int = 0,
               process_count: int = 1, wait_timeout: float = 7 * 24 * 3600.0,
-              poll_interval: float = 1.0):
+              poll_interval: float = 1.0, wait: bool = False, log=None):
     """Train every network of ``study`` into run directory ``out``; return the Dataset.
 
     Args:
@@ -300,50 +331,83 @@ def run_study(study, out, chunk_size: int = 256, force: bool = False, strategy: 
         share is written.
       wait_timeout, poll_interval: how long (s) a process waits for the run directory (others)
         or for the other processes' chunks (process 0), and how often it looks.
+      wait: when another process holds the run directory's lock, wait for it instead of raising
+        :class:`jaxsym.store.RunLockedError` (process 0 holds the lock while it trains and
+        merges).
+      log: ``log(message)`` for notes about recovery (corrupt chunks re-trained, a corrupt
+        results.nc rebuilt); default: print to stderr.
 
     Returns:
       the merged ``xarray.Dataset``; None when stopped early by ``max_chunks`` or on a process
       other than 0.
     """
-    from tqdm.auto import tqdm
-
-    from jaxsym import results
-
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     if strategy == "auto":
         strategy = default_strategy()
     if strategy not in ("map", "vmap"):
         raise ValueError(f"unknown strategy {strategy!r}; allowed: auto, map, vmap")
-    if study.get("train.dtype") == "float64":
-        jax.config.update("jax_enable_x64", True)
     if map_batch is not None and map_batch < 1:
         raise ValueError(f"map_batch must be >= 1, got {map_batch}")
     if not 0 <= process_index < process_count:
         raise ValueError(f"process_index must be in [0, {process_count}), got {process_index}")
     out = Path(out)
-    started = time.perf_counter()
+    float64 = float64_scope(study.get("train.dtype") == "float64")
     if process_index == 0:
-        store.prepare_run_dir(out, study, force=force)
-    else:
-        _wait(lambda: store.holds_study(out, study), wait_timeout, poll_interval,
-              f"process {process_index}: timed out waiting for process 0 to prepare '{out}'")
+        with store.lock_run_dir(out, wait=wait), float64:
+            return _run_locked(study, out, chunk_size, force, strategy, map_batch, progress,
+                               max_chunks, process_index, process_count, wait_timeout,
+                               poll_interval, log)
+    with float64:
+        return _run_locked(study, out, chunk_size, force, strategy, map_batch, progress,
+                           max_chunks, process_index, process_count, wait_timeout,
+                           poll_interval, log)
+
+
+def _note(message: str) -> None:
+    print(f"jaxsym: {message}", file=sys.stderr, flush=True)
+
+
+def _run_locked(study, out, chunk_size, force, strategy, map_batch, progress, max_chunks,
+                process_index, process_count, wait_timeout, poll_interval, log):
+    from tqdm.auto import tqdm
+
+    from jaxsym import results
+
+    log = log or _note
+    started = time.perf_counter()
     draws = [study.make_task(k) for k in range(study.get("task.draws"))]
     task = draws[0]
     groups = plan_groups(study, task)
+    required = ("net", *network.record_shapes(groups[0].spec))
+    if process_index == 0:
+        resumed = store.prepare_run_dir(out, study, force=force)
+        bad = store.scan_chunks(out, required)[1] if resumed else []
+        for path, reason in bad:
+            path.unlink()
+            log(f"{reason}: deleted; its networks are re-trained")
+        if bad and (out / "results.nc").exists():
+            (out / "results.nc").unlink()
+    else:
+        _wait(lambda: store.holds_study(out, study), wait_timeout, poll_interval,
+              f"process {process_index}: timed out waiting for process 0 to prepare '{out}'")
     knobs = knob_table(study)
     count = study.get("seeds.count")
     n_seeds = study.networks_per_point
-    done = store.finished_networks(out)
+    done = store.finished_networks(out, required)
     devices = tuple(jax.local_devices())
     pending_total = study.n_networks - len(done)
     if pending_total == 0 and (out / "results.nc").exists() and process_index != 0:
         return None
     if pending_total == 0 and (out / "results.nc").exists():
-        # finished earlier: keep that run's results and provenance (git sha, wall time) as-is
-        dataset = store.load(out)
-        dataset.attrs["networks_trained_now"] = 0
-        return dataset
+        # finished earlier: keep that run's results and provenance (git sha, wall time) as-is,
+        # unless results.nc is corrupt: then it is rebuilt from the (verified) chunks
+        try:
+            dataset = store.load(out)
+            dataset.attrs["networks_trained_now"] = 0
+            return dataset
+        except store.CorruptFileError as error:
+            log(f"{str(error).split(';')[0]}: rebuilding it from the chunks")
     bar = tqdm(total=study.n_networks, initial=len(done), unit="net", disable=not progress,
                desc=study.name, smoothing=0.1)
     new_chunks, chunk_number = 0, -1
@@ -389,7 +453,8 @@ def run_study(study, out, chunk_size: int = 256, force: bool = False, strategy: 
     if process_index != 0:
         return None
     if process_count > 1:
-        _wait(lambda: len(store.finished_networks(out)) >= study.n_networks, wait_timeout,
+        _wait(lambda: len(store.finished_networks(out, required)) >= study.n_networks,
+              wait_timeout,
               poll_interval, f"timed out waiting for the other processes' chunks in '{out}'")
     wall = time.perf_counter() - started
     provenance = {"jaxsym_version": __version__, **machine_provenance(),
@@ -397,7 +462,8 @@ def run_study(study, out, chunk_size: int = 256, force: bool = False, strategy: 
                   "devices": str(devices), "n_devices": len(devices), "strategy": strategy,
                   "nets_per_map_step": json.dumps(map_batches),
                   "chunk_size": chunk_size, "processes": process_count, "git_sha": _git_sha(),
+                  "git_dirty": _git_dirty(), "command": shlex.join(sys.argv),
                   "wall_time_s": round(wall, 3), "networks_trained_now": pending_total}
-    dataset = results.merge(study, groups, task, store.read_chunks(out), provenance)
+    dataset = results.merge(study, groups, task, store.read_chunks(out, required), provenance)
     results.write(dataset, out / "results.nc")
     return dataset

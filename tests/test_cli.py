@@ -84,6 +84,8 @@ BAD_INPUTS = [
      "config key 'model.depth': must be >= 2 (depth counts weight layers"),
     ("non-UTF-8 config", BASE.replace("bias-only", "bias\xe9only").encode("latin-1"), [],
      "not UTF-8 text"),
+    ("a grid above the --yes threshold", None, ["--seeds", "200000"],
+     "study 'example' has 1,200,000 networks and would take about"),
 ]
 
 
@@ -113,6 +115,48 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, case,
     assert message in err, err
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["study.toml"])
+
+
+@pytest.mark.parametrize("where", ["chunk", "merge"])
+def test_full_disk_is_one_line_exit_2_and_resumable(tmp_path, capsys, monkeypatch, where):
+    """A full disk while writing a chunk (ENOSPC) or while merging results.nc (netCDF only says
+    'NetCDF: HDF error'): one line naming the file and the free space, exit 2; the chunks
+    written so far are kept and the same command then finishes the run."""
+    import errno
+
+    import numpy as np
+    import xarray as xr
+
+    from jaxsym import store
+
+    args = ["run", str(EXAMPLE), "--out", str(tmp_path / "run"), "--steps", "5", "--seeds",
+            "2", "--chunk-size", "4", "--no-progress"]
+    if where == "chunk":
+        real, calls = np.savez, []
+
+        def savez(*a, **k):
+            calls.append(1)
+            if len(calls) > 1:
+                raise OSError(errno.ENOSPC, "No space left on device", "chunks/g000.npz")
+            return real(*a, **k)
+
+        monkeypatch.setattr(store.np, "savez", savez)
+        expected = "cannot write 'chunks/g000.npz': No space left on device"
+    else:
+        def to_netcdf(self, *a, **k):
+            raise RuntimeError("NetCDF: HDF error")
+
+        monkeypatch.setattr(xr.Dataset, "to_netcdf", to_netcdf)
+        expected = "results.nc' (NetCDF: HDF error);"
+    assert run_cli(args) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and expected in err and "MiB free" in err, err
+    assert "re-run the same command" in err
+    assert not (tmp_path / "run" / "results.nc").exists()
+    assert not [p for p in (tmp_path / "run").rglob("*tmp*")]
+    monkeypatch.undo()
+    assert run_cli(args) == 0
+    assert (tmp_path / "run" / "results.nc").exists()
 
 
 def test_there_are_at_least_15_bad_inputs():
@@ -229,7 +273,7 @@ def test_report_into_a_file_is_refused(tmp_path, capsys):
     target.write_text("x")
     capsys.readouterr()
     assert run_cli(["report", str(run_dir), "--figures", str(target)]) == 2
-    assert "argument --figures: " in capsys.readouterr().err
+    assert "argument --out/--figures: " in capsys.readouterr().err
     assert target.read_text() == "x"
 
 
@@ -259,7 +303,53 @@ def test_submodules_load_after_import_jaxsym():
     """``import jaxsym`` then ``jaxsym.store.load`` / ``jaxsym.load`` (the README's snippet),
     without importing JAX until a JAX module is used."""
     code = ("import sys, jaxsym; assert 'jax' not in sys.modules; "
-            "assert jaxsym.store.load is jaxsym.load; print('ok')")
+            "assert jaxsym.load.__module__ == 'jaxsym.api' and callable(jaxsym.store.load); "
+            "print('ok')")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])))
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def _subparsers(parser):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield name, sub
+                yield from ((f"{name} {n}", s) for n, s in _subparsers(sub))
+
+
+def test_every_subcommand_says_what_it_does_and_shows_its_defaults():
+    """Each subcommand has a description, and every option with a default shows it in --help
+    (the study's --figures default is the tracked figures/)."""
+    parser = cli.build_parser()
+    subs = dict(_subparsers(parser))
+    assert {"run", "study", "report", "theory", "demo", "theory meanfield"} <= set(subs)
+    for name, sub in subs.items():
+        assert sub.description, name
+        text = " ".join(sub.format_help().split())
+        for action in sub._actions:
+            default = action.default
+            if action.option_strings and default not in (None, False, [], "==SUPPRESS==") \
+                    and action.dest != "help":
+                shown = ",".join(f"{v:g}" for v in default) if isinstance(default, list) \
+                    else str(default)
+                assert f"default {shown}" in text or f"default: {shown}" in text, \
+                    (name, action.dest, text)
+    assert "tracked report" in " ".join(subs["study"].format_help().split())
+
+
+def test_read_only_out_dir_is_refused_before_anything_is_written(tmp_path, capsys,
+                                                                  monkeypatch):
+    """A parent the user cannot write to (emulated: the tests run as root, who may write
+    anywhere) is named in one line, exit 2, and nothing is created."""
+    parent = tmp_path / "readonly"
+    parent.mkdir()
+    real = os.access
+    monkeypatch.setattr(cli.os, "access", lambda path, mode: False
+                        if os.path.abspath(path) == str(parent) else real(path, mode))
+    assert run_cli(["run", str(EXAMPLE), "--out", str(parent / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"jaxsym: error: argument --out: '{parent}' is not writable"
+    assert list(parent.iterdir()) == []

@@ -43,3 +43,73 @@ def test_generic_matrix_is_diverse():
     s = np.linalg.svd(W, compute_uv=False)
     assert float(metrics.direction_diversity(jnp.asarray(W))) == pytest.approx(s[1] / s[0])
     assert float(metrics.rank_two_diversity(jnp.asarray(W))) > 0.3
+
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=st.sampled_from([(8, 2), (2, 9), (16, 16), (33, 17), (40, 5)]),
+       noise=st.floats(0.0, 1.0), seed=st.integers(0, 2**31 - 1))
+def test_diversity_bounds_bracket_the_exact_ratio(shape, noise, seed):
+    """lower <= s2/s1 (SVD) <= upper for rank-one-plus-noise and generic matrices (float64;
+    the bounds carry rounding of ~1e-12 in absolute terms near rank one)."""
+    n_out, n_in = shape
+    rng = np.random.default_rng(seed)
+    W = np.outer(rng.standard_normal(n_out), rng.standard_normal(n_in)) \
+        + noise * rng.standard_normal((n_out, n_in)) * rng.exponential(1.0, (1, n_in))
+    lower, upper = (float(v) for v in metrics.diversity_bounds(jnp.asarray(W)))
+    s = np.linalg.svd(W, compute_uv=False)
+    exact = s[1] / s[0]
+    assert lower <= exact * (1 + 1e-9) + 1e-7
+    assert exact <= upper * (1 + 1e-9) + 1e-7
+    if min(n_out, n_in) == 2:  # rank <= 2: both bounds are tight
+        assert upper == pytest.approx(exact, rel=1e-6, abs=1e-7)
+
+
+def test_break_test_agrees_with_the_exact_svd():
+    """Depth 3, width 32, tied init (every unit the same row + eps noise), lr = 0: the network
+    is broken exactly when both hidden layers' exact s2/s1 exceed the threshold, although the
+    rank-two estimate alone exceeds it at some eps where the SVD does not."""
+    import jax
+
+    from jaxsym import network
+
+    spec = network.NetworkSpec(layer_sizes=(2, 32, 32, 1), activation="tanh", loss="mse",
+                               optimizer="sgd", fan_in_scaled=True, steps=1, batch_size=0,
+                               dtype="float64", checkpoints=(0, 1), gradient_steps=0,
+                               diversity_threshold=1e-2, loss_threshold=0.0,
+                               classification=False)
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal((16, 2)))
+    data = {"x_train": x, "y_train": jnp.zeros((16, 1)), "x_test": x,
+            "y_test": jnp.zeros((16, 1))}
+    eps = np.logspace(-4, -1, 25)
+
+    def one(e):
+        knobs = {"sigma_b": 0.0, "weight_value": 1.0, "W_std": 1.0, "learning_rate": 0.0,
+                 "eps": e, "noise": 0.0, "weight_mode": float(network.WEIGHT_MODES.index("tied"))}
+        key = jax.random.key(3)
+        records = network.run_network(key, knobs, data, spec)
+        params = network.init_params(jax.random.split(key)[0],
+                                     {k: jnp.asarray(v, jnp.float64) for k, v in knobs.items()},
+                                     spec)
+        return (records["broken"], records["broken_layer"], records["diversity_at_break"],
+                [p["W"] for p in params[:-1]])
+
+    estimate_only = 0
+    for e in eps:
+        broken, broken_layer, at_break, weights = jax.jit(one)(e)
+        exact = [np.linalg.svd(np.asarray(W), compute_uv=False) for W in weights]
+        exact = np.array([s[1] / s[0] for s in exact])
+        estimate = np.array([float(metrics.rank_two_diversity(W)) for W in weights])
+        assert bool(broken) == bool(np.all(exact > 1e-2)), (e, exact)
+        np.testing.assert_array_equal(np.asarray(broken_layer), exact > 1e-2)
+        if bool(broken):
+            np.testing.assert_allclose(np.asarray(at_break), exact, rtol=1e-9)
+        else:
+            assert np.isnan(np.asarray(at_break)).all()
+        estimate_only += int(np.sum((estimate > 1e-2) & ~(exact > 1e-2)))
+    assert estimate_only >= 1  # layers the old estimate-only test called broken
+    assert 0 < sum(bool(jax.jit(one)(e)[0]) for e in eps[::6]) < len(eps[::6])

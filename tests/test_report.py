@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from jaxsym import config, report, stats, sweep
+from jaxsym import config, stats, sweep
+from jaxsym import reports as report
 
 TINY = """
 name = "tiny_bias_only"
@@ -168,7 +169,7 @@ def test_phase_diagram_section_counts_trained_networks(tmp_path):
 def test_dtype_floor_and_unit_roundoff():
     import xarray as xr
 
-    from jaxsym import report as rep
+    from jaxsym import reports as rep
 
     assert rep.unit_roundoff("float64") == pytest.approx(2.0 ** -53)
     assert rep.unit_roundoff("float32") == pytest.approx(2.0 ** -24)
@@ -185,3 +186,38 @@ def test_dtype_floor_and_unit_roundoff():
     assert rep.dtype_floor(dataset([0, 0, 0.25, 0, 1])) == 1e-12
     assert rep.dtype_floor(dataset([0, 1, 1, 1, 1])) == 0.0
     assert np.isnan(rep.dtype_floor(dataset([0.5, 1, 1, 1, 1])))
+
+
+def test_report_of_any_user_grid_goes_into_its_run_dir(tmp_path, capsys):
+    """A user-written config with a categorical and a numeric axis: `jaxsym report RUN_DIR`
+    writes a full report (setup, one row per grid point with CIs, the overview figure) into
+    RUN_DIR/report and leaves the tracked figures/ alone; several run dirs need --out."""
+    from pathlib import Path
+
+    from jaxsym import cli
+
+    text = (Path(__file__).resolve().parents[1] / "experiments" / "example.toml").read_text()
+    text = text.replace('name = "example"', 'name = "my_grid"').replace(
+        "sigma_b = {logspace = [-8, -1], num = 5, zero = true}",
+        'activation = ["tanh", "relu"]\nlearning_rate = [0.05, 0.2]\nsigma_b = [0.0, 1e-3, 1e-1]')
+    (tmp_path / "mine.toml").write_text(text)
+    run = tmp_path / "run"
+    assert cli.main(["run", str(tmp_path / "mine.toml"), "--out", str(run), "--steps", "40",
+                     "--seeds", "2", "--no-progress"]) == 0
+    tracked = Path(__file__).resolve().parents[1] / "figures" / "REPORT.md"
+    before = tracked.stat().st_mtime_ns if tracked.exists() else None
+    assert cli.main(["report", str(run)]) == 0
+    report_md = (run / "report" / "REPORT.md").read_text()
+    assert "## my_grid" in report_md and "### Setup" in report_md
+    rows = [l for l in report_md.splitlines() if l.startswith("| tanh |") or l.startswith("| relu |")]
+    assert len(rows) == 2 * 2 * 3
+    for line in rows:  # every P with its Wilson interval, every median with its CI or "> budget"
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[4].count("[") == cells[6].count("[") == 1, line
+        assert all("[" in c or c == "> 40" for c in (cells[5], cells[7])), line
+    assert "| activation | learning_rate | sigma_b | networks |" in report_md
+    assert (run / "report" / "overview_my_grid.png").exists()
+    assert (tracked.stat().st_mtime_ns if tracked.exists() else None) == before
+    capsys.readouterr()
+    assert cli.main(["report", str(run), str(run)]) == 2
+    assert "argument --out: required with several run directories" in capsys.readouterr().err

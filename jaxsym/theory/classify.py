@@ -150,7 +150,7 @@ def classification_rows(ds, predictions: dict | None = None) -> list[dict]:
     ``prediction`` (:class:`CellPrediction`), ``p_measured``, ``p_low``, ``p_high``, ``n``,
     ``agree``.
     """
-    from jaxsym import report, results, stats
+    from jaxsym import reports as report, results, stats
 
     study = report.study_of(ds)
     predictions = classify_study(study) if predictions is None else predictions

@@ -87,6 +87,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
+from jaxsym.precision import with_float64
+
 __all__ = ["EscapePrediction", "PooledPrediction", "linearised_escape", "break_amplitude",
            "predict_study", "predict_pooled", "compare", "deviation_norms", "network_errors",
            "MEDIAN_TOLERANCE"]
@@ -389,6 +391,7 @@ def _escape_program(widths, activation, loss, optimizer, steps, threshold):
     return jax.jit(run)
 
 
+@with_float64
 def predict_study(study, trajectory_steps: int | None = None, draw: int = 0) -> dict:
     """:func:`linearised_escape` for every configuration of a study: one prediction per static
     group and per distinct setting of the numeric knobs other than sigma_b (the prediction
@@ -414,7 +417,6 @@ def predict_study(study, trajectory_steps: int | None = None, draw: int = 0) -> 
     if study.get("train.batch_size") not in (0, study.get("task.n_train")):
         raise ValueError(f"{study.name}: the linearised escape needs full-batch training "
                          "(train.batch_size = 0)")
-    jax.config.update("jax_enable_x64", True)
     task = study.make_task(draw)
     table = sweep.knob_table(study)
     others = [i for i, k in enumerate(network.KNOBS) if k != "sigma_b"]
@@ -444,6 +446,7 @@ def predict_study(study, trajectory_steps: int | None = None, draw: int = 0) -> 
     return out
 
 
+@with_float64
 def deviation_norms(study, seeds) -> np.ndarray:
     """``||b_1 - mean(b_1)||`` of hidden layer 1 of every network ``(grid point, seed)`` of a
     study, at sigma_b = 1 (the standard normal draw, which the engine scales by sigma_b), drawn
@@ -460,7 +463,6 @@ def deviation_norms(study, seeds) -> np.ndarray:
 
     from jaxsym import network, sweep
 
-    jax.config.update("jax_enable_x64", True)
     table = sweep.knob_table(study)
     seeds = np.asarray(list(seeds))
     root = jax.random.key(study.get("seeds.root"))
@@ -485,7 +487,7 @@ def network_errors(ds, study, prediction: EscapePrediction, draw: int = 0) -> np
     """Measured minus predicted step to break of every network of data draw ``draw`` of a
     one-configuration run ``ds`` (grid: sigma_b only): ``(n_sigma, seeds per draw)``, inf or
     -inf where exactly one of the two is beyond the budget, nan where both are (``study``: the
-    run's study, e.g. ``jaxsym.report.study_of(ds)``). Each network's
+    run's study, e.g. ``jaxsym.reports.study_of(ds)``). Each network's
     prediction is ``T(sigma_b ||d||)`` from its own initial bias deviation (not the chi^2 law)."""
     count = study.get("seeds.count")
     seeds = range(draw * count, (draw + 1) * count)
@@ -551,7 +553,7 @@ def compare(ds, predictions: dict | None = None, layer: int = 0) -> list[dict]:
     (within :data:`MEDIAN_TOLERANCE`, or both beyond the budget) and ``error`` (relative,
     None unless both are finite).
     """
-    from jaxsym import report, results
+    from jaxsym import reports as report, results
 
     study = report.study_of(ds)
     predictions = predict_pooled(study) if predictions is None else predictions

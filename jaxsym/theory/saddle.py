@@ -42,6 +42,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from jaxsym.precision import with_float64
+
 __all__ = ["saxe_escape_time", "simulate_balanced_linear", "collapsed_point", "saddle_spectrum",
            "growth_factor", "predicted_slope", "linearised_growth", "symmetric_projection",
            "SaddleSpectrum", "SaddleAnalysis", "analyse_study"]
@@ -322,6 +324,7 @@ class SaddleNotReached(ValueError):
     the Hessian there predicts nothing about the sweep."""
 
 
+@with_float64
 def analyse_study(study, grad_tol: float = 1e-12, max_steps: int = 200_000,
                   trajectory_steps: int | None = None,
                   require_reached: bool = True) -> SaddleAnalysis:
@@ -344,7 +347,6 @@ def analyse_study(study, grad_tol: float = 1e-12, max_steps: int = 200_000,
 
     from jaxsym import network, sweep
 
-    jax.config.update("jax_enable_x64", True)
     task = study.make_task(0)
     groups = sweep.plan_groups(study, task)
     if len(groups) != 1:

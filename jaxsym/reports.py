@@ -1,4 +1,4 @@
-"""``jaxsym report``: figures and ``REPORT.md`` from finished run directories.
+"""``jaxsym report`` / :func:`jaxsym.report`: figures and ``REPORT.md`` from finished runs.
 
 Contract: :func:`summarize` turns one bias-only result dataset into table rows (pure, no I/O);
 :func:`write_report` loads run directories, draws the figures (:mod:`jaxsym.plots`) and writes
@@ -15,7 +15,7 @@ import numpy as np
 
 from jaxsym import plots, stats, store
 
-__all__ = ["summarize", "fit_slopes", "write_report", "study_of", "saddle_fits", "phase_table", "P_TARGET", "FIT_SIGMA_RANGE"]
+__all__ = ["summarize", "fit_slopes", "write_report", "description", "write_text_if_changed", "study_of", "saddle_fits", "phase_table", "P_TARGET", "FIT_SIGMA_RANGE"]
 
 P_TARGET = 0.9
 
@@ -176,12 +176,15 @@ def _setup(ds) -> str:
         f"| run | {ds.attrs['n_devices']} {ds.attrs['backend']} device(s), strategy "
         f"{ds.attrs['strategy']} (networks per map step: "
         f"{ds.attrs.get('nets_per_map_step', 'n/a')}), jaxsym {ds.attrs['jaxsym_version']}, "
-        f"git {ds.attrs['git_sha'][:10]} |",
+        f"git {ds.attrs['git_sha'][:10]}"
+        f"{' (uncommitted changes)' if ds.attrs.get('git_dirty') == 'yes' else ''} |",
         f"| machine | {ds.attrs.get('cpu_model', 'unknown')} ({ds.attrs.get('cpu_isa', '?')}), "
         f"device kind {ds.attrs.get('device_kind', '?')}, XLA_FLAGS "
         f"'{ds.attrs.get('xla_flags', '')}'; jax {ds.attrs['jax_version']}, jaxlib "
         f"{ds.attrs.get('jaxlib_version', '?')}, optax {ds.attrs.get('optax_version', '?')}, "
-        f"numpy {ds.attrs.get('numpy_version', '?')} |",
+        f"numpy {ds.attrs.get('numpy_version', '?')}"
+        + (f", scipy {ds.attrs['scipy_version']}, xarray {ds.attrs['xarray_version']}"
+           if "scipy_version" in ds.attrs else "") + " |",
     ])
 
 
@@ -943,10 +946,101 @@ def _phase_text(table) -> str:
         "Fraction trained (rows: depth; columns: sigma_w^2):", "", *rows])
 
 
+def description(ds) -> str:
+    """The study's description as plain text (never a heading): its config's ``description``
+    key, else the config's leading comment lines without their ``#``."""
+    try:
+        text = json.loads(ds.attrs["study"])["sections"].get("description")
+    except (KeyError, ValueError):
+        text = None
+    if not text:
+        comments = []
+        for line in ds.attrs.get("config", "").splitlines():
+            if not line.startswith("#"):
+                break
+            comments.append(line.lstrip("#").strip())
+        text = " ".join(c for c in comments if c)
+    text = " ".join(text.split())
+    return "*Study:* " + text.lstrip("#").strip() if text else ""
+
+
+def _label(source) -> str:
+    return f"`{source}`" if isinstance(source, (str, Path)) else \
+        f"the Dataset of study `{source.attrs.get('name', '?')}`"
+
+
+def _generic_text(ds, summary, stem) -> str:
+    """Setup, a table of every grid point and the overview figure of any study."""
+    dims = list(summary.p_broken_p.dims)
+    budget = summary.attrs["budget"]
+    head = "| " + " | ".join(dims) + (" | " if dims else "") + (
+        "networks | P(broken) [95% CI] | median steps to break | P(converged) [95% CI] | "
+        "median steps to converge |")
+    lines = [head, "|" + "---|" * (len(dims) + 5)]
+    flat = summary.stack(point=dims) if dims else summary.expand_dims("point")
+    for i in range(flat.sizes["point"]):
+        row = flat.isel(point=i)
+
+        def p(prefix):
+            return (f"{float(row[prefix + '_p']):.2f} [{float(row[prefix + '_low']):.2f}, "
+                    f"{float(row[prefix + '_high']):.2f}]")
+
+        def median(prefix):
+            m = stats.MedianTime(float(row[prefix + "_median"]), float(row[prefix + "_low"]),
+                                 float(row[prefix + "_high"]),
+                                 bool(np.isfinite(float(row[prefix + "_median"]))),
+                                 int(summary.n), int(row[prefix + "_n_events"]))
+            return stats.format_median(m, budget)
+
+        cells = [f"{v:g}" if isinstance(v, float) else str(v)
+                 for v in (row[d].values.item() for d in dims)]
+        lines.append("| " + " | ".join(cells + [str(int(summary.n)), p("p_broken"),
+                                                median("steps_to_break"), p("p_converged"),
+                                                median("steps_to_converge")]) + " |")
+    x_dim, _ = plots.overview_axes(summary)
+    return "\n".join([
+        description(ds), "", "### Setup", "", _setup(ds), "", "### Results", "",
+        f"One row per grid point ({int(summary.n)} networks each; the seeds pool the data "
+        "draws). P(broken): every hidden layer's direction diversity s2/s1 exceeded the "
+        "threshold within the budget, with 95% Wilson intervals; medians are Kaplan-Meier "
+        f"medians with 95% CIs, right-censored at the budget of {budget} steps ('> budget': "
+        "not reached).", "", *lines, "",
+        f"![overview]({stem}.png)" + (f" (x: {x_dim})" if x_dim else "")])
+
+
+#: provenance rows of the setup tables: they may differ between two runs with equal numbers
+_PROVENANCE_ROWS = ("| run |", "| machine |")
+
+
+def _numbers_only(text: str) -> list[str]:
+    return [line for line in text.splitlines() if not line.startswith(_PROVENANCE_ROWS)]
+
+
+def write_text_if_changed(path: Path, text: str) -> bool:
+    """Write ``text`` to ``path`` unless the file already holds the same report up to the
+    provenance rows (git sha, machine): re-running the main job on a fresh clone leaves the
+    committed report (and ``git status``) untouched when it reproduces the numbers. Returns
+    True when written."""
+    path = Path(path)
+    try:
+        if _numbers_only(path.read_text()) == _numbers_only(text):
+            return False
+    except (OSError, UnicodeDecodeError):
+        pass
+    store.write_atomic(path, lambda f: f.write(text.encode()))
+    return True
+
+
 def write_report(run_dirs, figures_dir="figures") -> Path:
-    """Draw every figure and write ``figures_dir/REPORT.md`` from the given run directories."""
+    """Draw every figure and write ``figures_dir/REPORT.md`` from run directories (or
+    ``xarray.Dataset`` objects of finished studies, e.g. from :func:`jaxsym.run`).
+
+    Every study gets a section: the bundled experiments their dedicated ones, any other grid
+    a generic one (P(broken) and the time to break and to converge at every grid point, with
+    CIs, and an overview figure)."""
     figures_dir = Path(figures_dir)
-    datasets = [store.load(d) for d in run_dirs]
+    sources = list(run_dirs)
+    datasets = [d if hasattr(d, "data_vars") else store.load(d) for d in sources]
     staircase = [ds for ds in datasets if ds.attrs["name"] == "staircase"]
     escape = [ds for ds in datasets if ds.attrs["name"] == "escape"]
     noise_runs = [ds for ds in datasets if ds.attrs["name"] == "noise_dose"]
@@ -961,7 +1055,7 @@ def write_report(run_dirs, figures_dir="figures") -> Path:
     for ds in bias_only:
         fits.update(fit_slopes(ds))
     sections = ["# jaxsym report", "",
-                "Generated by `jaxsym report` from: " + ", ".join(f"`{d}`" for d in run_dirs)
+                "Generated by `jaxsym report` from: " + ", ".join(_label(d) for d in sources)
                 + ". Every number below is computed from those runs.", ""]
     if bias_only:
         plots.save(plots.fig_p_broken(bias_only), figures_dir, "p_broken")
@@ -975,8 +1069,7 @@ def write_report(run_dirs, figures_dir="figures") -> Path:
         for ds in bias_only:
             stem = f"survival_{ds.attrs['name']}"
             plots.save(plots.fig_survival(ds), figures_dir, stem)
-            sections += [f"## {ds.attrs['name']}", "", ds.attrs.get("config", "").split("\n")[1]
-                         if ds.attrs.get("config", "").startswith("#") else "", "",
+            sections += [f"## {ds.attrs['name']}", "", description(ds), "",
                          "### Setup", "", _setup(ds), "", "### Results", "",
                          _table(rows_by_experiment[ds.attrs["name"]]), "",
                          "P(broken) with 95% Wilson intervals; medians are Kaplan-Meier medians "
@@ -1053,7 +1146,19 @@ def write_report(run_dirs, figures_dir="figures") -> Path:
         sections += ["## Phase diagram: signal propagation and the bias-only edge", "",
                      _phase_text(table), "", "### Setup (one run per depth)", "",
                      _setup(phase_runs[0]), "", "![phase diagram](phase_diagram.png)", ""]
+    used = {id(ds) for group in (staircase, escape, noise_runs, saddle_runs, phase_runs,
+                                 predict_runs, classify_runs, zero_runs, bias_only)
+            for ds in group}
+    from jaxsym import analysis
+
+    for ds in datasets:
+        if id(ds) in used:
+            continue
+        summary = analysis.summary(ds)
+        stem = f"overview_{ds.attrs['name']}"
+        plots.save(plots.fig_overview(summary), figures_dir, stem)
+        sections += [f"## {ds.attrs['name']}", "", _generic_text(ds, summary, stem), ""]
     figures_dir.mkdir(parents=True, exist_ok=True)
     path = figures_dir / "REPORT.md"
-    path.write_text("\n".join(sections))
+    write_text_if_changed(path, "\n".join(sections))
     return path
