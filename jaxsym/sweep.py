@@ -383,9 +383,15 @@ def _run_locked(study, out, chunk_size, force, strategy, map_batch, progress, ma
     if process_index == 0:
         resumed = store.prepare_run_dir(out, study, force=force)
         bad = store.scan_chunks(out, required)[1] if resumed else []
+        stale = [path for path, reason in bad if "another jaxsym version" in reason]
         for path, reason in bad:
             path.unlink()
-            log(f"{reason}: deleted; its networks are re-trained")
+            if path not in stale:
+                log(f"{reason}: deleted; its networks are re-trained")
+        if stale:
+            log(f"{len(stale)} chunk(s) in '{out}' were written by another jaxsym version "
+                f"(e.g. '{stale[0].name}': {dict(bad)[stale[0]].split('(')[-1].rstrip(')')}): "
+                "deleted; their networks are re-trained")
         if bad and (out / "results.nc").exists():
             (out / "results.nc").unlink()
     else:
