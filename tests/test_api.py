@@ -15,6 +15,9 @@ import pytest
 
 from jaxsym import analysis, stats
 
+#: one xdist worker runs this module, so its module-scoped fixtures are built once
+pytestmark = pytest.mark.xdist_group("test_api")
+
 ROOT = Path(__file__).parents[1]
 EXAMPLE = ROOT / "experiments" / "example.toml"
 

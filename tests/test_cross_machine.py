@@ -24,6 +24,9 @@ import pytest
 
 from jaxsym import config, exactness, store, sweep
 
+#: one xdist worker runs this module, so its module-scoped fixtures are built once
+pytestmark = pytest.mark.xdist_group("test_cross_machine")
+
 CONFIG = """
 name = "cross_machine"
 [task]
@@ -47,7 +50,7 @@ fan_in_scaled = true
 activation = ["relu", "tanh"]
 sigma_b = [0.0, 1e-12, 1e-8, 1e-4]
 [seeds]
-count = 12
+count = 8
 [record]
 checkpoints = 12
 gradient_steps = 0

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+#: one xdist worker runs this module, so its module-scoped fixtures are built once
+pytestmark = pytest.mark.xdist_group("test_packaging")
+
 ROOT = Path(__file__).parents[1]
 
 

@@ -19,6 +19,9 @@ import xarray as xr
 
 from jaxsym import config, store, sweep
 
+#: one xdist worker runs this module, so its module-scoped fixtures are built once
+pytestmark = pytest.mark.xdist_group("test_recovery")
+
 ROOT = Path(__file__).parents[1]
 ENV = dict(os.environ, PYTHONPATH=str(ROOT))
 TINY = (ROOT / "experiments" / "example.toml").read_text().replace("steps = 2000", "steps = 40")

@@ -221,3 +221,23 @@ def test_report_of_any_user_grid_goes_into_its_run_dir(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["report", str(run), str(run)]) == 2
     assert "argument --out: required with several run directories" in capsys.readouterr().err
+
+
+def test_report_is_rewritten_only_when_a_number_changes(tmp_path):
+    """The main job on a fresh clone records another git sha and maybe another machine: the
+    committed REPORT.md is then left as it is (git status stays clean); a changed number
+    rewrites it."""
+    from jaxsym import reports
+
+    path = tmp_path / "REPORT.md"
+    text = ("# jaxsym report\n\n| setting | value |\n|---|---|\n| seeds | 24 |\n"
+            "| run | 2 cpu device(s), git 0123456789 |\n| machine | AMD EPYC (AVX512) |\n"
+            "P(broken) = 0.50 [0.31, 0.69]\n")
+    assert reports.write_text_if_changed(path, text)
+    stamp = path.stat().st_mtime_ns
+    other_machine = text.replace("0123456789", "abcdef0123").replace("AMD EPYC", "Intel Xeon")
+    assert not reports.write_text_if_changed(path, other_machine)
+    assert path.read_text() == text and path.stat().st_mtime_ns == stamp
+    changed = other_machine.replace("0.50 [0.31", "0.54 [0.31")
+    assert reports.write_text_if_changed(path, changed)
+    assert path.read_text() == changed

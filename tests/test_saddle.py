@@ -15,6 +15,9 @@ from jaxsym import config, metrics, network, sweep, tasks
 
 from jaxsym.theory import backprop, saddle
 
+#: one xdist worker runs this module, so its module-scoped fixtures are built once
+pytestmark = pytest.mark.xdist_group("test_saddle")
+
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 

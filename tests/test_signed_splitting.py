@@ -18,6 +18,9 @@ import pytest
 from jaxsym import nn, tasks, train
 from jaxsym.theory import splitting
 
+#: one xdist worker runs this module, so its module-scoped fixtures are built once
+pytestmark = pytest.mark.xdist_group("test_signed_splitting")
+
 M, LR, SIGMA_B, THRESHOLD = 8, 0.5, 1e-4, 1e-2
 SIGNS = np.array([1.0, 1, 1, 1, -1, -1, -1, -1])
 

@@ -224,7 +224,7 @@ def test_two_processes_equal_one(tmp_path):
     """`jaxsym run --distributed`: 2 processes x 2 forced CPU devices on localhost, sharing one
     run directory, give exactly the single-process results; each trained only its share."""
     config_path = tmp_path / "study.toml"
-    config_path.write_text(SMALL.format(dtype="float32", seeds=3, batch_size=16))
+    config_path.write_text(small_text(dtype="float32", seeds=3, batch_size=16, groups=1))
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
     common = [sys.executable, "-m", "jaxsym", "run", str(config_path), "--chunk-size", "4",
               "--no-progress"]
@@ -242,10 +242,10 @@ def test_two_processes_equal_one(tmp_path):
     multi, single = store.load(tmp_path / "multi"), store.load(tmp_path / "single")
     assert_identical(multi, single)
     assert (multi.attrs["processes"], single.attrs["processes"]) == (2, 1)
-    # 2 groups (activations) of 9 networks in chunks of 4 (4, 4, 1): 6 chunks, no duplicates
+    # one group of 9 networks in chunks of 4 (4, 4, 1): 3 chunks, no duplicates
     chunks = store.read_chunks(tmp_path / "multi")
-    assert len(chunks) == 6
-    assert sorted(n for c in chunks for n in c["net"]) == list(range(18))
+    assert len(chunks) == 3
+    assert sorted(n for c in chunks for n in c["net"]) == list(range(9))
 
 
 def test_process_share_and_wait(tmp_path):

@@ -9,6 +9,9 @@ import pytest
 from jaxsym import metrics, network, sweep, tasks, train
 from jaxsym.theory import zero_init
 
+#: one xdist worker runs this module, so its module-scoped fixtures are built once
+pytestmark = pytest.mark.xdist_group("test_zero_init")
+
 
 @pytest.fixture(scope="module")
 def circles():
