@@ -22,8 +22,10 @@ What one run measures (and writes to ``OUT/throughput.json`` and ``OUT/throughpu
    with JAX 0.10.2 on a 2-device CPU the chunk function has deadlocked (every XLA intra-op
    thread parked in LAPACK's batched SVD, ``jax::ParallelBatchMap``) at widths 16 and 64 when
    networks were vmapped ("vmap", or "map" with a batch > 1); the row then says "killed".
-3. Naive baseline: a Python loop over networks, each trained by ONE jitted function (init +
-   ``lax.scan`` of the SGD steps, no metrics), on a subset of networks; rate extrapolated.
+3. Naive baseline: the plain textbook loop in a fresh process with ONE XLA device (whose
+   intra-op pool uses every core): a Python loop over networks, each trained by ONE jitted
+   function (init + ``lax.scan`` of the SGD steps, weights ``(n_out, n_in)``, no padding, no
+   metrics), on a subset of networks; rate extrapolated.
 4. torch.func baseline: ``stack_module_state`` + ``vmap(grad(...))`` over the same MLPs and
    batch, the same number of steps; skipped (null) when PyTorch is not installed.
 5. Peak RSS at the end: of this process (GEMM, baselines; ``getrusage``) and the largest of
@@ -92,6 +94,8 @@ def parse_args(argv=None):
                         help="new attempts after an engine measurement is killed (default 0)")
     parser.add_argument("--worker", nargs=3, metavar=("WIDTH", "N", "STRATEGY"),
                         help=argparse.SUPPRESS)  # internal: one engine measurement, JSON out
+    parser.add_argument("--naive-worker", nargs=2, metavar=("WIDTH", "N"),
+                        help=argparse.SUPPRESS)  # internal: the naive loop on 1 device
     args = parser.parse_args(argv)
     args.widths = [int(w) for w in args.widths.split(",") if w]
     try:
@@ -254,8 +258,25 @@ def _mlp_sizes(width: int) -> tuple[int, ...]:
     return (common.DIM,) + (width,) * (common.DEPTH - 1) + (1,)
 
 
+def measure_naive_in_child(width: int, n: int, steps: int) -> dict:
+    """:func:`measure_naive` in a fresh process with ONE XLA CPU device (XLA's default: its
+    intra-op thread pool uses every core), as a user's textbook loop runs, not inside this
+    process's one-device-per-core setup."""
+    import os
+    import subprocess
+
+    flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split()
+                     if "xla_force_host_platform_device_count" not in f)
+    env = {**os.environ, "XLA_FLAGS": flags}
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--naive-worker",
+                          str(width), str(n), "--steps", str(steps)], env=env,
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def measure_naive(width: int, n: int, steps: int, x, y) -> dict:
-    """Train ``n`` networks one after another with one jitted init + scan function each."""
+    """Train ``n`` networks one after another with one jitted init + scan function each: the
+    plain textbook loop (weights ``(n_out, n_in)``, ``a @ W.T + b``, no padding, no records)."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -408,6 +429,19 @@ def to_markdown(result: dict) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.naive_worker:
+        import jax
+
+        from jaxsym import sweep, tasks
+
+        task = tasks.make_task("teacher_student", dim=common.DIM, teacher_width=2,
+                               n_train=common.N_TRAIN, n_test=64)
+        data = sweep.task_data(task, "mse")
+        width, n = int(args.naive_worker[0]), int(args.naive_worker[1])
+        result = measure_naive(width, n, args.steps, data["x_train"], data["y_train"])
+        result["devices"] = jax.local_device_count()
+        print(json.dumps(result))
+        return 0
     common.use_all_cores()
     import jax
 
@@ -443,8 +477,7 @@ def main(argv=None) -> int:
     for width in args.widths:
         flops = common.flops_per_network_step(width)
         n = -(-args.n[width] // devices) * devices  # whole chunk, no padding networks
-        naive[str(width)] = r = measure_naive(width, args.naive_n[width], args.steps,
-                                              data["x_train"], data["y_train"])
+        naive[str(width)] = r = measure_naive_in_child(width, args.naive_n[width], args.steps)
         print(f"width {width:4d}: naive loop  {r['n']:5d} nets  {r['net_steps_per_s']:12,.0f} "
               f"net-steps/s  {r['net_steps_per_s'] * flops / 1e9:7.2f} GFLOP/s", flush=True)
         if have_torch:

@@ -89,28 +89,36 @@ def layer_diversities(params: nn.Params) -> jax.Array:
                       for l in range(len(params) - 1)]) if len(params) > 1 else jnp.zeros((0,))
 
 
+def _normalised_gram_traces(W: jax.Array):
+    """``(t, f)`` of ``G = V V^T`` for ``V = W / ||W||_F`` (the smaller Gram): ``t = tr G`` (1
+    up to rounding, 0 for W = 0) and ``f = ||G||_F^2``. s2/s1 is scale-free: normalising first
+    keeps tiny weights (e.g. 1e-10 early after W = 0) from underflowing in the fourth powers
+    of ``f`` (float32 would report a false "diverse")."""
+    norm = jnp.sqrt(jnp.sum(W * W))
+    W = W / jnp.where(norm > 0, norm, jnp.ones_like(norm))
+    gram = W @ W.T if W.shape[0] <= W.shape[1] else W.T @ W
+    return jnp.trace(gram), jnp.sum(gram * gram)
+
+
+def _upper_from_traces(t, f):
+    root = jnp.sqrt(jnp.maximum(2.0 * f - t * t, 0.0))
+    top, second = 0.5 * (t + root), jnp.maximum(0.5 * (t - root), 0.0)
+    safe = jnp.where(top > 0, top, jnp.ones_like(top))
+    return jnp.where(top > 0, jnp.sqrt(second / safe), jnp.zeros_like(top))
+
+
 def rank_two_diversity(W: jax.Array) -> jax.Array:
     """Cheap estimate of ``s_2 / s_1`` of ``W`` from two traces, no SVD.
 
     With ``G = W W^T``, ``t = tr G = sum s_i^2`` and ``f = ||G||_F^2 = sum s_i^4``, the top two
     squared singular values of a rank-<=2 matrix solve ``l^2 - t l + (t^2 - f)/2 = 0``:
     ``l_{1,2} = (t +- sqrt(2 f - t^2)) / 2``. Exact when rank(W) <= 2 (in particular near the
-    rank-one matrices where symmetry breaking is detected); an estimate otherwise. Costs one
-    small matmul, so the training scan can afford it at every step. 0 for W = 0.
+    rank-one matrices where symmetry breaking is detected); otherwise an upper bound (see
+    :func:`diversity_bounds`). Costs one small matmul. 0 for W = 0.
     """
     if min(W.shape) < 2:
         return jnp.zeros((), W.dtype)
-    # s2/s1 is scale-free: normalise first, so tiny weights (e.g. 1e-10 early after W = 0)
-    # do not underflow in the fourth powers of f (float32 would report a false "broken")
-    norm = jnp.sqrt(jnp.sum(W * W))
-    W = W / jnp.where(norm > 0, norm, jnp.ones_like(norm))
-    gram = W @ W.T if W.shape[0] <= W.shape[1] else W.T @ W
-    t = jnp.trace(gram)
-    f = jnp.sum(gram * gram)
-    root = jnp.sqrt(jnp.maximum(2.0 * f - t * t, 0.0))
-    top, second = 0.5 * (t + root), jnp.maximum(0.5 * (t - root), 0.0)
-    safe = jnp.where(top > 0, top, jnp.ones_like(top))
-    return jnp.where(top > 0, jnp.sqrt(second / safe), jnp.zeros_like(top))
+    return _upper_from_traces(*_normalised_gram_traces(W))
 
 
 def diversity_bounds(W: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -121,17 +129,16 @@ def diversity_bounds(W: jax.Array) -> tuple[jax.Array, jax.Array]:
     ``t`` and ``f``: ``l_1 >= l_1'`` because ``sum_{i>=2} l_i^2 <= (1 - l_1)^2``, so the ratio
     can only be overestimated); ``lower`` uses ``l_1 <= sqrt(f)`` and ``l_2 >= (1 - l_1) /
     (r - 1)`` (``r = min(n_out, n_in)``): ``s_2/s_1 >= sqrt((1 - sqrt f) / ((r - 1) sqrt f))``.
-    Both cost one small matmul, no SVD; the exact value is needed only between them.
+    Both come from one small matmul, no SVD; the exact value is needed only between them.
     """
-    upper = rank_two_diversity(W)
     rank = min(W.shape)
     if rank < 2:
-        return upper, upper
-    norm = jnp.sqrt(jnp.sum(W * W))
-    W = W / jnp.where(norm > 0, norm, jnp.ones_like(norm))
-    gram = W @ W.T if W.shape[0] <= W.shape[1] else W.T @ W
-    root_f = jnp.sqrt(jnp.sum(gram * gram))
+        zero = jnp.zeros((), W.dtype)
+        return zero, zero
+    t, f = _normalised_gram_traces(W)
+    upper = _upper_from_traces(t, f)
+    root_f = jnp.sqrt(f)
     safe = jnp.where(root_f > 0, root_f, jnp.ones_like(root_f))
-    lower = jnp.sqrt(jnp.maximum(jnp.trace(gram) - root_f, 0.0) / ((rank - 1) * safe))
+    lower = jnp.sqrt(jnp.maximum(t - root_f, 0.0) / ((rank - 1) * safe))
     lower = jnp.where(root_f > 0, jnp.minimum(lower, upper), jnp.zeros_like(lower))
     return lower, upper

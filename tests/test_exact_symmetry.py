@@ -1,7 +1,8 @@
 """Theorem 1, bitwise: identical units stay identical, on every CPU kernel family.
 
 Units of a hidden layer that start with the same incoming row, bias and outgoing column must
-end 2000 steps later with bitwise-equal parameters (difference exactly 0.0), for every
+end 1000 steps later (2000 in ``python -m jaxsym.exactness --full``) with bitwise-equal
+parameters (difference exactly 0.0), for every
 activation, loss, optimizer, batch mode and dtype, at widths that fill the vector registers
 (8, 16) and that leave a remainder (17, 33), depths 2 and 3 (:mod:`jaxsym.exactness`).
 
@@ -22,11 +23,13 @@ import pytest
 from jaxsym import exactness
 
 CASES = exactness.theorem_cases(full=False)
+#: steps of each case in the suite (``python -m jaxsym.exactness --full`` runs 2000)
+STEPS = 1000
 
 
 @pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
 def test_theorem_1_is_bitwise(case):
-    results = exactness.theorem_asymmetry(*case, steps=2000)
+    results = exactness.theorem_asymmetry(*case, steps=STEPS)
     assert set(results) == {(w, d) for w in exactness.WIDTHS for d in exactness.DEPTHS}
     for (width, depth), (asymmetry, moved) in results.items():
         assert asymmetry == 0.0, (case, width, depth, asymmetry)
@@ -56,9 +59,8 @@ def test_other_kernel_families(family):
     """Products and a covering subset of the theorem cases under another family's kernels."""
     env = {**os.environ, "XLA_FLAGS": exactness.KERNEL_FAMILIES[family]}
     cases = ",".join(str(i) for i in exactness.FAMILY_CASES[family])
-    # 1000 steps (the in-process cases run 2000): bitwise equality either way, in half the time
     out = subprocess.run([sys.executable, "-m", "jaxsym.exactness", "--cases", cases,
-                          "--steps", "1000"],
+                          "--steps", str(STEPS)],
                          env=env, capture_output=True, text=True, timeout=1200)
     assert out.returncode == 0, out.stderr[-3000:]
     report = json.loads(out.stdout.strip().splitlines()[-1])
