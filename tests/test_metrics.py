@@ -112,4 +112,13 @@ def test_break_test_agrees_with_the_exact_svd():
             assert np.isnan(np.asarray(at_break)).all()
         estimate_only += int(np.sum((estimate > 1e-2) & ~(exact > 1e-2)))
     assert estimate_only >= 1  # layers the old estimate-only test called broken
-    assert 0 < sum(bool(jax.jit(one)(e)[0]) for e in eps[::6]) < len(eps[::6])
+    # vmapped (the engine's map batches and vmap strategy): the batched SVD rule gives the
+    # same verdicts and values as one network at a time
+    batched = jax.jit(jax.vmap(one))(jnp.asarray(eps))
+    for i, e in enumerate(eps[::6]):
+        single = jax.jit(one)(e)
+        assert bool(batched[0][6 * i]) == bool(single[0])
+        np.testing.assert_array_equal(np.asarray(batched[1][6 * i]), np.asarray(single[1]))
+        np.testing.assert_allclose(np.asarray(batched[2][6 * i]), np.asarray(single[2]),
+                                   rtol=1e-12)
+    assert 0 < int(np.sum(np.asarray(batched[0]))) < len(eps)
