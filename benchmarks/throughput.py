@@ -26,8 +26,9 @@ What one run measures (and writes to ``OUT/throughput.json`` and ``OUT/throughpu
    intra-op pool uses every core): a Python loop over networks, each trained by ONE jitted
    function (init + ``lax.scan`` of the SGD steps, weights ``(n_out, n_in)``, no padding, no
    metrics), on a subset of networks; rate extrapolated.
-4. torch.func baseline: ``stack_module_state`` + ``vmap(grad(...))`` over the same MLPs and
-   batch, the same number of steps; skipped (null) when PyTorch is not installed.
+4. torch.func baseline (in its own process): ``stack_module_state`` + ``vmap(grad(...))`` over
+   the same MLPs and batch, the same number of steps, 2 threads; skipped (null) when PyTorch is
+   not installed (``python -m pip install torch==2.13.0`` here, or the ``bench`` extra).
 5. Peak RSS at the end: of this process (GEMM, baselines; ``getrusage``) and the largest of
    the engine's child processes (their ``VmHWM``: a child's ``ru_maxrss`` is floored by this
    process's RSS at the spawn on Linux).
@@ -96,6 +97,8 @@ def parse_args(argv=None):
                         help=argparse.SUPPRESS)  # internal: one engine measurement, JSON out
     parser.add_argument("--naive-worker", nargs=2, metavar=("WIDTH", "N"),
                         help=argparse.SUPPRESS)  # internal: the naive loop on 1 device
+    parser.add_argument("--torch-worker", nargs=2, metavar=("WIDTH", "N"),
+                        help=argparse.SUPPRESS)  # internal: the torch.func baseline
     args = parser.parse_args(argv)
     args.widths = [int(w) for w in args.widths.split(",") if w]
     try:
@@ -258,20 +261,31 @@ def _mlp_sizes(width: int) -> tuple[int, ...]:
     return (common.DIM,) + (width,) * (common.DEPTH - 1) + (1,)
 
 
-def measure_naive_in_child(width: int, n: int, steps: int) -> dict:
-    """:func:`measure_naive` in a fresh process with ONE XLA CPU device (XLA's default: its
-    intra-op thread pool uses every core), as a user's textbook loop runs, not inside this
-    process's one-device-per-core setup."""
+def _baseline_in_child(option: str, width: int, n: int, steps: int) -> dict:
+    """Run this script's ``option`` worker (``--naive-worker`` / ``--torch-worker``) in a fresh
+    process and return its JSON. Baselines run in their own processes: PyTorch's OpenMP
+    threads keep spinning after their work and slowed every later engine measurement by up to
+    5x when the torch baseline ran in this process."""
     import os
     import subprocess
 
     flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split()
                      if "xla_force_host_platform_device_count" not in f)
     env = {**os.environ, "XLA_FLAGS": flags}
-    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--naive-worker",
-                          str(width), str(n), "--steps", str(steps)], env=env,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), option, str(width),
+                          str(n), "--steps", str(steps)], env=env, capture_output=True,
+                         text=True)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr.strip().splitlines()[-1] if out.stderr.strip() else
+                           f"exit {out.returncode}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure_naive_in_child(width: int, n: int, steps: int) -> dict:
+    """:func:`measure_naive` in a fresh process with ONE XLA CPU device (XLA's default: its
+    intra-op thread pool uses every core), as a user's textbook loop runs, not inside this
+    process's one-device-per-core setup."""
+    return _baseline_in_child("--naive-worker", width, n, steps)
 
 
 def measure_naive(width: int, n: int, steps: int, x, y) -> dict:
@@ -429,13 +443,17 @@ def to_markdown(result: dict) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.naive_worker:
-        import jax
-
+    if args.naive_worker or args.torch_worker:
         from jaxsym import sweep, tasks
 
         task = tasks.make_task("teacher_student", dim=common.DIM, teacher_width=2,
                                n_train=common.N_TRAIN, n_test=64)
+        if args.torch_worker:
+            width, n = int(args.torch_worker[0]), int(args.torch_worker[1])
+            print(json.dumps(measure_torch(width, n, args.steps, task.x_train, task.y_train)))
+            return 0
+        import jax
+
         data = sweep.task_data(task, "mse")
         width, n = int(args.naive_worker[0]), int(args.naive_worker[1])
         result = measure_naive(width, n, args.steps, data["x_train"], data["y_train"])
@@ -482,8 +500,8 @@ def main(argv=None) -> int:
               f"net-steps/s  {r['net_steps_per_s'] * flops / 1e9:7.2f} GFLOP/s", flush=True)
         if have_torch:
             try:
-                torch_results[str(width)] = r = measure_torch(
-                    width, n, args.steps, task.x_train, task.y_train)
+                torch_results[str(width)] = r = _baseline_in_child("--torch-worker", width, n,
+                                                                   args.steps)
                 print(f"width {width:4d}: torch.func  {n:5d} nets  "
                       f"{r['net_steps_per_s']:12,.0f} net-steps/s  "
                       f"{r['net_steps_per_s'] * flops / 1e9:7.2f} GFLOP/s", flush=True)
