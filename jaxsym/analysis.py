@@ -26,7 +26,8 @@ import numpy as np
 
 from jaxsym import stats
 
-__all__ = ["grid_dims", "p_event", "p_broken", "median_time", "log_law", "summary"]
+__all__ = ["grid_dims", "p_event", "p_broken", "median_time", "fit_curve", "log_law",
+           "summary"]
 
 #: the per-network dims of a results Dataset (everything else is a grid dim)
 _NETWORK_DIMS = ("seed", "step", "layer", "grad_step", "weight_layer")
@@ -98,6 +99,22 @@ def median_time(ds, time: str = "time_to_converge", event: str | None = None,
     return _per_point(ds, one, ("median_steps", "low", "high", "n_events"), attrs)
 
 
+def fit_curve(curve, time: str = "time_to_converge", event: str = "converged",
+              sigma_range=(1e-8, 1e-2), min_finished: float = 0.9, n_boot: int = 1000):
+    """The log-law fit (:func:`jaxsym.stats.fit_log_law`) of ONE curve (dims ``sigma_b`` and
+    ``seed``) over the sigma_b in ``sigma_range`` where >= ``min_finished`` of the networks
+    had the event (censored runs would bias the medians); None with fewer than 3 such values.
+    The report's fits and :func:`log_law` both use it."""
+    keep = [s for s in curve.sigma_b.values if sigma_range[0] <= s <= sigma_range[1]
+            and float(curve[event].sel(sigma_b=s).mean()) >= min_finished]
+    if len(keep) < 3:
+        return None
+    sel = curve.sel(sigma_b=keep)
+    sigma = np.broadcast_to(sel.sigma_b.values[:, None], sel[event].shape)
+    return stats.fit_log_law(sigma.ravel(), sel[time].values.ravel(), sel[event].values.ravel(),
+                             n_boot=n_boot)
+
+
 def log_law(ds, time: str = "time_to_converge", event: str | None = None,
             sigma_range=(1e-8, 1e-2), min_finished: float = 0.9, n_boot: int = 1000):
     """``T = a + b log10(1/sigma_b)`` fitted to the per-sigma_b median times (sigma_b in
@@ -109,15 +126,9 @@ def log_law(ds, time: str = "time_to_converge", event: str | None = None,
         raise ValueError("log_law needs a sigma_b grid axis")
 
     def one(curve):
-        keep = [s for s in curve.sigma_b.values if sigma_range[0] <= s <= sigma_range[1]
-                and float(curve[event].sel(sigma_b=s).mean()) >= min_finished]
-        if len(keep) < 3:
-            return (np.nan,) * 4 + (len(keep),)
-        sel = curve.sel(sigma_b=keep)
-        sigma = np.broadcast_to(sel.sigma_b.values[:, None], sel[event].shape)
-        fit = stats.fit_log_law(sigma.ravel(), sel[time].values.ravel(),
-                                sel[event].values.ravel(), n_boot=n_boot)
-        return fit.a, fit.b, fit.b_low, fit.b_high, fit.n_points
+        fit = fit_curve(curve, time, event, sigma_range, min_finished, n_boot)
+        return (np.nan,) * 4 + (0,) if fit is None else (fit.a, fit.b, fit.b_low, fit.b_high,
+                                                          fit.n_points)
 
     stacked = ds.transpose("sigma_b", ...)
     rest = [d for d in grid_dims(ds) if d != "sigma_b"]
@@ -128,12 +139,7 @@ def log_law(ds, time: str = "time_to_converge", event: str | None = None,
              "b_high": {"long_name": "upper 95% bootstrap bound of b",
                         "units": "steps per decade of sigma_b"},
              "n_points": {"long_name": "sigma_b values fitted", "units": "1"}}
-    if not rest:
-        import xarray as xr
-
-        values = one(stacked)
-        return xr.Dataset({k: ((), v, attrs[k]) for k, v in zip(attrs, values)})
-    # one fit per combination of the other grid dims: iterate over them, keep sigma_b whole
+    # one fit per combination of the other grid dims (one in all without others)
     import xarray as xr
 
     shape = tuple(ds.sizes[d] for d in rest)

@@ -18,9 +18,9 @@ Step convention: "step t" means after t updates (t = 0 is the initial network). 
   * converged: training loss <= ``loss_threshold`` (the minibatch loss for minibatch training);
   * broken:    every hidden layer's exact direction diversity s2/s1 (SVD) > ``diversity_threshold``
                (and per hidden layer: ``time_to_break_layer``, ``broken_layer``, the first step
-               at which that layer alone exceeds it). The rank-two estimate
-               (:func:`jaxsym.metrics.rank_two_diversity`), an upper bound of s2/s1, screens
-               each step; the SVD runs only where the estimate exceeds the threshold.
+               at which that layer alone exceeds it). Two-trace lower and upper bounds of
+               s2/s1 (:func:`jaxsym.metrics.diversity_bounds`) screen each step; the SVD
+               runs only where the threshold lies between them.
                ``diversity_at_break`` records the exact s2/s1 of every hidden layer at that
                step. "Broken" means the threshold was crossed at some step: a layer that heals
                afterwards (diversity back below it) stays broken, and its later checkpoints
@@ -186,20 +186,14 @@ def _scaled_norm(x):
 BOUND_MARGIN = 1e-2
 
 
-def _layer_scores(params):
-    """The rank-two diversity of every hidden layer, ``(n_hidden,)`` (empty for depth 1)."""
-    if len(params) < 2:
-        return jnp.zeros((0,), params[0]["W"].dtype)
-    return jnp.stack([metrics.rank_two_diversity(p["W"]) for p in params[:-1]])
-
-
 def record_shapes(spec: NetworkSpec) -> dict[str, tuple[int, ...]]:
     """Shape of every record of one network (the sweep adds grid and seed axes in front)."""
     n_ckpt, hidden = len(spec.checkpoints), max(spec.depth - 1, 0)
     shapes = {"loss": (n_ckpt,), "spread": (n_ckpt, hidden), "diversity": (n_ckpt, hidden),
               "grad_norm": (spec.gradient_steps, spec.depth), "time_to_break": (),
               "time_to_break_layer": (hidden,), "broken_layer": (hidden,),
-              "diversity_at_break": (hidden,), "broken": (), "time_to_converge": (), "converged": (), "diverged": (),
+              "diversity_at_break": (hidden,), "broken": (), "time_to_converge": (),
+              "converged": (), "diverged": (),
               "final_loss": (), "test_loss": ()}
     if spec.classification:
         shapes["final_accuracy"] = ()

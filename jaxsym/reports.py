@@ -60,20 +60,16 @@ def fit_slopes(ds) -> dict:
     """Log-law fits ``T = a + b log10(1/sigma_b)`` per (weight mode, activation), over the
     sigma_b values of :data:`FIT_SIGMA_RANGE` where at least 90% of the networks converged
     (censored runs would bias the medians); missing when fewer than 3 such values exist."""
+    from jaxsym import analysis
+
     fits = {}
     for mode in plots._modes(ds):
         sub = plots._select(ds, mode)
         for act in sub.activation.values:
-            a = sub.sel(activation=act)
-            keep = [s for s in a.sigma_b.values if FIT_SIGMA_RANGE[0] <= s <= FIT_SIGMA_RANGE[1]
-                    and float(a.converged.sel(sigma_b=s).mean()) >= 0.9]
-            if len(keep) < 3:
-                continue
-            sel = a.sel(sigma_b=keep)
-            sigma = np.broadcast_to(sel.sigma_b.values[:, None], sel.converged.shape)
-            fits[(ds.attrs["name"], mode, str(act))] = stats.fit_log_law(
-                sigma.ravel(), sel.time_to_converge.values.ravel(),
-                sel.converged.values.ravel(), n_boot=1000)
+            fit = analysis.fit_curve(sub.sel(activation=act), sigma_range=FIT_SIGMA_RANGE,
+                                     min_finished=0.9, n_boot=1000)
+            if fit is not None:
+                fits[(ds.attrs["name"], mode, str(act))] = fit
     return fits
 
 

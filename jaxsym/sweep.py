@@ -382,7 +382,10 @@ def _run_locked(study, out, chunk_size, force, strategy, map_batch, progress, ma
     required = ("net", *network.record_shapes(groups[0].spec))
     if process_index == 0:
         resumed = store.prepare_run_dir(out, study, force=force)
-        bad = store.scan_chunks(out, required)[1] if resumed else []
+        # one verified read of the existing chunks: the corrupt ones go, the rest are done
+        good, bad = store.scan_chunks(out, required) if resumed else ([], [])
+        done = {int(n) for chunk in good for n in chunk["net"]}
+        del good  # the merge reads them again, with the new ones
         stale = [path for path, reason in bad if "another jaxsym version" in reason]
         for path, reason in bad:
             path.unlink()
@@ -400,7 +403,8 @@ def _run_locked(study, out, chunk_size, force, strategy, map_batch, progress, ma
     knobs = knob_table(study)
     count = study.get("seeds.count")
     n_seeds = study.networks_per_point
-    done = store.finished_networks(out, required)
+    if process_index != 0:
+        done = store.finished_networks(out, required)
     devices = tuple(jax.local_devices())
     pending_total = study.n_networks - len(done)
     if pending_total == 0 and (out / "results.nc").exists() and process_index != 0:
