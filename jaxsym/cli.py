@@ -147,15 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
         "study", help="run the bundled experiments and write the report (the main job)",
         description="Run every bundled experiment (experiments/*.toml) with a preset, then "
                     "write the figures and REPORT.md.")
-    study.add_argument("--preset", choices=("quick", "full"), default="quick",
-                       help="quick: minutes on a 2-core CPU; full: >= 512 seeds (GPU or long "
-                            "CPU); default %(default)s")
+    study.add_argument("--preset", choices=tuple(STUDY_FIGURES), default="quick",
+                       help="quick: minutes on a 2-core CPU; full: the committed figures/ "
+                            "(>= 128 seeds on the bias-only grids; under 90 min on 2 cores); "
+                            "large: >= 512 seeds and every variant (a GPU or a day of CPU); "
+                            "default %(default)s")
     study.add_argument("--runs", default="runs",
                        help="parent of the run directories (default: %(default)s/)")
-    study.add_argument("--figures", default="figures",
-                       help="where the figures and REPORT.md go (default: %(default)s/, in a "
-                            "source checkout the repository's tracked report; rewritten only "
-                            "when its numbers change)")
+    study.add_argument("--figures", default=None,
+                       help="where the figures and REPORT.md go (default: figures/quick/, "
+                            "figures/ or figures/large/ by preset; in a source checkout "
+                            "figures/ is the tracked full-preset report; rewritten only when "
+                            "its numbers change)")
     study.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     study.add_argument("--dry-run", action="store_true",
                        help="validate every experiment and print the plan (networks, estimated "
@@ -368,36 +371,43 @@ def _run(args) -> int:
 
 
 #: the experiments ``jaxsym study`` runs, in order: (file stem in EXPERIMENTS_DIR, overrides,
-#: presets that include it)
-STUDY_EXPERIMENTS = (("bias_only_regression", {}, ("quick", "full")),
-                     ("bias_only_classification", {}, ("quick", "full")),
-                     ("bias_only_mnist1d", {}, ("full",)),
-                     ("zero_init", {}, ("full",)),
-                     ("zero_init", {"train.batch_size": 0}, ("full",)),
-                     ("staircase", {}, ("quick", "full")),
-                     ("escape", {"train.dtype": "float64"}, ("quick", "full")),
-                     ("escape", {"train.dtype": "float32"}, ("quick", "full")),
-                     ("escape", {"train.dtype": "bfloat16"}, ("quick", "full")),
-                     ("noise_dose", {}, ("quick", "full")),
-                     ("saddle_slope", {}, ("quick", "full")),
+#: presets that include it). quick: minutes on a 2-core CPU (the README's first command);
+#: full: the committed figures/ (< 90 min on 2 cores); large: GPU scale (>= 512 seeds on the
+#: bias-only grids, every width and depth variant; figures/predicted/ came from its theory runs)
+STUDY_EXPERIMENTS = (("bias_only_regression", {}, ("quick", "full", "large")),
+                     ("bias_only_classification", {}, ("quick", "full", "large")),
+                     ("bias_only_mnist1d", {}, ("full", "large")),
+                     ("zero_init", {}, ("full", "large")),
+                     ("zero_init", {"train.batch_size": 0}, ("large",)),
+                     ("staircase", {}, ("quick", "full", "large")),
+                     ("escape", {"train.dtype": "float64"}, ("quick", "full", "large")),
+                     ("escape", {"train.dtype": "float32"}, ("quick", "full", "large")),
+                     ("escape", {"train.dtype": "bfloat16"}, ("quick", "full", "large")),
+                     ("noise_dose", {}, ("quick", "full", "large")),
+                     ("saddle_slope", {}, ("quick", "full", "large")),
                      # width scaling of the saddle: lr grows with m (the slope ~ m / lr) up to
                      # 0.2, where the symmetric mode of m = 32 is still stable
                      *(("saddle_slope", {"model.width": m, "train.learning_rate": lr,
-                                         "train.steps": steps}, ("full",))
+                                         "train.steps": steps}, ("large",))
                        for m, lr, steps in ((2, 0.025, 6000), (4, 0.05, 6000),
                                             (16, 0.2, 6000), (32, 0.2, 8000))),
-                     # the theory's checks: the quick preset keeps one of each kind (minutes
-                     # on 2 cores); the full preset's runs are in figures/predicted/
-                     ("predict", {}, ("quick", "full")),
-                     ("predict", {"model.depth": 3}, ("full",)),
-                     ("predict_circles", {}, ("quick", "full")),
-                     ("classify", {}, ("quick", "full")),
-                     ("classify", {"task.name": "circles"}, ("full",)),
+                     # the theory's checks: quick keeps one of each kind, full adds the other
+                     # classification tasks; the large preset's runs are in figures/predicted/
+                     ("predict", {}, ("quick", "full", "large")),
+                     ("predict", {"model.depth": 3}, ("large",)),
+                     ("predict_circles", {}, ("quick", "full", "large")),
+                     ("classify", {}, ("quick", "full", "large")),
+                     ("classify", {"task.name": "circles"}, ("full", "large")),
                      ("classify", {"task.name": "teacher_student", "grid.loss": ["mse"]},
-                      ("full",)),
+                      ("full", "large")),
                      *(("phase_diagram", {"model.depth": d},
-                        ("quick", "full") if d in (4, 8, 16, 24, 32) else ("full",))
+                        ("quick", "full", "large") if d in (4, 8, 16, 24, 32)
+                        else ("full", "large"))
                        for d in (2, 4, 8, 12, 16, 24, 32, 48, 64)))
+#: where ``jaxsym study`` writes its report by default, per preset: the main job (quick) never
+#: overwrites the committed full-preset report in figures/
+STUDY_FIGURES = {"quick": os.path.join("figures", "quick"), "full": "figures",
+                 "large": os.path.join("figures", "large")}
 #: the bundled experiments (package data; ``experiments/`` in a source checkout links here)
 EXPERIMENTS_DIR = str(config.BUNDLED_DIR)
 #: the committed report of a source checkout (absent in an installed wheel)
@@ -406,6 +416,8 @@ CHECKOUT_FIGURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 
 def _study(args) -> int:
+    if args.figures is None:
+        args.figures = STUDY_FIGURES[args.preset]
     for path, option in ((args.runs, "--runs"), (args.figures, "--figures")):
         problem = _dir_problem(path, option)
         if problem:
@@ -463,8 +475,9 @@ def _study(args) -> int:
         print(f"{study.name}: {study.n_networks} networks, "
               f"{dataset.attrs['wall_time_s']:.0f} s -> {out}/results.nc", flush=True)
     path = report.write_report(run_dirs, args.figures)
-    where = ("the tracked report of this checkout" if os.path.abspath(args.figures)
-             == CHECKOUT_FIGURES else "")
+    target = os.path.abspath(args.figures)
+    where = ("a tracked report of this checkout" if target == CHECKOUT_FIGURES
+             or target.startswith(CHECKOUT_FIGURES + os.sep) else "")
     print(f"study ({args.preset}) done in {time.perf_counter() - started:.0f} s; "
           f"report: {path}" + (f" ({where})" if where else ""))
     return 0
