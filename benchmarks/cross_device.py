@@ -1,8 +1,8 @@
-"""The same networks trained on two devices: a quick run here (CPU) against the full run of
+"""The same networks trained on two devices: a quick run here (CPU) against the large-preset run of
 the same experiment from another device (``benchmarks/device_runs.sh``, e.g. a GPU).
 
 A network's result depends only on (config, grid point, seed index) and the data draw; the
-quick and full presets of the theory experiments differ only in ``seeds.count``, so the
+quick and large presets of the theory experiments differ only in ``seeds.count``, so the
 networks of data draw 0 with seed index below the quick count are THE SAME networks in both
 (same initial parameters, same data). For each experiment this compares them one by one:
 whether each broke (must be identical: the conclusion), its step to break (rounding-level
@@ -51,14 +51,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     rows = {}
     for name in args.only:
-        quick, full = args.runs / f"{name}-quick", args.runs / f"{name}-full"
+        quick, full = args.runs / f"{name}-quick", args.runs / f"{name}-large"
         if not (quick / "results.nc").exists() or not (full / "results.nc").exists():
             print(f"{name}: needs {quick}/results.nc and {full}/results.nc", file=sys.stderr)
             return 2
         rows[name] = compare(store.load(quick), store.load(full))
     table = _common.markdown_table(
         ["experiment", "shared networks", "broke", "'broken' differs", "same step to break",
-         "largest step shift", "quick run on", "full run on"],
+         "largest step shift", "quick run on", "large run on"],
         [[n, r["networks"], r["broken"], r["broken_differ"],
           f"{r['break_step_equal']} of {r['broken']}", r["break_step_max_shift"],
           f"{r['cpu_quick']} ({r['device_quick']})", r["device_full"]]
@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     markdown = "\n".join([
         "# The same networks on two devices", "",
         f"`python benchmarks/cross_device.py --only {' '.join(args.only)}`: the draw-0 networks "
-        "shared by each experiment's quick run (here) and full run (`benchmarks/device_runs.sh` "
+        "shared by each experiment's quick run (here) and large-preset run (`benchmarks/device_runs.sh` "
         "on the device named in the table).", "",
         f"**{total - differ} of {total} networks reach the same conclusion (broken or not) on "
         "both devices.**", "", table])

@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
-# Train the theory experiments' full presets (issue "predict the answer") on an accelerator in
-# one call of the device tool, and send their results back compressed.
+# Train the theory experiments' large presets (issue "predict the answer"; the preset was named
+# "full" when figures/predicted/ was made) on an accelerator in one call of the device tool, and
+# send their results back compressed.
 #
 #   run(command="bash benchmarks/device_runs.sh", carry=[".whl"], timeout_s=580)
 #
 # .whl holds the netCDF4 and cftime wheels (cp312), which the device image lacks. Runs go in
 # priority order under one time budget (BUDGET seconds, default 480); a run the budget cuts off
 # is dropped (train it here with `jaxsym run`). The results are the same networks `jaxsym study
-# --preset full` trains (same configs, overrides and run names), with the vmap strategy and
+# --preset large` trains (same configs, overrides and run names), with the vmap strategy and
 # 4096 networks per call: a network's result depends only on (config, grid point, seed), and
 # identical units stay bitwise identical on every code path, so the device changes rounding-level
 # digits only. Unpack here with `python benchmarks/device_unpack.py FILES...` (into runs/).
 set -u
-PRESET=${PRESET:-full}
+PRESET=${PRESET:-large}
 BUDGET=${BUDGET:-480}
 OUTDIR=${OUT:-/tmp/device_out}
 mkdir -p "$OUTDIR" runs

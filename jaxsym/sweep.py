@@ -18,6 +18,9 @@ knows about chunks and devices.
   trains each device's networks a few at a time (:func:`nets_per_map_step`, vmapped) with
   ``lax.map`` inside ``shard_map``; "vmap" (the GPU default) vectorises all of them. Finished
   chunks are written atomically, so re-running resumes.
+* On CPU the LAPACK calls inside a chunk (the exact s2/s1 SVDs) run with ``cores // devices``
+  BLAS threads (:class:`Runner`): with one XLA device per core, OpenBLAS's own worker threads
+  only compete with the other devices (a 256 x 256 SVD took 5-20x longer).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from jaxsym import __version__, config, network, store, tasks
 from jaxsym.precision import float64_scope
 
 __all__ = ["Group", "plan_groups", "run_study", "knob_table", "make_runner", "task_data",
-           "nets_per_map_step", "group_networks", "chunk_arguments"]
+           "nets_per_map_step", "group_networks", "chunk_arguments", "Runner", "blas_threads"]
 
 
 #: categorical axes that are traced (an index) rather than compiled separately
@@ -146,10 +149,54 @@ def nets_per_map_step(spec: network.NetworkSpec) -> int:
     return 8 if max(spec.layer_sizes[1:-1], default=0) <= 32 else 1
 
 
+def blas_threads(n_devices: int) -> int | None:
+    """BLAS threads per XLA device while the engine runs: ``cores // n_devices`` (at least 1) on
+    CPU, None (leave the BLAS library alone) on accelerators."""
+    if jax.default_backend() != "cpu":
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // max(n_devices, 1))
+
+
+@functools.lru_cache(maxsize=1)
+def _threadpools():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+class Runner:
+    """A compiled chunk function that, on CPU, runs with :func:`blas_threads` BLAS threads.
+
+    The LAPACK kernels behind ``jnp.linalg.svd`` on CPU (SciPy's OpenBLAS) start their own
+    worker threads, as many as there are cores, and those threads spin while they wait. With
+    one XLA device per core each device's SVD then competes with the other devices' work
+    and with its own helper threads: ``benchmarks/README.md`` ("Where the time goes") measured
+    a 256 x 256 SVD at 5.6 ms with one BLAS thread per device against 28-110 ms with the
+    default. The limit is scoped to the call (threadpoolctl): nothing global changes. The call
+    blocks until the records are ready (the limit must outlive the asynchronous dispatch).
+    """
+
+    def __init__(self, compiled, n_devices: int):
+        self.compiled = compiled
+        self.threads = blas_threads(n_devices)
+
+    def lower(self, *args):
+        """``jax.jit(...).lower`` of the compiled function (ahead-of-time compilation)."""
+        return self.compiled.lower(*args)
+
+    def __call__(self, *args):
+        if self.threads is None:
+            return jax.block_until_ready(self.compiled(*args))
+        with _threadpools().limit(limits=self.threads, user_api="blas"):
+            return jax.block_until_ready(self.compiled(*args))
+
+
 @functools.lru_cache(maxsize=64)
 def make_runner(spec: network.NetworkSpec, root: int, strategy: str, devices: tuple,
                 batch: int = 1):
-    """A jitted ``(grid_idx, seed_idx, knobs, data) -> records`` over a chunk of networks.
+    """A :class:`Runner` ``(grid_idx, seed_idx, knobs, data) -> records`` over a chunk of
+    networks (jitted; on CPU with one BLAS thread per device).
 
     ``grid_idx, seed_idx: (n,)`` int32 and ``knobs: (n, len(KNOBS))`` must have ``n`` a multiple
     of ``len(devices) * batch``; the network axis is sharded over ``devices``. Strategy "map":
@@ -179,7 +226,7 @@ def make_runner(spec: network.NetworkSpec, root: int, strategy: str, devices: tu
     nets = jax.P("nets")
     sharded = jax.shard_map(local, mesh=mesh, in_specs=(nets, nets, nets, jax.P()),
                             out_specs=nets, check_vma=False)
-    return jax.jit(sharded), jax.NamedSharding(mesh, nets)
+    return Runner(jax.jit(sharded), len(devices)), jax.NamedSharding(mesh, nets)
 
 
 def group_networks(group: Group, n_seeds: int) -> np.ndarray:

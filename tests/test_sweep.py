@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import xarray as xr
@@ -297,3 +298,26 @@ def test_data_draws_extend_the_seed_axis(tmp_path):
 def test_draws_must_be_a_positive_integer():
     with pytest.raises(config.ConfigError, match="task.draws"):
         config.parse_study(small_text().replace("n_test = 32", "n_test = 32\ndraws = 0"))
+
+
+def test_runner_limits_blas_threads_only_during_the_call():
+    """On CPU the chunk function runs with cores // devices BLAS threads (OpenBLAS's spinning
+    workers slowed the engine's SVDs 5-20x); before and after the call nothing is changed."""
+    from threadpoolctl import threadpool_info
+
+    def blas():
+        return sorted(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+
+    before, seen = blas(), []
+
+    def compiled(x):
+        seen.append(blas())
+        return jnp.asarray(x) + 1
+
+    cores = len(os.sched_getaffinity(0))
+    runner = sweep.Runner(compiled, n_devices=cores)
+    assert runner.threads == sweep.blas_threads(cores) == 1
+    assert sweep.blas_threads(1) == cores
+    assert int(runner(1)) == 2
+    assert seen and all(n == 1 for n in seen[0]), seen
+    assert blas() == before
