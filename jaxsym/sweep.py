@@ -423,6 +423,9 @@ def _run_locked(study, out, chunk_size, force, strategy, map_batch, progress, ma
 
     log = log or _note
     started = time.perf_counter()
+    # the code that trains: read before training (a commit made while a long run trains must
+    # not be recorded as its source)
+    code = {"git_sha": _git_sha(), "git_dirty": _git_dirty()}
     draws = [study.make_task(k) for k in range(study.get("task.draws"))]
     task = draws[0]
     groups = plan_groups(study, task)
@@ -518,8 +521,8 @@ def _run_locked(study, out, chunk_size, force, strategy, map_batch, progress, ma
                   "python": platform.python_version(), "backend": jax.default_backend(),
                   "devices": str(devices), "n_devices": len(devices), "strategy": strategy,
                   "nets_per_map_step": json.dumps(map_batches),
-                  "chunk_size": chunk_size, "processes": process_count, "git_sha": _git_sha(),
-                  "git_dirty": _git_dirty(), "command": shlex.join(sys.argv),
+                  "chunk_size": chunk_size, "processes": process_count, **code,
+                  "command": shlex.join(sys.argv),
                   "wall_time_s": round(wall, 3), "networks_trained_now": pending_total}
     dataset = results.merge(study, groups, task, store.read_chunks(out, required), provenance)
     results.write(dataset, out / "results.nc")
