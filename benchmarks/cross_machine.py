@@ -19,8 +19,9 @@ cell, what the report concludes:
 * the classification runs: every (cell, draw, sigma_b) measured P(broken) in the same class
   (>= 0.9, <= 0.1, between); the W = 0 runs (zero_init): every grid point's P(broken) class.
 
-``--only predict classify`` reruns just those experiments (their quick preset) and compares
-only them.
+``--only predict classify`` reruns just those experiments (their quick preset, or
+``--preset full``) and compares only them with the reference's run of the same preset, e.g.
+``--preset full --only bias_only_mnist1d`` (after ``jaxsym study --preset full``).
 
 Writes ``OUT/cross_machine.json`` and ``.md`` (every compared cell, and the count that differ).
 """
@@ -143,10 +144,14 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=_common.DEFAULT_RESULTS)
     parser.add_argument("--compare-only", action="store_true")
     parser.add_argument("--only", nargs="+", metavar="EXPERIMENT", default=None,
-                        help="rerun only these experiments/NAME.toml (quick preset, into "
-                             "RUNS/NAME-quick) instead of the whole quick study, and compare "
-                             "only them")
+                        help="rerun only these experiments/NAME.toml (into RUNS/NAME-PRESET) "
+                             "instead of the whole quick study, and compare only them")
+    parser.add_argument("--preset", default="quick", choices=("quick", "full", "large"),
+                        help="preset of the --only runs (default quick; the whole-study "
+                             "rerun is always quick)")
     args = parser.parse_args(argv)
+    if args.preset != "quick" and not args.only:
+        parser.error("--preset other than quick needs --only")
     flags = exactness.KERNEL_FAMILIES[args.family]
     runs = args.runs or Path(f"runs-{args.family}")
     if not args.compare_only:
@@ -154,29 +159,32 @@ def main(argv=None) -> int:
         if args.only:
             for name in args.only:
                 subprocess.run([sys.executable, "-m", "jaxsym", "run",
-                                str(Path("experiments") / f"{name}.toml"), "--preset", "quick",
-                                "--out", str(runs / f"{name}-quick"), "--no-progress"],
+                                str(Path("experiments") / f"{name}.toml"), "--preset",
+                                args.preset, "--out", str(runs / f"{name}-{args.preset}"),
+                                "--no-progress"],
                                env=env, check=True)
         else:
             subprocess.run([sys.executable, "-m", "jaxsym", "study", "--preset", "quick",
                             "--runs", str(runs), "--figures", str(runs / "figures"),
                             "--no-progress"], env=env, check=True)
-    rows = compare(args.reference, runs, [f"{n}-quick" for n in args.only] if args.only
-                   else None)
+    rows = compare(args.reference, runs, [f"{n}-{args.preset}" for n in args.only]
+                   if args.only else None)
     differ = [r for r in rows if not r["same"]]
     table = _common.markdown_table(
         ["run", "compared", "reference", "other", "same"],
         [[r["run"], r["what"], str(r.get("reference")), str(r.get("other")),
           "yes" if r["same"] else "NO"] for r in rows])
     markdown = "\n".join([
-        "# The quick study under another kernel family vs the reference runs", "",
+        "# The study under another kernel family vs the reference runs", "",
         f"`python benchmarks/cross_machine.py --family {args.family}"
+        + (f" --preset {args.preset}" if args.preset != "quick" else "")
         + (f" --only {' '.join(args.only)}" if args.only else "")
         + f"` (XLA_FLAGS '{flags}'); "
         f"reference: `{args.reference}`", "", _common.machine_markdown(_common.machine_info()),
         "", f"**{len(rows) - len(differ)} of {len(rows)} compared conclusions agree.**", "",
         table])
-    stem = "cross_machine" + ("_" + "_".join(args.only) if args.only else "")
+    stem = "cross_machine" + ("_" + "_".join(args.only) if args.only else "") + (
+        f"_{args.preset}" if args.preset != "quick" else "")
     _common.write_results(args.out, stem, {"family": args.family, "flags": flags,
                                                       "rows": rows, "differ": len(differ)},
                           markdown)
