@@ -51,11 +51,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     rows = {}
     for name in args.only:
-        quick, full = args.runs / f"{name}-quick", args.runs / f"{name}-large"
-        if not (quick / "results.nc").exists() or not (full / "results.nc").exists():
-            print(f"{name}: needs {quick}/results.nc and {full}/results.nc", file=sys.stderr)
+        quick, large = args.runs / f"{name}-quick", args.runs / f"{name}-large"
+        if not (quick / "results.nc").exists() or not (large / "results.nc").exists():
+            print(f"{name}: needs {quick}/results.nc and {large}/results.nc", file=sys.stderr)
             return 2
-        rows[name] = compare(store.load(quick), store.load(full))
+        rows[name] = compare(store.load(quick), store.load(large))
     table = _common.markdown_table(
         ["experiment", "shared networks", "broke", "'broken' differs", "same step to break",
          "largest step shift", "quick run on", "large run on"],

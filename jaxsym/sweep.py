@@ -20,7 +20,7 @@ knows about chunks and devices.
   chunks are written atomically, so re-running resumes.
 * On CPU the LAPACK calls inside a chunk (the exact s2/s1 SVDs) run with ``cores // devices``
   BLAS threads (:class:`Runner`): with one XLA device per core, OpenBLAS's own worker threads
-  only compete with the other devices (a 256 x 256 SVD took 5-20x longer).
+  only compete with the other devices (a 256 x 256 SVD took ~10x longer).
 """
 
 from __future__ import annotations
@@ -172,8 +172,8 @@ class Runner:
     worker threads, as many as there are cores, and those threads spin while they wait. With
     one XLA device per core each device's SVD then competes with the other devices' work
     and with its own helper threads: ``benchmarks/README.md`` ("Where the time goes") measured
-    a 256 x 256 SVD at 5.6 ms with one BLAS thread per device against 28-110 ms with the
-    default. The limit is scoped to the call (threadpoolctl): nothing global changes. The call
+    a 2-device map of 256 x 256 SVDs at 5.6-5.8 ms per SVD with one BLAS thread per device
+    against 63-67 ms with the default pool (both under the same load). The limit is scoped to the call (threadpoolctl): nothing global changes. The call
     blocks until the records are ready (the limit must outlive the asynchronous dispatch).
     """
 
@@ -196,7 +196,7 @@ class Runner:
 def make_runner(spec: network.NetworkSpec, root: int, strategy: str, devices: tuple,
                 batch: int = 1):
     """A :class:`Runner` ``(grid_idx, seed_idx, knobs, data) -> records`` over a chunk of
-    networks (jitted; on CPU with one BLAS thread per device).
+    networks (jitted; on CPU with :func:`blas_threads` BLAS threads).
 
     ``grid_idx, seed_idx: (n,)`` int32 and ``knobs: (n, len(KNOBS))`` must have ``n`` a multiple
     of ``len(devices) * batch``; the network axis is sharded over ``devices``. Strategy "map":

@@ -302,7 +302,7 @@ def test_draws_must_be_a_positive_integer():
 
 def test_runner_limits_blas_threads_only_during_the_call():
     """On CPU the chunk function runs with cores // devices BLAS threads (OpenBLAS's spinning
-    workers slowed the engine's SVDs 5-20x); before and after the call nothing is changed."""
+    workers slowed the engine's SVDs ~10x); before and after the call nothing is changed."""
     from threadpoolctl import threadpool_info
 
     def blas():
