@@ -158,14 +158,15 @@ gradient_steps = {gradient_steps}
 def map_batch(spec, strategy: str) -> int:
     """Networks each device trains together per ``lax.map`` step, as ``run_study`` chooses it
     (``sweep.nets_per_map_step`` for "map"; 1 for "vmap")."""
-    from jaxsym import sweep
+    from jaxsym.engine import sweep
 
     return sweep.nets_per_map_step(spec) if strategy == "map" else 1
 
 
 def first_spec(study):
-    """The :class:`jaxsym.network.NetworkSpec` of the study's first static group."""
-    from jaxsym import sweep, tasks
+    """The :class:`jaxsym.core.network.NetworkSpec` of the study's first static group."""
+    from jaxsym.engine import sweep
+    from jaxsym.study import tasks
 
     task = tasks.make_task(study.get("task.name"), seed=study.get("task.seed"),
                            **study.task_options)
@@ -194,14 +195,15 @@ class EngineChunk:
 def engine_chunk(study, n: int, strategy: str, batch: int | None = None) -> EngineChunk:
     """The engine's compiled runner and the arguments of ONE chunk of ``n`` networks.
 
-    Mirrors ``jaxsym.sweep.run_study``: the group's runner from ``sweep.make_runner`` (the very
+    Mirrors ``jaxsym.engine.sweep.run_study``: the group's runner from ``sweep.make_runner`` (the very
     function the sweep calls) with the sweep's map batch (``batch`` overrides it), the first
     ``n`` networks of group 0 in the engine's order, padded to a multiple of devices x batch
     by repeating the last network, ``device_put`` with the runner's sharding.
     """
     import jax
 
-    from jaxsym import sweep, tasks
+    from jaxsym.engine import sweep
+    from jaxsym.study import tasks
 
     task = tasks.make_task(study.get("task.name"), seed=study.get("task.seed"),
                            **study.task_options)

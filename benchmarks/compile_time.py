@@ -1,6 +1,6 @@
 """Compile time of the sweep engine's chunk function: independent of N and of the grid size.
 
-The engine compiles once per static group (``jaxsym.sweep.make_runner``); numeric grid axes and
+The engine compiles once per static group (``jaxsym.engine.sweep.make_runner``); numeric grid axes and
 seeds are traced. This script builds the benchmark study (MLP 2 -> width -> width -> 1, tanh,
 MSE, full batch 256, SGD, 500 steps, ~30 checkpoints; see ``_common.study_toml``) with a grid
 of 1 or 50 ``sigma_b`` values, prepares one chunk of N networks exactly as ``run_study`` does,
@@ -59,7 +59,8 @@ def measure(width: int, n: int, n_grid: int, steps: int, strategy: str) -> dict:
     """One cold trace + lower + compile of the runner for a chunk of ``n`` networks."""
     import jax
 
-    from jaxsym import config, sweep
+    from jaxsym.study import config
+    from jaxsym.engine import sweep
 
     jax.clear_caches()
     sweep.make_runner.cache_clear()

@@ -42,7 +42,7 @@ def compare(quick, full) -> dict:
 
 
 def main(argv=None) -> int:
-    from jaxsym import store
+    from jaxsym.engine import store
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=Path("runs"))

@@ -4,7 +4,7 @@
     python benchmarks/cross_machine.py --out benchmarks/results
 
 runs the quick study again in a subprocess under another kernel family (default: XLA's own and
-Eigen's kernels limited to AVX2, ``jaxsym.exactness.KERNEL_FAMILIES["xla-avx2"]``, i.e. another
+Eigen's kernels limited to AVX2, ``jaxsym.core.exactness.KERNEL_FAMILIES["xla-avx2"]``, i.e. another
 CPU emulated on this one) into ``--runs`` (default ``runs-xla-avx2``), then compares, cell by
 cell, what the report concludes:
 
@@ -43,7 +43,8 @@ import _common  # noqa: E402
 def compare(reference: Path, other: Path, names: list[str] | None = None) -> list[dict]:
     """Cell-by-cell comparison of two sets of quick-study run directories (all of the
     reference's, or ``names``)."""
-    from jaxsym import reports as report, store
+    from jaxsym import reporting as report
+    from jaxsym.engine import store
 
     rows = []
     names = names or sorted(p.name for p in reference.iterdir()
@@ -135,7 +136,7 @@ def _p_class(p: float) -> str:
 
 
 def main(argv=None) -> int:
-    from jaxsym import exactness
+    from jaxsym.core import exactness
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--family", default="xla-avx2", choices=sorted(exactness.KERNEL_FAMILIES))

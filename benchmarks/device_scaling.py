@@ -29,7 +29,7 @@ import _common  # noqa: E402
 def time_chunk(width: int, n: int, strategy: str, steps: int, repeats: int) -> dict:
     import jax
 
-    from jaxsym import config
+    from jaxsym.study import config
 
     study = config.parse_study(_common.study_toml(width, n, steps=steps, checkpoints=6,
                                                   gradient_steps=0))

@@ -4,8 +4,8 @@
 
 * plain: the textbook step, ``z = a @ W.T + b`` in the natural layout, gradients by JAX's own
   transpose rules (what jaxsym ran before; identical units drift apart at widths 17, 33).
-* exact: the study's step (:func:`jaxsym.train.make_step`): padded training layout and
-  :func:`jaxsym.dense.dense` (identical units stay bitwise identical on every kernel family).
+* exact: the study's step (:func:`jaxsym.core.train.make_step`): padded training layout and
+  :func:`jaxsym.core.dense.dense` (identical units stay bitwise identical on every kernel family).
 
 Workload: the benchmark MLP 2 -> width -> width -> 1 (tanh, MSE, 256 samples, full batch),
 float32, ``--steps`` SGD steps in one jitted ``lax.scan``, one network, one XLA device; best of
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     import numpy as np
     import optax
 
-    from jaxsym import dense, network, train
+    from jaxsym.core import dense, network, train
 
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal((_common.N_TRAIN, _common.DIM)), jnp.float32)

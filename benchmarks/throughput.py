@@ -11,7 +11,7 @@ What one run measures (and writes to ``OUT/throughput.json`` and ``OUT/throughpu
 
 1. GEMM peak: a 4096 x 4096 float32 ``jax.jit`` matmul, best of several, in GFLOP/s (XLA's CPU
    matmul uses the intra-op thread pool, i.e. all cores); NumPy's BLAS for reference.
-2. Engine: the compiled function ``jaxsym.sweep.run_study`` calls -- ``sweep.make_runner`` on the
+2. Engine: the compiled function ``jaxsym.engine.sweep.run_study`` calls -- ``sweep.make_runner`` on the
    study's static group, one chunk of N networks sharded over one XLA CPU device per core --
    timed on a second call after a warm-up call (compile time = first call - second call).
    Network-steps/s, GFLOP/s and the fraction of the GEMM peak. The engine also records metrics
@@ -180,7 +180,7 @@ def measure_engine(width: int, n: int, strategy: str, steps: int, repeats: int,
     import jax
     import numpy as np
 
-    from jaxsym import config
+    from jaxsym.study import config
 
     spec = common.first_spec(config.parse_study(common.study_toml(width, n, steps=steps,
                                                                   checkpoints=checkpoints)))
@@ -209,7 +209,7 @@ def measure_engine(width: int, n: int, strategy: str, steps: int, repeats: int,
 def engine_variants(args, width: int) -> list[tuple[str, int, bool]]:
     """``(strategy, map batch, is the engine's own choice)`` to measure at ``width``, "auto"
     resolved to the batch ``run_study`` would use ("vmap" has no map batch: 1)."""
-    from jaxsym import config
+    from jaxsym.study import config
 
     spec = common.first_spec(config.parse_study(common.study_toml(width, 1, steps=args.steps)))
     variants = []
@@ -444,7 +444,8 @@ def to_markdown(result: dict) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.naive_worker or args.torch_worker:
-        from jaxsym import sweep, tasks
+        from jaxsym.engine import sweep
+        from jaxsym.study import tasks
 
         task = tasks.make_task("teacher_student", dim=common.DIM, teacher_width=2,
                                n_train=common.N_TRAIN, n_test=64)
@@ -469,7 +470,8 @@ def main(argv=None) -> int:
                                         args.map_batch[0], args.checkpoints[0])))
         return 0
 
-    from jaxsym import sweep, tasks
+    from jaxsym.engine import sweep
+    from jaxsym.study import tasks
 
     started = time.perf_counter()
     devices = jax.local_device_count()

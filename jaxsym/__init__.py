@@ -11,6 +11,8 @@ Importing the package is cheap and does not import JAX, so that the NumPy oracle
 >>> jaxsym.report(ds)                 # REPORT.md + figures in runs/example/report
 """
 
+from jaxsym._lazy import submodule_getattr
+
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "run", "load", "report"]
@@ -18,14 +20,12 @@ __all__ = ["__version__", "run", "load", "report"]
 
 def __getattr__(name):
     """Lazy top-level API: ``jaxsym.run`` / ``load`` / ``report`` (:mod:`jaxsym.api`); the
-    submodules (``jaxsym.store``, ``jaxsym.sweep``, ...) import on first attribute access."""
+    submodules (``jaxsym.engine.store``, ``jaxsym.engine.sweep``, ...) import on first attribute access."""
     if name in ("run", "load", "report"):
         from jaxsym import api
 
         return getattr(api, name)
-    import importlib
-    import importlib.util
+    return _submodule(name)
 
-    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module 'jaxsym' has no attribute {name!r}")
+
+_submodule = submodule_getattr(__name__)

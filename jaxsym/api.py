@@ -24,11 +24,11 @@ SHORTCUTS = {"seeds": "seeds.count", "steps": "train.steps", "dtype": "train.dty
 
 
 def study(config, preset: str | None = None, overrides: dict | None = None, **keywords):
-    """A validated :class:`jaxsym.config.Study` from a config path, TOML text or a Study.
+    """A validated :class:`jaxsym.study.config.Study` from a config path, TOML text or a Study.
 
     ``overrides``: ``{"section.key": value}``; ``keywords``: the shortcuts ``seeds``, ``steps``,
     ``dtype`` or ``section__key=value`` (e.g. ``train__learning_rate=0.05``)."""
-    from jaxsym import config as config_module
+    from jaxsym.study import config as config_module
 
     if isinstance(config, config_module.Study):
         result = config
@@ -56,22 +56,22 @@ def run(config, preset: str | None = None, out=None, *, overrides: dict | None =
     """Train every network of a study (resuming ``out``) and return its results Dataset.
 
     Args:
-      config: a config path, TOML text or a :class:`jaxsym.config.Study`.
+      config: a config path, TOML text or a :class:`jaxsym.study.config.Study`.
       preset: the config's ``[preset.NAME]`` to apply.
       out: run directory (default ``runs/<study name>``, as ``jaxsym run``).
       overrides, keywords: see :func:`study`.
       progress, chunk_size, force, wait: as ``jaxsym run``'s options.
 
     Returns:
-      the results ``xarray.Dataset`` (schema: :mod:`jaxsym.results`; statistics with intervals:
+      the results ``xarray.Dataset`` (schema: :mod:`jaxsym.engine.results`; statistics with intervals:
       :mod:`jaxsym.analysis`).
 
     Raises:
       ValueError: bad config, task or size (one line naming the key); nothing is written.
-      jaxsym.store.RunDirError: ``out`` holds another study, or another process holds it.
+      jaxsym.engine.store.RunDirError: ``out`` holds another study, or another process holds it.
     """
-    from jaxsym import config as config_module
-    from jaxsym import sweep
+    from jaxsym.study import config as config_module
+    from jaxsym.engine import sweep
 
     resolved = study(config, preset, overrides, **keywords)
     task = config_module.build_task(resolved)
@@ -86,8 +86,8 @@ def run(config, preset: str | None = None, out=None, *, overrides: dict | None =
 
 
 def load(run_dir):
-    """The results Dataset of a finished run directory (:func:`jaxsym.store.load`)."""
-    from jaxsym import store
+    """The results Dataset of a finished run directory (:func:`jaxsym.engine.store.load`)."""
+    from jaxsym.engine import store
 
     return store.load(run_dir)
 
@@ -98,7 +98,7 @@ def report(results, out=None) -> Path:
     ``results``: a run directory, a Dataset (from :func:`run` or :func:`load`) or a list of
     them. ``out`` defaults to ``<run directory>/report`` for a single run directory or a
     Dataset that came from one; it is required otherwise."""
-    from jaxsym import reports as report_module
+    from jaxsym import reporting as report_module
 
     sources = list(results) if isinstance(results, (list, tuple)) else [results]
     if out is None:

@@ -23,7 +23,7 @@ import sys
 import time
 
 import jaxsym
-from jaxsym import config
+from jaxsym.study import config
 
 __all__ = ["main", "build_parser", "YES_NETWORKS", "YES_HOURS"]
 
@@ -89,7 +89,7 @@ def _key_value(text: str) -> tuple[str, str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``jaxsym`` command."""
-    from jaxsym.activations import activation_names
+    from jaxsym.core.activations import activation_names
 
     parser = _Parser(prog="jaxsym", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"jaxsym {jaxsym.__version__}")
@@ -278,7 +278,7 @@ def _write_failure(error: OSError, out: str) -> str:
 
 def _task_error(study):
     """``(None, the first draw's task)``, or ``(one-line message, None)`` when a data draw's
-    task cannot be built (:func:`jaxsym.config.build_task`)."""
+    task cannot be built (:func:`jaxsym.study.config.build_task`)."""
     try:
         return None, config.build_task(study)
     except config.ConfigError as error:
@@ -286,7 +286,7 @@ def _task_error(study):
 
 
 def _run(args) -> int:
-    from jaxsym import store
+    from jaxsym.engine import store
 
     overrides = dict(args.set)
     for option, key in (("seeds", "seeds.count"), ("steps", "train.steps"),
@@ -320,7 +320,7 @@ def _run(args) -> int:
     _use_all_cores()
     import jax
 
-    from jaxsym import sweep
+    from jaxsym.engine import sweep
 
     problem = sweep.check_resources(study, task)
     if problem:
@@ -439,7 +439,8 @@ def _study(args) -> int:
             return _fail(problem)
         studies[-1] = (*studies[-1], task)
     _use_all_cores()
-    from jaxsym import reports as report, store, sweep
+    from jaxsym import reporting as report
+    from jaxsym.engine import store, sweep
 
     for study, _, task in studies:
         problem = sweep.check_resources(study, task)
@@ -484,7 +485,8 @@ def _study(args) -> int:
 
 
 def _report(args) -> int:
-    from jaxsym import reports as report, store
+    from jaxsym import reporting as report
+    from jaxsym.engine import store
 
     missing = [d for d in args.run_dirs if not os.path.exists(os.path.join(d, "results.nc"))]
     if missing:

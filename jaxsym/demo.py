@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym import metrics, network, train
-from jaxsym.precision import with_float64
+from jaxsym.core import metrics, network, train
+from jaxsym.core.precision import with_float64
 
 __all__ = ["run_demo", "format_table"]
 

@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsym import nn
-from jaxsym.activations import get_activation
+from jaxsym.core import nn
+from jaxsym.core.activations import get_activation
 from jaxsym.theory import backprop
 
 ACTIVATIONS = nn.activation_names()

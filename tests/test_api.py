@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxsym import analysis, stats
+from jaxsym import analysis
+from jaxsym.analysis import stats
 
 #: one xdist worker runs this module, so its module-scoped fixtures are built once
 pytestmark = pytest.mark.xdist_group("test_api")

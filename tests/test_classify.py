@@ -4,7 +4,8 @@ linearised escape, against the engine's networks."""
 import numpy as np
 import pytest
 
-from jaxsym import config, sweep
+from jaxsym.study import config
+from jaxsym.engine import sweep
 from jaxsym.theory import classify, escape
 
 XOR = """

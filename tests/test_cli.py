@@ -127,7 +127,7 @@ def test_full_disk_is_one_line_exit_2_and_resumable(tmp_path, capsys, monkeypatc
     import numpy as np
     import xarray as xr
 
-    from jaxsym import store
+    from jaxsym.engine import store
 
     args = ["run", str(EXAMPLE), "--out", str(tmp_path / "run"), "--steps", "5", "--seeds",
             "2", "--chunk-size", "4", "--no-progress"]
@@ -192,7 +192,7 @@ def test_run_prints_summary_and_resumes(tmp_path, capsys):
 
 
 def test_bundled_experiments_validate_in_every_preset():
-    from jaxsym import config
+    from jaxsym.study import config
 
     for name, overrides, presets in cli.STUDY_EXPERIMENTS:
         for preset in presets:
@@ -226,7 +226,7 @@ def test_no_command_prints_usage_and_the_commands(capsys):
 def test_noise_levels_take_integers_and_floats_alike():
     """``task.noise = 0`` and ``0.0`` are the same setting (noise levels are floats); sizes
     stay integers."""
-    from jaxsym import config
+    from jaxsym.study import config
 
     text = BASE.replace('name = "teacher_student"\ndim = 2\nteacher_width = 2', 'name = "circles"')
     as_int = config.parse_study(text.replace("[model]", "noise = 0\n\n[model]"))
@@ -302,10 +302,10 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
 
 
 def test_submodules_load_after_import_jaxsym():
-    """``import jaxsym`` then ``jaxsym.store.load`` / ``jaxsym.load`` (the README's snippet),
+    """``import jaxsym`` then ``jaxsym.engine.store.load`` / ``jaxsym.load`` (the README's snippet),
     without importing JAX until a JAX module is used."""
     code = ("import sys, jaxsym; assert 'jax' not in sys.modules; "
-            "assert jaxsym.load.__module__ == 'jaxsym.api' and callable(jaxsym.store.load); "
+            "assert jaxsym.load.__module__ == 'jaxsym.api' and callable(jaxsym.engine.store.load); "
             "print('ok')")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])))

@@ -22,7 +22,9 @@ import sys
 import numpy as np
 import pytest
 
-from jaxsym import config, exactness, store, sweep
+from jaxsym.study import config
+from jaxsym.core import exactness
+from jaxsym.engine import store, sweep
 
 #: one xdist worker runs this module, so its module-scoped fixtures are built once
 pytestmark = pytest.mark.xdist_group("test_cross_machine")

@@ -5,7 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsym import config, network, sweep, tasks
+from jaxsym.study import config, tasks
+from jaxsym.core import network
+from jaxsym.engine import sweep
 from jaxsym.theory import escape, saddle
 
 STUDY = """

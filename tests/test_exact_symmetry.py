@@ -1,12 +1,12 @@
 """Theorem 1, bitwise: identical units stay identical, on every CPU kernel family.
 
 Units of a hidden layer that start with the same incoming row, bias and outgoing column must
-end 1000 steps later (2000 in ``python -m jaxsym.exactness --full``) with bitwise-equal
+end 1000 steps later (2000 in ``python -m jaxsym.core.exactness --full``) with bitwise-equal
 parameters (difference exactly 0.0), for every
 activation, loss, optimizer, batch mode and dtype, at widths that fill the vector registers
-(8, 16) and that leave a remainder (17, 33), depths 2 and 3 (:mod:`jaxsym.exactness`).
+(8, 16) and that leave a remainder (17, 33), depths 2 and 3 (:mod:`jaxsym.core.exactness`).
 
-Kernel families (``jaxsym.exactness.KERNEL_FAMILIES``): the machine's own (YNNPACK, chosen by
+Kernel families (``jaxsym.core.exactness.KERNEL_FAMILIES``): the machine's own (YNNPACK, chosen by
 the CPU's features) runs in this process; XLA's and Eigen's kernels under
 ``--xla_cpu_max_isa=AVX2`` and ``SSE4_2`` run in subprocesses, which is how one machine
 emulates another CPU. The engine's strategies (map with 1 and 8 networks per step, vmap) are
@@ -20,10 +20,10 @@ import sys
 
 import pytest
 
-from jaxsym import exactness
+from jaxsym.core import exactness
 
 CASES = exactness.theorem_cases(full=False)
-#: steps of each case in the suite (``python -m jaxsym.exactness --full`` runs 2000)
+#: steps of each case in the suite (``python -m jaxsym.core.exactness --full`` runs 2000)
 STEPS = 1000
 
 
@@ -59,7 +59,7 @@ def test_other_kernel_families(family):
     """Products and a covering subset of the theorem cases under another family's kernels."""
     env = {**os.environ, "XLA_FLAGS": exactness.KERNEL_FAMILIES[family]}
     cases = ",".join(str(i) for i in exactness.FAMILY_CASES[family])
-    out = subprocess.run([sys.executable, "-m", "jaxsym.exactness", "--cases", cases,
+    out = subprocess.run([sys.executable, "-m", "jaxsym.core.exactness", "--cases", cases,
                           "--steps", str(STEPS)],
                          env=env, capture_output=True, text=True, timeout=1200)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -72,13 +72,13 @@ def test_other_kernel_families(family):
 
 
 def test_training_layout_pins_the_natural_view():
-    """The engine trains padded params (jaxsym.dense.pad_params); both views are the same
+    """The engine trains padded params (jaxsym.core.dense.pad_params); both views are the same
     network: same outputs and gradients, the padding units stay exactly zero."""
     import jax
     import jax.numpy as jnp
     import numpy as np
 
-    from jaxsym import dense, network, nn, train
+    from jaxsym.core import dense, network, nn, train
 
     sizes = (3, 17, 9, 2)
     params = network.init_mlp(jax.random.key(0), sizes, "normal", W_std=1.0, sigma_b=0.3)
@@ -114,7 +114,7 @@ def test_noise_knob_is_exactly_off_at_zero_and_breaks_twins_otherwise():
     import jax.numpy as jnp
     import numpy as np
 
-    from jaxsym import dense, train
+    from jaxsym.core import dense, train
 
     rng = np.random.default_rng(3)
     sizes = (3, 17, 2)

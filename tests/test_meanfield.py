@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jaxsym.activations import get_activation
+from jaxsym.core.activations import get_activation
 from jaxsym.theory import meanfield as mf
 
 

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsym import metrics
+from jaxsym.core import metrics
 
 
 def test_unit_spread_is_zero_for_identical_units_and_scale_free():
@@ -74,7 +74,7 @@ def test_break_test_agrees_with_the_exact_svd():
     rank-two estimate alone exceeds it at some eps where the SVD does not."""
     import jax
 
-    from jaxsym import network
+    from jaxsym.core import network
 
     spec = network.NetworkSpec(layer_sizes=(2, 32, 32, 1), activation="tanh", loss="mse",
                                optimizer="sgd", fan_in_scaled=True, steps=1, batch_size=0,

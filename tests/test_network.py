@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsym import network
+from jaxsym.core import network
 
 SPEC = network.NetworkSpec(layer_sizes=(3, 5, 1), activation="tanh", loss="mse", optimizer="sgd",
                            fan_in_scaled=True, steps=1, batch_size=0, dtype="float64",

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers import assert_trees_all_close
-from jaxsym import nn
+from jaxsym.core import nn
 from jaxsym.theory import backprop
 
 ACTIVATIONS = nn.activation_names()

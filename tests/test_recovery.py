@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from jaxsym import config, store, sweep
+from jaxsym.study import config
+from jaxsym.engine import store, sweep
 
 #: one xdist worker runs this module, so its module-scoped fixtures are built once
 pytestmark = pytest.mark.xdist_group("test_recovery")

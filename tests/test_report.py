@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
-from jaxsym import config, stats, sweep
-from jaxsym import reports as report
+from jaxsym.study import config
+from jaxsym.analysis import stats
+from jaxsym.engine import sweep
+from jaxsym import reporting as report
 
 TINY = """
 name = "tiny_bias_only"
@@ -137,7 +139,7 @@ def test_saddle_section_compares_fitted_and_predicted_slopes(tmp_path):
 def test_phase_diagram_section_counts_trained_networks(tmp_path):
     import numpy as np
 
-    from jaxsym import tasks
+    from jaxsym.study import tasks
     from jaxsym.theory import meanfield
 
     text = TINY.replace('name = "tiny_bias_only"', 'name = "phase_diagram"').replace(
@@ -169,7 +171,7 @@ def test_phase_diagram_section_counts_trained_networks(tmp_path):
 def test_dtype_floor_and_unit_roundoff():
     import xarray as xr
 
-    from jaxsym import reports as rep
+    from jaxsym import reporting as rep
 
     assert rep.unit_roundoff("float64") == pytest.approx(2.0 ** -53)
     assert rep.unit_roundoff("float32") == pytest.approx(2.0 ** -24)
@@ -227,7 +229,7 @@ def test_report_is_rewritten_only_when_a_number_changes(tmp_path):
     """The main job on a fresh clone records another git sha and maybe another machine: the
     committed REPORT.md is then left as it is (git status stays clean); a changed number
     rewrites it."""
-    from jaxsym import reports
+    from jaxsym import reporting as reports
 
     path = tmp_path / "REPORT.md"
     text = ("# jaxsym report\n\n| setting | value |\n|---|---|\n| seeds | 24 |\n"

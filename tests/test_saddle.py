@@ -11,7 +11,9 @@ import pytest
 from jax.flatten_util import ravel_pytree
 from scipy import stats as sps
 
-from jaxsym import config, metrics, network, sweep, tasks
+from jaxsym.study import config, tasks
+from jaxsym.core import metrics, network
+from jaxsym.engine import sweep
 
 from jaxsym.theory import backprop, saddle
 
@@ -98,7 +100,7 @@ def test_saddle_spectrum_antisymmetric_with_multiplicity_width_minus_one(width):
 
 
 def backprop_free_loss(theta, unravel, x, y, act):
-    from jaxsym import train
+    from jaxsym.core import train
 
     return train.loss_of_params(unravel(theta), x, y, act, "mse")
 

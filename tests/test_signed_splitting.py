@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsym import nn, tasks, train
+from jaxsym.core import nn, train
+from jaxsym.study import tasks
 from jaxsym.theory import splitting
 
 #: one xdist worker runs this module, so its module-scoped fixtures are built once

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from jaxsym import train
+from jaxsym.core import train
 from jaxsym.theory import saddle, splitting
 
 
@@ -113,7 +113,7 @@ def test_antisymmetric_subspace_is_invariant_at_any_depth(hidden):
     """At a symmetric point of depth 2 or 3, H maps antisymmetric directions to antisymmetric
     ones (no leak into the symmetric subspace); with one hidden layer the restricted spectrum is
     B's, each eigenvalue m - 1 times."""
-    from jaxsym import network
+    from jaxsym.core import network
 
     rng = np.random.default_rng(4)
     m, d, n = 3, 2, 30

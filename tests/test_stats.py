@@ -1,11 +1,11 @@
-"""Known-answer tests for jaxsym.stats (NumPy/SciPy only, fast)."""
+"""Known-answer tests for jaxsym.analysis.stats (NumPy/SciPy only, fast)."""
 
 import math
 
 import numpy as np
 import pytest
 
-from jaxsym.stats import (
+from jaxsym.analysis.stats import (
     KaplanMeier, fit_log_law, format_median, kaplan_meier, median_time,
     wilson_interval,
 )
@@ -99,7 +99,7 @@ def test_median_ci_covers_exponential_truth():
 
 
 def test_format_median():
-    from jaxsym.stats import MedianTime
+    from jaxsym.analysis.stats import MedianTime
     assert format_median(MedianTime(523, 498, 551, True, 100, 90), 2000) == "523 [498, 551]"
     assert format_median(MedianTime(523, 498, math.inf, True, 100, 60), 2000) == \
         "523 [498, > 2000]"

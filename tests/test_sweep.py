@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from jaxsym import config, network, store, sweep
+from jaxsym.study import config
+from jaxsym.core import network
+from jaxsym.engine import store, sweep
 
 SMALL = """
 name = "small"
@@ -147,7 +149,9 @@ DEVICE_SCRIPT = textwrap.dedent("""
     import sys
     import jax
     import numpy as np
-    from jaxsym import config, network, sweep, tasks
+    from jaxsym.study import config, tasks
+    from jaxsym.core import network
+    from jaxsym.engine import sweep
     study = config.parse_study(open(sys.argv[1]).read())
     ds = sweep.run_study(study, sys.argv[2], chunk_size=5, progress=False)
     devices = tuple(jax.local_devices())

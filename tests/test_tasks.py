@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jaxsym import tasks
+from jaxsym.study import tasks
 
 SYNTHETIC = ["teacher_student", "xor", "parity", "spirals", "circles"]
 

@@ -6,7 +6,7 @@
 3. Total stall: W = 0, b = 0 and g(0) = 0: no weight ever moves.
 4. Rank one: with W = 0 and random biases, each hidden layer's first update is rank one.
 
-Theorem 1 holds bitwise, because jaxsym.dense computes every unit's products the same way;
+Theorem 1 holds bitwise, because jaxsym.core.dense computes every unit's products the same way;
 its tests live in tests/test_exact_symmetry.py, next to the kernel-family checks.
 """
 
@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsym import train
+from jaxsym.core import train
 from jaxsym.theory import backprop
 
 def _zero_weight_network(rng, depth, width=5, n_in=3, n_out=2):

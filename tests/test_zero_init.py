@@ -6,7 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsym import metrics, network, sweep, tasks, train
+from jaxsym.core import metrics, network, train
+from jaxsym.engine import sweep
+from jaxsym.study import tasks
 from jaxsym.theory import zero_init
 
 #: one xdist worker runs this module, so its module-scoped fixtures are built once

@@ -1,12 +1,12 @@
 """The analytic-gradient oracle: textbook backpropagation in NumPy float64, no JAX.
 
 Contract:
-  * Same network as :mod:`jaxsym.nn`: ``params`` is a list of L layers, layer 1 first, each
+  * Same network as :mod:`jaxsym.core.nn`: ``params`` is a list of L layers, layer 1 first, each
     ``{"W": (n_i, n_{i-1}), "b": (n_i,)}``; hidden layers apply g, the output layer is linear.
-  * Same losses as :func:`jaxsym.nn.loss_fn` ("mse", "bce", "softmax_ce"), with dL/dz_L written
+  * Same losses as :func:`jaxsym.core.nn.loss_fn` ("mse", "bce", "softmax_ce"), with dL/dz_L written
     by hand and numerically stable for huge logits.
   * Every array is converted to NumPy float64 (integer labels for "softmax_ce"); this module
-    never imports JAX, and uses the hand-written g' of :mod:`jaxsym.activations`.
+    never imports JAX, and uses the hand-written g' of :mod:`jaxsym.core.activations`.
 
 Formulas, with a_0 = x of shape (batch, n_0)::
 
@@ -23,11 +23,11 @@ from __future__ import annotations
 import numpy as np
 import scipy.special
 
-from jaxsym.activations import Activation, get_activation
+from jaxsym.core.activations import Activation, get_activation
 
 __all__ = ["LOSS_NAMES", "forward", "output_delta", "gradients"]
 
-#: The losses the oracle knows, the same names as :data:`jaxsym.nn.LOSSES`.
+#: The losses the oracle knows, the same names as :data:`jaxsym.core.nn.LOSSES`.
 LOSS_NAMES = ("mse", "bce", "softmax_ce")
 
 

@@ -55,7 +55,7 @@ MECHANISMS = ("log-law", "transient", "norm", "slow", "heals", "kink", "unstable
 
 def piecewise_linear(activation: str) -> bool:
     """True when g'' = 0 wherever it is defined (relu, leaky_relu, linear)."""
-    from jaxsym.activations import get_activation
+    from jaxsym.core.activations import get_activation
 
     z = np.linspace(-4.0, 4.0, 801)
     z = z[np.abs(z) > 1e-9]
@@ -150,7 +150,9 @@ def classification_rows(ds, predictions: dict | None = None) -> list[dict]:
     ``prediction`` (:class:`CellPrediction`), ``p_measured``, ``p_low``, ``p_high``, ``n``,
     ``agree``.
     """
-    from jaxsym import reports as report, results, stats
+    from jaxsym import reporting as report
+    from jaxsym.engine import results
+    from jaxsym.analysis import stats
 
     study = report.study_of(ds)
     predictions = classify_study(study) if predictions is None else predictions

@@ -87,7 +87,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
-from jaxsym.precision import with_float64
+from jaxsym.core.precision import with_float64
 
 __all__ = ["EscapePrediction", "PooledPrediction", "linearised_escape", "break_amplitude",
            "predict_study", "predict_pooled", "compare", "deviation_norms", "network_errors",
@@ -274,7 +274,7 @@ def linearised_escape(params, x, y, activation: str, loss: str, optimizer: str,
         dtype (use float64). Every iterate is projected back onto the symmetric subspace.
       x, y: full training batch (the engine's full-batch step).
       activation, loss, optimizer: registered names (optimizer as in
-        :func:`jaxsym.train.make_optimizer`).
+        :func:`jaxsym.core.train.make_optimizer`).
       learning_rate, steps: as in the study.
       threshold: the study's ``thresholds.diversity``.
     """
@@ -303,7 +303,7 @@ def _escape_program(widths, activation, loss, optimizer, steps, threshold):
     import jax.numpy as jnp
     import optax
 
-    from jaxsym import train
+    from jaxsym.core import train
     from jaxsym.theory.saddle import _zero_tangent, symmetric_projection
 
     n_hidden = len(widths)
@@ -412,7 +412,8 @@ def predict_study(study, trajectory_steps: int | None = None, draw: int = 0) -> 
     import jax
     import jax.numpy as jnp
 
-    from jaxsym import network, sweep
+    from jaxsym.core import network
+    from jaxsym.engine import sweep
 
     if study.get("train.batch_size") not in (0, study.get("task.n_train")):
         raise ValueError(f"{study.name}: the linearised escape needs full-batch training "
@@ -461,7 +462,8 @@ def deviation_norms(study, seeds) -> np.ndarray:
     import jax
     import jax.numpy as jnp
 
-    from jaxsym import network, sweep
+    from jaxsym.core import network
+    from jaxsym.engine import sweep
 
     table = sweep.knob_table(study)
     seeds = np.asarray(list(seeds))
@@ -487,7 +489,7 @@ def network_errors(ds, study, prediction: EscapePrediction, draw: int = 0) -> np
     """Measured minus predicted step to break of every network of data draw ``draw`` of a
     one-configuration run ``ds`` (grid: sigma_b only): ``(n_sigma, seeds per draw)``, inf or
     -inf where exactly one of the two is beyond the budget, nan where both are (``study``: the
-    run's study, e.g. ``jaxsym.reports.study_of(ds)``). Each network's
+    run's study, e.g. ``jaxsym.reporting.study_of(ds)``). Each network's
     prediction is ``T(sigma_b ||d||)`` from its own initial bias deviation (not the chi^2 law)."""
     count = study.get("seeds.count")
     seeds = range(draw * count, (draw + 1) * count)
@@ -514,7 +516,7 @@ MEDIAN_TOLERANCE = 0.05
 
 
 def _row(cell, draw, sigma, prediction, one, layer) -> dict:
-    from jaxsym import stats
+    from jaxsym.analysis import stats
 
     times = one.time_to_break_layer.isel(layer=layer).values
     broken = one.broken_layer.isel(layer=layer).values
@@ -548,12 +550,13 @@ def compare(ds, predictions: dict | None = None, layer: int = 0) -> list[dict]:
 
     Returns one dict per (cell, draw, sigma_b): ``cell`` (``{axis: value}``), ``draw``,
     ``sigma_b``,
-    ``predicted`` (steps, inf = not by the budget), ``measured`` (:class:`jaxsym.stats.
+    ``predicted`` (steps, inf = not by the budget), ``measured`` (:class:`jaxsym.analysis.stats.
     MedianTime`), ``p_predicted``, ``p_measured``, ``p_low``, ``p_high``, ``n``, ``agree``
     (within :data:`MEDIAN_TOLERANCE`, or both beyond the budget) and ``error`` (relative,
     None unless both are finite).
     """
-    from jaxsym import reports as report, results
+    from jaxsym import reporting as report
+    from jaxsym.engine import results
 
     study = report.study_of(ds)
     predictions = predict_pooled(study) if predictions is None else predictions

@@ -1,7 +1,7 @@
 """Mean-field signal propagation in wide random networks (Poole et al. 2016, Schoenholz et al.
 2017), in NumPy/SciPy float64 (no JAX).
 
-Contract: every function takes an activation name (the registry of :mod:`jaxsym.activations`,
+Contract: every function takes an activation name (the registry of :mod:`jaxsym.core.activations`,
 with its hand-written g', g'') and the weight / bias variances ``sigma_w2 = sigma_w^2`` and
 ``sigma_b2 = sigma_b^2`` of ``W_ij ~ N(0, sigma_w^2 / n_in)``, ``b_i ~ N(0, sigma_b^2)``.
 Gaussian expectations use Gauss-Hermite quadrature (``numpy.polynomial.hermite_e``).
@@ -28,7 +28,7 @@ import numpy as np
 from numpy.polynomial import hermite_e
 from scipy import optimize
 
-from jaxsym.activations import get_activation
+from jaxsym.core.activations import get_activation
 
 __all__ = ["MeanField", "gauss_expectation", "q_map", "q_star", "c_map", "c_star", "chi_1",
            "depth_scales", "mean_field", "critical_sigma_w2"]

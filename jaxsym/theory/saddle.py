@@ -42,7 +42,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from jaxsym.precision import with_float64
+from jaxsym.core.precision import with_float64
 
 __all__ = ["saxe_escape_time", "simulate_balanced_linear", "collapsed_point", "saddle_spectrum",
            "growth_factor", "predicted_slope", "linearised_growth", "symmetric_projection",
@@ -88,7 +88,7 @@ def simulate_balanced_linear(s: float, tau: float, u0: float, u_final: float,
 def _loss_and_ravel(params, x, y, activation: str, loss: str):
     from jax.flatten_util import ravel_pytree
 
-    from jaxsym import train
+    from jaxsym.core import train
 
     flat, unravel = ravel_pytree(params)
 
@@ -258,7 +258,7 @@ def linearised_growth(params, direction, x, y, activation: str, loss: str,
 
     Propagates a tangent ``(delta, 0)`` of the state ``(theta, optimizer state)`` with the
     Jacobian of one full-batch optax step (``jax.jvp``; optimizer kinds of
-    :func:`jaxsym.train.make_optimizer`), renormalising each step; returns
+    :func:`jaxsym.core.train.make_optimizer`), renormalising each step; returns
     ``log(||delta_{t+1}|| / ||delta_t||)`` (parameter part) for ``t = 0..steps-1``. At the
     collapsed saddle an antisymmetric ``direction`` settles at ``log r`` (:func:`growth_factor`);
     earlier on the trajectory the rate differs: the transient that limits which sigma values obey
@@ -269,7 +269,7 @@ def linearised_growth(params, direction, x, y, activation: str, loss: str,
     import optax
     from jax.flatten_util import ravel_pytree
 
-    from jaxsym import train
+    from jaxsym.core import train
 
     flat, _, objective = _loss_and_ravel(params, x, y, activation, loss)
     delta = ravel_pytree(direction)[0].astype(flat.dtype)
@@ -345,7 +345,8 @@ def analyse_study(study, grad_tol: float = 1e-12, max_steps: int = 200_000,
     import jax
     import jax.numpy as jnp
 
-    from jaxsym import network, sweep
+    from jaxsym.core import network
+    from jaxsym.engine import sweep
 
     task = study.make_task(0)
     groups = sweep.plan_groups(study, task)

@@ -102,8 +102,8 @@ def antisymmetric_block(params, x, y, activation: str, loss: str,
     import jax
     import jax.numpy as jnp
 
-    from jaxsym import nn
-    from jaxsym.activations import get_activation
+    from jaxsym.core import nn
+    from jaxsym.core.activations import get_activation
 
     if len(params) != 2:
         raise ValueError(f"antisymmetric_block needs one hidden layer, got {len(params) - 1}")
@@ -155,7 +155,7 @@ def antisymmetric_hessian(params, x, y, activation: str, loss: str):
     import jax
     from jax.flatten_util import ravel_pytree
 
-    from jaxsym import train
+    from jaxsym.core import train
 
     flat, unravel = ravel_pytree(params)
     H = np.asarray(jax.hessian(lambda th: train.loss_of_params(unravel(th), x, y, activation,

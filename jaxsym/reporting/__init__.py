@@ -1,7 +1,7 @@
 """``jaxsym report`` / :func:`jaxsym.report`: figures and ``REPORT.md`` from finished runs.
 
 Contract: :func:`summarize` turns one bias-only result dataset into table rows (pure, no I/O);
-:func:`write_report` loads run directories, draws the figures (:mod:`jaxsym.plots`) and writes
+:func:`write_report` loads run directories, draws the figures (:mod:`jaxsym.reporting.plots`) and writes
 ``REPORT.md``. Every number in the report is computed here from the datasets; the setup tables
 are generated from the configs stored in the datasets.
 """
@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxsym import plots, stats, store
+from jaxsym.reporting import plots
+from jaxsym.analysis import stats
+from jaxsym.engine import store
 
 __all__ = ["summarize", "fit_slopes", "write_report", "description", "write_text_if_changed", "study_of", "saddle_fits", "phase_table", "P_TARGET", "FIT_SIGMA_RANGE"]
 
@@ -334,7 +336,7 @@ def _escape_text(datasets) -> str:
         floors.append(f"| {dtype} | {u:.1e} | {floor:.0e} | {floor / u:.2g} | {first:.0e} | "
                       f"{slope} |")
     findings.append(
-        "With exact symmetric arithmetic (jaxsym.dense), identical units (sigma_b = 0) never "
+        "With exact symmetric arithmetic (jaxsym.core.dense), identical units (sigma_b = 0) never "
         "break, in any dtype: P(broken) = 0. A positive sigma_b far below the resolution of the "
         "pre-activations is absorbed: every unit computes the same z, the bias differences never "
         "reach the loss, and the network behaves exactly like sigma_b = 0. The floor sigma_b* "
@@ -389,9 +391,9 @@ def _noise_text(ds) -> str:
 
 
 def study_of(ds):
-    """The :class:`jaxsym.config.Study` a result dataset was run from (config, preset and
+    """The :class:`jaxsym.study.config.Study` a result dataset was run from (config, preset and
     overrides are stored in its attributes)."""
-    from jaxsym import config
+    from jaxsym.study import config
 
     study = config.parse_study(ds.attrs["config"], name=ds.attrs["name"],
                                preset=ds.attrs.get("preset") or None)

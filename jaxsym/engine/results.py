@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxsym import store
-from jaxsym.network import record_shapes
+from jaxsym.engine import store
+from jaxsym.core.network import record_shapes
 
 __all__ = ["merge", "write", "RECORD_DIMS", "grid_dim"]
 

@@ -24,7 +24,7 @@ import itertools
 
 import numpy as np
 
-from jaxsym import stats
+from jaxsym.analysis import stats
 
 __all__ = ["grid_dims", "p_event", "p_broken", "median_time", "fit_curve", "log_law",
            "summary"]
@@ -101,7 +101,7 @@ def median_time(ds, time: str = "time_to_converge", event: str | None = None,
 
 def fit_curve(curve, time: str = "time_to_converge", event: str = "converged",
               sigma_range=(1e-8, 1e-2), min_finished: float = 0.9, n_boot: int = 1000):
-    """The log-law fit (:func:`jaxsym.stats.fit_log_law`) of ONE curve (dims ``sigma_b`` and
+    """The log-law fit (:func:`jaxsym.analysis.stats.fit_log_law`) of ONE curve (dims ``sigma_b`` and
     ``seed``) over the sigma_b in ``sigma_range`` where >= ``min_finished`` of the networks
     had the event (censored runs would bias the medians); None with fewer than 3 such values.
     The report's fits and :func:`log_law` both use it."""
@@ -120,7 +120,7 @@ def log_law(ds, time: str = "time_to_converge", event: str | None = None,
     """``T = a + b log10(1/sigma_b)`` fitted to the per-sigma_b median times (sigma_b in
     ``sigma_range`` with >= ``min_finished`` of the networks finished), per combination of the
     other grid dims, with the stratified-bootstrap 95% CI of ``b``
-    (:func:`jaxsym.stats.fit_log_law`). Needs a ``sigma_b`` grid dim."""
+    (:func:`jaxsym.analysis.stats.fit_log_law`). Needs a ``sigma_b`` grid dim."""
     event = event or {"time_to_break": "broken", "time_to_converge": "converged"}[time]
     if "sigma_b" not in grid_dims(ds):
         raise ValueError("log_law needs a sigma_b grid axis")

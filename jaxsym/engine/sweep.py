@@ -1,6 +1,6 @@
 """The sweep engine: (grid point x seed) -> chunks -> batched, sharded training -> one Dataset.
 
-Contract: :func:`run_study` trains every network of a :class:`jaxsym.config.Study` and returns
+Contract: :func:`run_study` trains every network of a :class:`jaxsym.study.config.Study` and returns
 the merged ``xarray.Dataset`` (also written to ``OUT/results.nc``). It is the only module that
 knows about chunks and devices.
 
@@ -11,7 +11,7 @@ knows about chunks and devices.
   index ``s`` trains on draw ``s // seeds.count`` (task seed ``task.seed + draw``); with one
   draw nothing changes.
 * Categorical axes (activation, loss, optimizer) split the grid into static groups, compiled
-  once each; numeric axes, the weight init mode (an index, see jaxsym.network) and seeds are
+  once each; numeric axes, the weight init mode (an index, see jaxsym.core.network) and seeds are
   traced.
 * Each chunk of ``chunk_size`` networks is padded to a multiple of the local device count (times
   the map batch) and sharded over a 1-D mesh ``("nets",)``. Strategy "map" (the CPU default)
@@ -41,8 +41,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym import __version__, config, network, store, tasks
-from jaxsym.precision import float64_scope
+from jaxsym import __version__
+from jaxsym.study import config, tasks
+from jaxsym.core import network
+from jaxsym.engine import store
+from jaxsym.core.precision import float64_scope
 
 __all__ = ["Group", "plan_groups", "run_study", "knob_table", "make_runner", "task_data",
            "nets_per_map_step", "group_networks", "chunk_arguments", "Runner", "blas_threads"]
@@ -59,7 +62,7 @@ class Group:
     Attributes:
       index: group number (order of first appearance in the flat grid).
       categorical: ``((axis, value), ...)`` of the categorical grid axes.
-      spec: the compiled-once :class:`jaxsym.network.NetworkSpec`.
+      spec: the compiled-once :class:`jaxsym.core.network.NetworkSpec`.
       grid_indices: flat grid indices of this group's points, ascending.
     """
 
@@ -141,7 +144,7 @@ def nets_per_map_step(spec: network.NetworkSpec) -> int:
     ``benchmarks/results/map_batch``: at width 16, 8 networks per step gave 1.3-1.5x the
     throughput of one at a time in every paired run (for 1.5-3 s more compile per static
     group); no gain at width 64 and above. The choice cannot change a conclusion: identical
-    units compute bitwise-identical values under every batching (:mod:`jaxsym.dense`,
+    units compute bitwise-identical values under every batching (:mod:`jaxsym.core.dense`,
     tests/test_cross_machine.py), so whether a network breaks symmetry does not depend on
     it, only rounding-level digits do. Depends only on the static spec, so a network's result
     never depends on the chunk, the device count or the study size.
@@ -362,7 +365,7 @@ def run_study(study, out, chunk_size: int = 256, force: bool = False, strategy: 
     """Train every network of ``study`` into run directory ``out``; return the Dataset.
 
     Args:
-      study: a validated :class:`jaxsym.config.Study`.
+      study: a validated :class:`jaxsym.study.config.Study`.
       out: run directory (created; resumed when it holds the same study).
       chunk_size: networks per compiled call (memory grows with it, not with the study size).
       force: overwrite a run directory that holds a different study.
@@ -379,7 +382,7 @@ def run_study(study, out, chunk_size: int = 256, force: bool = False, strategy: 
       wait_timeout, poll_interval: how long (s) a process waits for the run directory (others)
         or for the other processes' chunks (process 0), and how often it looks.
       wait: when another process holds the run directory's lock, wait for it instead of raising
-        :class:`jaxsym.store.RunLockedError` (process 0 holds the lock while it trains and
+        :class:`jaxsym.engine.store.RunLockedError` (process 0 holds the lock while it trains and
         merges).
       log: ``log(message)`` for notes about recovery (corrupt chunks re-trained, a corrupt
         results.nc rebuilt); default: print to stderr.
@@ -419,7 +422,7 @@ def _run_locked(study, out, chunk_size, force, strategy, map_batch, progress, ma
                 process_index, process_count, wait_timeout, poll_interval, log):
     from tqdm.auto import tqdm
 
-    from jaxsym import results
+    from jaxsym.engine import results
 
     log = log or _note
     started = time.perf_counter()

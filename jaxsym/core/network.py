@@ -19,7 +19,7 @@ Step convention: "step t" means after t updates (t = 0 is the initial network). 
   * broken:    every hidden layer's exact direction diversity s2/s1 (SVD) > ``diversity_threshold``
                (and per hidden layer: ``time_to_break_layer``, ``broken_layer``, the first step
                at which that layer alone exceeds it). Two-trace lower and upper bounds of
-               s2/s1 (:func:`jaxsym.metrics.diversity_bounds`) screen each step; the SVD
+               s2/s1 (:func:`jaxsym.core.metrics.diversity_bounds`) screen each step; the SVD
                runs only where the threshold lies between them.
                ``diversity_at_break`` records the exact s2/s1 of every hidden layer at that
                step. "Broken" means the threshold was crossed at some step: a layer that heals
@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym import dense, metrics, nn, train
+from jaxsym.core import dense, metrics, nn, train
 
 __all__ = ["NetworkSpec", "Architecture", "KNOBS", "WEIGHT_MODES", "weights_from_draws",
            "init_params", "init_mlp", "checkpoint_steps", "run_network", "record_shapes"]
@@ -115,7 +115,7 @@ def weights_from_draws(spec: NetworkSpec, knobs, z: jax.Array, noise: jax.Array)
 
 
 def init_params(key, knobs, spec: NetworkSpec | Architecture):
-    """The network's initial parameters (see :mod:`jaxsym.nn` for the layout). The ONE init
+    """The network's initial parameters (see :mod:`jaxsym.core.nn` for the layout). The ONE init
     path: the engine calls it with traced knobs, :func:`init_mlp` with Python numbers.
 
     ALL of the network's initial randomness is ONE standard normal draw
@@ -219,7 +219,7 @@ def run_network(key, knobs, data, spec: NetworkSpec):
     knobs = {k: jnp.asarray(knobs[k], dtype) for k in KNOBS}
     key_init, key_batches = jax.random.split(key)
     sizes, widths = spec.layer_sizes, spec.layer_sizes[1:-1]
-    # trained in the padded layout (exact symmetry, see jaxsym.dense); records use the natural
+    # trained in the padded layout (exact symmetry, see jaxsym.core.dense); records use the natural
     # view dense.unpad_params(p, sizes)
     params = dense.pad_params(init_params(key_init, knobs, spec))
     x, y = data["x_train"].astype(dtype), data["y_train"]

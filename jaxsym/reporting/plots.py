@@ -1,8 +1,8 @@
 """Figures of a study, one function per figure kind (matplotlib, Agg, colour-blind-safe palette).
 
 Contract: each ``fig_*`` function takes result datasets (``xarray.Dataset`` from
-:func:`jaxsym.store.load`) and returns a ``matplotlib.figure.Figure``; :func:`save` writes it as
-PNG and PDF. Nothing here trains or computes statistics beyond calling :mod:`jaxsym.stats`.
+:func:`jaxsym.engine.store.load`) and returns a ``matplotlib.figure.Figure``; :func:`save` writes it as
+PNG and PDF. Nothing here trains or computes statistics beyond calling :mod:`jaxsym.analysis.stats`.
 sigma_b = 0 is drawn at the left edge of the log axis, on a tick labelled "0".
 """
 
@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jaxsym import stats  # noqa: E402
+from jaxsym.analysis import stats  # noqa: E402
 
 __all__ = ["PALETTE", "fig_p_broken", "fig_time_to_converge", "fig_survival", "fig_staircase",
            "fig_escape", "fig_predict", "fig_saddle", "fig_phase_diagram", "fig_overview",
@@ -284,7 +284,7 @@ def fig_escape(datasets):
 def fig_noise_dose(ds):
     """P(broken) (Wilson 95% band) and median step to break vs the per-step relative noise,
     one line per activation; noise = 0 drawn a decade left of the smallest dose."""
-    from jaxsym import stats
+    from jaxsym.analysis import stats
 
     fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.4))
     noise = ds.noise.values
@@ -417,7 +417,7 @@ def fig_saddle(ds, analysis, fits):
 def fig_phase_diagram(table, xi_multiples=(3.0, 6.0)):
     """Fraction of seeds trained over (sigma_w^2, depth), with depth = k xi_c(sigma_w^2) from
     mean-field theory overlaid and the critical sigma_w^2 marked. ``table``: from
-    :func:`jaxsym.reports.phase_table`. Grid cells have equal widths (one column per sigma_w^2,
+    :func:`jaxsym.reporting.phase_table`. Grid cells have equal widths (one column per sigma_w^2,
     the bias-only column sigma_w^2 = 0 first); the theory curves are placed between columns by
     linear interpolation in sigma_w."""
     from jaxsym.theory import meanfield

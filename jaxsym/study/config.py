@@ -7,7 +7,7 @@ and the allowed values. Nothing here touches the file system beyond reading the 
 Schema (every section and key optional unless marked; defaults in :data:`DEFAULTS`)::
 
     name = "example"                      # study name (default: the file's stem)
-    [task]   name = "teacher_student"  seed = 0   (+ the task's own options, see jaxsym.tasks)
+    [task]   name = "teacher_student"  seed = 0   (+ the task's own options, see jaxsym.study.tasks)
              draws = 1     # independent data draws: task seeds seed, seed + 1, ...; each
                            # grid point trains seeds.count networks on EVERY draw
     [model]  depth = 2   width = 8   activation = "tanh"     # depth = number of weight layers
@@ -49,8 +49,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from jaxsym import tasks
-from jaxsym.activations import activation_names
+from jaxsym.study import tasks
+from jaxsym.core.activations import activation_names
 
 __all__ = ["ConfigError", "Study", "parse_study", "load_study", "NUMERIC_AXES",
            "CATEGORICAL_AXES", "WEIGHT_MODES", "DEFAULTS", "apply_overrides", "build_task",
@@ -58,7 +58,7 @@ __all__ = ["ConfigError", "Study", "parse_study", "load_study", "NUMERIC_AXES",
 
 LOSS_NAMES = ("mse", "bce", "softmax_ce")
 OPTIMIZER_NAMES = ("sgd", "momentum", "adam")
-WEIGHT_MODES = ("constant", "zero", "glorot", "normal", "tied")  # = jaxsym.network.WEIGHT_MODES
+WEIGHT_MODES = ("constant", "zero", "glorot", "normal", "tied")  # = jaxsym.core.network.WEIGHT_MODES
 DTYPES = ("float32", "float64", "bfloat16")
 NUMERIC_AXES = ("sigma_b", "weight_value", "W_std", "learning_rate", "eps", "noise")
 CATEGORICAL_AXES = ("activation", "loss", "weight_mode", "optimizer")
@@ -340,7 +340,7 @@ def _check_consistency(study: Study) -> None:
 
 
 #: the bundled experiments (package data, so an installed wheel has them too)
-BUNDLED_DIR = Path(__file__).parent / "experiments"
+BUNDLED_DIR = Path(__file__).parent.parent / "experiments"
 
 
 def bundled_names() -> list[str]:

@@ -6,10 +6,10 @@ Python values (activation, loss, optimizer kind, batch size, step count); every 
 (learning rate, init scales) may be a traced JAX scalar, so one compile serves a whole grid.
 
 One training core: :func:`make_step` is THE optimizer step. The study's engine
-(:func:`jaxsym.network.run_network`) wraps it with its records and divergence guard, and
+(:func:`jaxsym.core.network.run_network`) wraps it with its records and divergence guard, and
 :func:`train` (the small API: demo, theorem and oracle tests) scans it bare, so the tests
 exercise the arithmetic the study runs. The forward and backward products are those of
-:func:`jaxsym.dense.dense`: identical units stay bitwise identical on every CPU.
+:func:`jaxsym.core.dense.dense`: identical units stay bitwise identical on every CPU.
 
 Minibatches: at step ``t`` the batch is ``batch_size`` rows of the training set drawn with
 replacement, ``randint(fold_in(key, t), (batch_size,), 0, n)``, so a network's minibatch sequence
@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxsym import dense, nn
+from jaxsym.core import dense, nn
 
 __all__ = ["OPTIMIZERS", "make_optimizer", "optimizer_names", "loss_of_params", "make_step",
            "train", "Trajectory"]
@@ -60,7 +60,7 @@ def make_optimizer(kind: str, learning_rate) -> optax.GradientTransformation:
 def loss_of_params(params: nn.Params, x: jax.Array, y: jax.Array, activation: str,
                    loss: str, hidden_widths: tuple[int, ...] | None = None) -> jax.Array:
     """Scalar training loss ``L(params) = loss(apply(params, x), y)``; x: (batch, n_in).
-    ``hidden_widths``: see :func:`jaxsym.nn.apply` (params in the training layout)."""
+    ``hidden_widths``: see :func:`jaxsym.core.nn.apply` (params in the training layout)."""
     return nn.loss_fn(loss)(nn.apply(params, x, activation, hidden_widths), y)
 
 
@@ -69,8 +69,8 @@ def make_step(x: jax.Array, y: jax.Array, *, layer_sizes, activation: str, loss:
               key: jax.Array | None = None, noise=None, noise_key: jax.Array | None = None):
     """The optimizer step of one network ``layer_sizes = (n_in, ..., n_out)`` on training set
     ``x: (n, n_in)``, ``y``, acting on params in the TRAINING LAYOUT
-    (:func:`jaxsym.dense.pad_params`: hidden unit axes padded to 16, padding units masked and
-    kept exactly 0), so that identical units stay bitwise identical (:mod:`jaxsym.dense`).
+    (:func:`jaxsym.core.dense.pad_params`: hidden unit axes padded to 16, padding units masked and
+    kept exactly 0), so that identical units stay bitwise identical (:mod:`jaxsym.core.dense`).
 
     Returns ``(tx, step)``: the optax transformation (``tx.init(padded_params)`` gives the
     initial optimizer state) and ``step(params, opt_state, t) -> (loss, grads, new_params,

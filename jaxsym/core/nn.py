@@ -6,11 +6,11 @@ Contract:
   * Every function acts on ONE network (unbatched in the network axis); batching over networks is
     applied from outside with ``jax.vmap`` / ``lax.map`` by the sweep engine.
   * Hidden layers apply the activation ``g``; the output layer is linear (it returns logits).
-  * Every layer's ``a @ W.T + b`` is :func:`jaxsym.dense.dense`: the same maths, computed so that
+  * Every layer's ``a @ W.T + b`` is :func:`jaxsym.core.dense.dense`: the same maths, computed so that
     units with bitwise-identical parameters get bitwise-identical values forward and backward
-    on every CPU (see :mod:`jaxsym.dense`).
+    on every CPU (see :mod:`jaxsym.core.dense`).
   * Activations and losses are selected by *static* names (one compile each); their definitions
-    live in :mod:`jaxsym.activations` (shared with the NumPy oracle) and in optax.
+    live in :mod:`jaxsym.core.activations` (shared with the NumPy oracle) and in optax.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import jax.numpy as jnp
 import jax.scipy.special
 import optax
 
-from jaxsym.activations import ACTIVATIONS, Activation, activation_names, get_activation
-from jaxsym.dense import dense
+from jaxsym.core.activations import ACTIVATIONS, Activation, activation_names, get_activation
+from jaxsym.core.dense import dense
 
 __all__ = [
     "JAX", "LOSSES", "Params", "activation_fn", "activation_names", "apply", "forward",
@@ -33,7 +33,7 @@ __all__ = [
 
 Params = list  # list[dict[str, jax.Array]]
 
-#: The ``jax.numpy`` array namespace that binds :mod:`jaxsym.activations` to JAX.
+#: The ``jax.numpy`` array namespace that binds :mod:`jaxsym.core.activations` to JAX.
 JAX = SimpleNamespace(
     tanh=jnp.tanh,
     exp=jnp.exp,
@@ -92,7 +92,7 @@ def apply(params: Params, x: jax.Array, activation: str | Activation,
     ``a_0 = x``, ``a_l = g(a_{l-1} W_l^T + b_l)`` for hidden layers, output ``a_{L-1} W_L^T + b_L``.
     Any depth L >= 1 (L = 1 is a linear model).
 
-    ``hidden_widths``: for params in the training layout (:func:`jaxsym.dense.pad_params`), the
+    ``hidden_widths``: for params in the training layout (:func:`jaxsym.core.dense.pad_params`), the
     real width of each hidden layer; the activations of the padding units are set to exactly 0
     (``g(0)`` need not be 0), so they contribute nothing and get zero gradients.
     """

@@ -16,7 +16,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxsym import nn
+from jaxsym.core import nn
 
 __all__ = ["unit_spread", "direction_diversity", "hidden_unit_vectors", "layer_spreads",
            "layer_diversities", "rank_two_diversity", "diversity_bounds"]

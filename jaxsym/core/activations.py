@@ -3,7 +3,7 @@
 Contract: every activation is written once, against an *array namespace* ``xp`` that provides
 the elementwise functions it needs (``tanh``, ``exp``, ``erf`` ...). The NumPy namespace
 :data:`NUMPY` is the default, so the float64 oracles in :mod:`jaxsym.theory` use these
-definitions without importing JAX; :mod:`jaxsym.nn` binds the same definitions to ``jax.numpy``.
+definitions without importing JAX; :mod:`jaxsym.core.nn` binds the same definitions to ``jax.numpy``.
 This module never imports JAX.
 
 The derivatives are hand-written, not derived by autodiff: the test-suite checks them against
@@ -11,7 +11,7 @@ The derivatives are hand-written, not derived by autodiff: the test-suite checks
 relu'(0) = 0, leaky_relu'(0) = slope, and g'' = 0 away from smooth points.
 
 >>> import numpy as np
->>> from jaxsym.activations import get_activation
+>>> from jaxsym.core.activations import get_activation
 >>> tanh = get_activation("tanh")
 >>> float(tanh.dg(np.array(0.0)))
 1.0

@@ -2,14 +2,14 @@
 
 Theorem 1 of the thread: units of a layer that start identical (same incoming row, bias and
 outgoing column) stay identical under gradient descent, for any activation, loss and
-elementwise optimizer. jaxsym computes it exactly (see :mod:`jaxsym.dense`); this module checks
+elementwise optimizer. jaxsym computes it exactly (see :mod:`jaxsym.core.dense`); this module checks
 it, with nothing but ``==``:
 
-* :func:`product_failures`: the forward and backward products of :func:`jaxsym.dense.dense` on
+* :func:`product_failures`: the forward and backward products of :func:`jaxsym.core.dense.dense` on
   a grid of shapes (1, 2, 3, 8, 16, 17, 33 units; batches of 1, 5 and 64) with symmetric
   inputs; returns every shape whose symmetric outputs are not bitwise equal.
 * :func:`theorem_asymmetry`: trains networks from identical units with the study's own step
-  (:func:`jaxsym.train.make_step`) for ``steps`` steps at widths 8, 16, 17, 33 and depths 2, 3
+  (:func:`jaxsym.core.train.make_step`) for ``steps`` steps at widths 8, 16, 17, 33 and depths 2, 3
   (one compiled program per activation x loss x optimizer x batch mode x dtype) and returns the
   largest difference between twin parameters: exactly 0.0 when the theorem holds bitwise.
 
@@ -17,7 +17,7 @@ The CPU's kernels decide the rounding, so the checks are meant to run under seve
 :data:`KERNEL_FAMILIES` (``XLA_FLAGS`` values), each in a fresh process::
 
     XLA_FLAGS="--xla_cpu_experimental_ynn_fusion_type= --xla_cpu_max_isa=AVX2" \\
-        python -m jaxsym.exactness --full
+        python -m jaxsym.core.exactness --full
 
 prints a JSON report (``--full``: the whole activation x loss x optimizer x batch-mode x dtype
 product; the default is the test suite's covering subset).
@@ -35,14 +35,14 @@ import zlib
 
 import numpy as np
 
-from jaxsym.precision import with_float64
+from jaxsym.core.precision import with_float64
 
 __all__ = ["KERNEL_FAMILIES", "FAMILY_CASES", "WIDTHS", "DEPTHS", "product_failures", "symmetric_params",
            "twin_asymmetry", "theorem_cases", "theorem_asymmetry", "main"]
 
 #: Covering subsets of :func:`theorem_cases` (its default list) for the other kernel families:
 #: AVX2 every loss, optimizer, batch mode and dtype; SSE4.2 every loss, batch mode and dtype
-#: (momentum and Adam). ``python -m jaxsym.exactness --full`` under each family's flags runs
+#: (momentum and Adam). ``python -m jaxsym.core.exactness --full`` under each family's flags runs
 #: the whole product (benchmarks/results/exact_symmetry/).
 FAMILY_CASES = {"xla-avx2": (1, 6, 14, 17, 30), "xla-sse4.2": (3, 22, 31)}
 
@@ -68,7 +68,7 @@ UNITS, FULL_UNITS = (1, 17, 33), (1, 2, 17, 33)
 
 @with_float64
 def product_failures(dtypes=DTYPES, units=UNITS) -> list[dict]:
-    """Shapes at which :func:`jaxsym.dense.dense` breaks exact symmetry (empty: none).
+    """Shapes at which :func:`jaxsym.core.dense.dense` breaks exact symmetry (empty: none).
 
     For inputs ``a: (n, n_in)`` with identical columns (the output of a symmetric layer),
     weights with identical rows (``z``) or identical columns (``dA``), and a cotangent
@@ -79,7 +79,7 @@ def product_failures(dtypes=DTYPES, units=UNITS) -> list[dict]:
     import jax
     import jax.numpy as jnp
 
-    from jaxsym import dense
+    from jaxsym.core import dense
 
     rng = np.random.default_rng(0)
 
@@ -159,7 +159,7 @@ def theorem_cases(full: bool) -> list[tuple]:
     covering subset for the test suite: every activation x loss pair once, cycling through
     the 6 optimizer x batch-mode pairs and alternating float32 / float64, plus bfloat16 cases.
     """
-    from jaxsym import nn, train
+    from jaxsym.core import nn, train
 
     activations, losses = nn.activation_names(), nn.loss_names()
     opt_modes = list(itertools.product(train.optimizer_names(), ("full", "minibatch")))
@@ -186,7 +186,7 @@ def theorem_asymmetry(activation, loss, optimizer, batch_mode, dtype, steps=2000
     import jax
     import jax.numpy as jnp
 
-    from jaxsym import train
+    from jaxsym.core import train
 
     rng = np.random.default_rng(zlib.crc32(f"{activation}/{loss}/{optimizer}".encode()))
     x = jnp.asarray(rng.standard_normal((n, dim)), dtype)
@@ -231,7 +231,7 @@ def _counts(rows) -> dict:
 
 
 def summarize(paths) -> str:
-    """A markdown table of saved ``python -m jaxsym.exactness`` JSON reports."""
+    """A markdown table of saved ``python -m jaxsym.core.exactness`` JSON reports."""
     lines = ["| XLA_FLAGS | product shapes failing | networks | bitwise symmetric | diverged "
              "(non-finite) | asymmetric | seconds |", "|---|---|---|---|---|---|---|"]
     for path in paths:
@@ -247,7 +247,7 @@ def summarize(paths) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jaxsym.exactness", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m jaxsym.core.exactness", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="the whole theorem product")
     parser.add_argument("--steps", type=int, default=2000)
