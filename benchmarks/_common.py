@@ -45,13 +45,13 @@ def cores() -> int:
 def use_all_cores() -> None:
     """One XLA CPU device per core, exactly as ``jaxsym run`` does (must run before JAX starts).
 
-    Reuses ``jaxsym.cli._use_all_cores`` (importing ``jaxsym.cli`` does not import JAX); falls
-    back to the same logic if that private helper is not there.
+    Reuses ``jaxsym.cli.commands.use_all_cores`` (importing ``jaxsym.cli`` does not import JAX);
+    falls back to the same logic if that helper is not there.
     """
     if "jax" in sys.modules:
         raise RuntimeError("use_all_cores() must be called before JAX is imported")
     try:
-        from jaxsym.cli import _use_all_cores
+        from jaxsym.cli.commands import use_all_cores as _use_all_cores
     except ImportError:  # pragma: no cover - the package renamed its helper
         _use_all_cores = None
     if _use_all_cores is not None and "jax" not in sys.modules:
@@ -157,20 +157,19 @@ gradient_steps = {gradient_steps}
 
 def map_batch(spec, strategy: str) -> int:
     """Networks each device trains together per ``lax.map`` step, as ``run_study`` chooses it
-    (``sweep.nets_per_map_step`` for "map"; 1 for "vmap")."""
-    from jaxsym.engine import sweep
+    (``runner.nets_per_map_step`` for "map"; 1 for "vmap")."""
+    from jaxsym.engine import runner
 
-    return sweep.nets_per_map_step(spec) if strategy == "map" else 1
+    return runner.nets_per_map_step(spec) if strategy == "map" else 1
 
 
 def first_spec(study):
-    """The :class:`jaxsym.core.network.NetworkSpec` of the study's first static group."""
-    from jaxsym.engine import sweep
-    from jaxsym.study import tasks
+    """The :class:`jaxsym.core.spec.NetworkSpec` of the study's first static group."""
+    from jaxsym.study import plan, tasks
 
     task = tasks.make_task(study.get("task.name"), seed=study.get("task.seed"),
                            **study.task_options)
-    return sweep.plan_groups(study, task)[0].spec
+    return plan.plan_groups(study, task)[0].spec
 
 
 @dataclass
@@ -178,7 +177,7 @@ class EngineChunk:
     """One chunk of the engine: call ``runner(*args)``.
 
     Attributes:
-      runner: the jitted function ``sweep.make_runner`` returns (the sweep's own).
+      runner: the jitted function ``jaxsym.engine.runner.make_runner`` returns (the engine's own).
       args: ``(grid_idx, seed_idx, knobs, data)``, sharded over the devices.
       spec: the group's static spec.
       batch: networks per ``lax.map`` step ("map") -- 1 for "vmap".
@@ -195,33 +194,33 @@ class EngineChunk:
 def engine_chunk(study, n: int, strategy: str, batch: int | None = None) -> EngineChunk:
     """The engine's compiled runner and the arguments of ONE chunk of ``n`` networks.
 
-    Mirrors ``jaxsym.engine.sweep.run_study``: the group's runner from ``sweep.make_runner`` (the very
-    function the sweep calls) with the sweep's map batch (``batch`` overrides it), the first
+    Mirrors ``jaxsym.engine.run.run_study``: the group's runner from ``runner.make_runner`` (the
+    very function the engine calls) with the engine's map batch (``batch`` overrides it), the first
     ``n`` networks of group 0 in the engine's order, padded to a multiple of devices x batch
     by repeating the last network, ``device_put`` with the runner's sharding.
     """
     import jax
 
-    from jaxsym.engine import sweep
-    from jaxsym.study import tasks
+    from jaxsym.engine import runner
+    from jaxsym.study import plan, tasks
 
     task = tasks.make_task(study.get("task.name"), seed=study.get("task.seed"),
                            **study.task_options)
-    group = sweep.plan_groups(study, task)[0]
+    group = plan.plan_groups(study, task)[0]
     n_seeds = study.get("seeds.count")
     devices = tuple(jax.local_devices())
-    nets = sweep.group_networks(group, n_seeds)[:n]
+    nets = plan.group_networks(group, n_seeds)[:n]
     if len(nets) < n:
         raise ValueError(f"study has {len(nets)} networks in its first group, asked for {n}")
     batch = map_batch(group.spec, strategy) if batch is None else batch
-    runner, sharding = sweep.make_runner(group.spec, study.get("seeds.root"), strategy,
-                                         devices, batch)
-    data = sweep.task_data(task, group.spec.loss)
+    compiled, sharding = runner.make_runner(group.spec, study.get("seeds.root"), strategy,
+                                            devices, batch)
+    data = runner.task_data(task, group.spec.loss)
     step = len(devices) * batch
     length = -(-n // step) * step
-    args = sweep.chunk_arguments(nets, length, n_seeds, sweep.knob_table(study),
-                                 study.get("train.dtype"), sharding)
-    return EngineChunk(runner, (*args, data), group.spec, batch, length)
+    args = runner.chunk_arguments(nets, length, n_seeds, plan.knob_table(study),
+                                  study.get("train.dtype"), sharding)
+    return EngineChunk(compiled, (*args, data), group.spec, batch, length)
 
 
 def _cpu_seconds(pid: int) -> float | None:

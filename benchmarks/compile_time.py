@@ -1,6 +1,6 @@
 """Compile time of the sweep engine's chunk function: independent of N and of the grid size.
 
-The engine compiles once per static group (``jaxsym.engine.sweep.make_runner``); numeric grid axes and
+The engine compiles once per static group (``jaxsym.engine.runner.make_runner``); numeric grid axes and
 seeds are traced. This script builds the benchmark study (MLP 2 -> width -> width -> 1, tanh,
 MSE, full batch 256, SGD, 500 steps, ~30 checkpoints; see ``_common.study_toml``) with a grid
 of 1 or 50 ``sigma_b`` values, prepares one chunk of N networks exactly as ``run_study`` does,
@@ -60,10 +60,10 @@ def measure(width: int, n: int, n_grid: int, steps: int, strategy: str) -> dict:
     import jax
 
     from jaxsym.study import config
-    from jaxsym.engine import sweep
+    from jaxsym.engine import runner
 
     jax.clear_caches()
-    sweep.make_runner.cache_clear()
+    runner.make_runner.cache_clear()
     seeds = -(-n // n_grid)  # enough seeds for n networks in the grid's single static group
     study = config.parse_study(common.study_toml(width, seeds, steps=steps, n_sigma_b=n_grid))
     chunk = common.engine_chunk(study, n, strategy)
@@ -117,7 +117,7 @@ def main(argv=None) -> int:
                 f"One static group: MLP 2 -> {args.width} -> {args.width} -> 1, tanh, MSE, SGD, "
                 f"{args.steps} steps, strategy {args.strategy} (map batch "
                 f"{rows[0]['map_batch']}); cold `runner.lower(...)` and "
-                f"`.compile()` of `sweep.make_runner`, median of {args.repeats}.\n\n{table}\n\n"
+                f"`.compile()` of `runner.make_runner`, median of {args.repeats}.\n\n{table}\n\n"
                 f"Spread of the totals: (max - min) / median = {100 * spread:.0f}%.\n")
     json_path, md_path = common.write_results(args.out, "compile_time", result, markdown)
     print(f"spread (max - min) / median of totals: {100 * spread:.0f}%; wrote {json_path} and "

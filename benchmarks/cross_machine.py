@@ -43,8 +43,14 @@ import _common  # noqa: E402
 def compare(reference: Path, other: Path, names: list[str] | None = None) -> list[dict]:
     """Cell-by-cell comparison of two sets of quick-study run directories (all of the
     reference's, or ``names``)."""
-    from jaxsym import reporting as report
+    from jaxsym.analysis import bias_only as analysis_bias_only
+    from jaxsym.analysis import classify as analysis_classify
+    from jaxsym.analysis import escape as analysis_escape
+    from jaxsym.analysis import predict as analysis_predict
+    from jaxsym.analysis import saddle as analysis_saddle
+    from jaxsym.analysis.common import study_of
     from jaxsym.engine import store
+    from jaxsym.theory import predict
 
     rows = []
     names = names or sorted(p.name for p in reference.iterdir()
@@ -55,7 +61,7 @@ def compare(reference: Path, other: Path, names: list[str] | None = None) -> lis
             continue
         ref, oth = store.load(reference / name), store.load(other / name)
         if name.startswith("bias_only"):
-            for a, b in zip(report.summarize(ref), report.summarize(oth)):
+            for a, b in zip(analysis_bias_only.summarize(ref), analysis_bias_only.summarize(oth)):
                 cell = f"{a['weight_mode']}/{a['activation']}"
                 for key in ("p_broken_zero", "sigma_p90"):
                     va = a[key][0] if isinstance(a[key], tuple) else a[key]
@@ -69,10 +75,10 @@ def compare(reference: Path, other: Path, names: list[str] | None = None) -> lis
                                  "other": fb, "same": fb is not None
                                  and a["fit"].b_low <= fb <= a["fit"].b_high})
         elif name.startswith("escape"):
-            va, vb = report.dtype_floor(ref), report.dtype_floor(oth)
+            va, vb = analysis_escape.dtype_floor(ref), analysis_escape.dtype_floor(oth)
             rows.append({"run": name, "what": "floor sigma_b*", "reference": va, "other": vb,
                          "same": va == vb})
-            (fa, _), (fb, _) = report.escape_fit(ref), report.escape_fit(oth)
+            (fa, _), (fb, _) = analysis_escape.escape_fit(ref), analysis_escape.escape_fit(oth)
             if fa is not None:
                 rows.append({"run": name, "what": "log-law slope above 100 u",
                              "reference": [fa.b, fa.b_low, fa.b_high],
@@ -85,11 +91,10 @@ def compare(reference: Path, other: Path, names: list[str] | None = None) -> lis
                 rows.append({"run": name, "what": f"{act} P(broken) per noise", "reference": pa,
                              "other": pb, "same": pa == pb})
         elif name.startswith("predict"):
-            from jaxsym.theory import escape
-
-            study = report.study_of(ref)
-            predictions = escape.predict_pooled(study)
-            for a, b in zip(escape.compare(ref, predictions), escape.compare(oth, predictions)):
+            study = study_of(ref)
+            predictions = predict.pooled_escape(study)
+            for a, b in zip(analysis_predict.compare(ref, predictions),
+                            analysis_predict.compare(oth, predictions)):
                 if a["draw"] is None:
                     continue
                 what = (f"{'/'.join(map(str, a['cell'].values()))} draw {a['draw']} "
@@ -103,18 +108,16 @@ def compare(reference: Path, other: Path, names: list[str] | None = None) -> lis
                              "other": [mb.median, b["agree"]],
                              "same": bool(inside and a["agree"] == b["agree"])})
         elif name.startswith("classify"):
-            from jaxsym.theory import classify
-
-            predictions = classify.classify_study(report.study_of(ref))
-            for a, b in zip(classify.classification_rows(ref, predictions),
-                            classify.classification_rows(oth, predictions)):
+            predictions = predict.classify_study(study_of(ref))
+            for a, b in zip(analysis_classify.classification_rows(ref, predictions),
+                            analysis_classify.classification_rows(oth, predictions)):
                 what = (f"{'/'.join(map(str, a['cell'].values()))} draw {a['draw']} "
                         f"sigma_b {a['sigma_b']:.0e}")
                 rows.append({"run": name, "what": f"{what}: measured P class",
                              "reference": a["p_measured"], "other": b["p_measured"],
                              "same": _p_class(a["p_measured"]) == _p_class(b["p_measured"])})
         elif name.startswith("saddle_slope"):
-            fa, fb = report.saddle_fits(ref), report.saddle_fits(oth)
+            fa, fb = analysis_saddle.saddle_fits(ref), analysis_saddle.saddle_fits(oth)
             for key in fa:
                 rows.append({"run": name, "what": f"slope {key}",
                              "reference": [fa[key].b, fa[key].b_low, fa[key].b_high],

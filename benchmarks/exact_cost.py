@@ -38,7 +38,8 @@ def main(argv=None) -> int:
     import numpy as np
     import optax
 
-    from jaxsym.core import dense, network, train
+    from jaxsym.core import dense, train
+    from jaxsym.core.init import init_mlp
 
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal((_common.N_TRAIN, _common.DIM)), jnp.float32)
@@ -46,7 +47,7 @@ def main(argv=None) -> int:
     rows = []
     for width in (int(w) for w in args.widths.split(",")):
         sizes = (_common.DIM, width, width, 1)
-        params = network.init_mlp(jax.random.key(0), sizes, "normal", W_std=1.0,
+        params = init_mlp(jax.random.key(0), sizes, "normal", W_std=1.0,
                                   dtype="float32")
 
         def plain_loss(p):

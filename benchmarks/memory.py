@@ -121,9 +121,9 @@ def child_env(devices: int | None) -> dict:
 
 
 def measure_baseline(devices: int | None) -> dict:
-    """Peak RSS of a child that only starts JAX and imports jaxsym.engine.sweep and jaxsym.engine.results."""
+    """Peak RSS of a child that only starts JAX and imports jaxsym.engine.run and jaxsym.engine.results."""
     env = child_env(devices)
-    code = ("import jax, jax.numpy as jnp, jaxsym.engine.sweep, jaxsym.engine.results; "
+    code = ("import jax, jax.numpy as jnp, jaxsym.engine.run, jaxsym.engine.results; "
             "jnp.ones(8).sum().block_until_ready()")
     with tempfile.TemporaryDirectory(prefix="jaxsym-memory-") as tmp:
         child = common.run_child([sys.executable, "-c", code], Path(tmp), env=env, timeout=300)

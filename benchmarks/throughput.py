@@ -11,13 +11,13 @@ What one run measures (and writes to ``OUT/throughput.json`` and ``OUT/throughpu
 
 1. GEMM peak: a 4096 x 4096 float32 ``jax.jit`` matmul, best of several, in GFLOP/s (XLA's CPU
    matmul uses the intra-op thread pool, i.e. all cores); NumPy's BLAS for reference.
-2. Engine: the compiled function ``jaxsym.engine.sweep.run_study`` calls -- ``sweep.make_runner`` on the
+2. Engine: the compiled function ``jaxsym.engine.run.run_study`` calls -- ``runner.make_runner`` on the
    study's static group, one chunk of N networks sharded over one XLA CPU device per core --
    timed on a second call after a warm-up call (compile time = first call - second call).
    Network-steps/s, GFLOP/s and the fraction of the GEMM peak. The engine also records metrics
    every step (divergence checks, rank-two diversity, gradient norms, ~30 checkpoints); those
    FLOPs are not counted. Strategy "map" (the CPU default) with the engine's own map batch
-   (``sweep.nets_per_map_step``) and with batch 1 (``--map-batch`` to choose), and "vmap" on
+   (``runner.nets_per_map_step``) and with batch 1 (``--map-batch`` to choose), and "vmap" on
    request. Each engine measurement runs in a child process, killed when it stops using CPU:
    with JAX 0.10.2 on a 2-device CPU the chunk function has deadlocked (every XLA intra-op
    thread parked in LAPACK's batched SVD, ``jax::ParallelBatchMap``) at widths 16 and 64 when
@@ -444,7 +444,7 @@ def to_markdown(result: dict) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.naive_worker or args.torch_worker:
-        from jaxsym.engine import sweep
+        from jaxsym.engine import runner
         from jaxsym.study import tasks
 
         task = tasks.make_task("teacher_student", dim=common.DIM, teacher_width=2,
@@ -455,7 +455,7 @@ def main(argv=None) -> int:
             return 0
         import jax
 
-        data = sweep.task_data(task, "mse")
+        data = runner.task_data(task, "mse")
         width, n = int(args.naive_worker[0]), int(args.naive_worker[1])
         result = measure_naive(width, n, args.steps, data["x_train"], data["y_train"])
         result["devices"] = jax.local_device_count()
@@ -470,7 +470,7 @@ def main(argv=None) -> int:
                                         args.map_batch[0], args.checkpoints[0])))
         return 0
 
-    from jaxsym.engine import sweep
+    from jaxsym.engine import runner
     from jaxsym.study import tasks
 
     started = time.perf_counter()
@@ -487,7 +487,7 @@ def main(argv=None) -> int:
 
     task = tasks.make_task("teacher_student", dim=common.DIM, teacher_width=2,
                            n_train=common.N_TRAIN, n_test=64)
-    data = sweep.task_data(task, "mse")
+    data = runner.task_data(task, "mse")
     have_torch = torch_available()
     if not have_torch:
         print("torch not installed: skipping torch.func baseline (pip install torch to enable)",

@@ -1,10 +1,13 @@
-"""The notebook API: ``jaxsym.run``, ``jaxsym.load``, ``jaxsym.report``.
+"""The one orchestration: ``jaxsym.run``, ``jaxsym.load``, ``jaxsym.report`` (the command line
+calls these too).
 
 >>> import jaxsym
 >>> ds = jaxsym.run("experiments/example.toml", seeds=4, steps=300)   # an xarray.Dataset
 >>> jaxsym.analysis.p_broken(ds).p            # P(broken) per grid point, with .low / .high
 >>> jaxsym.report(ds)                         # REPORT.md + figures in runs/example/report
 
+Running a study is always: validate (:func:`study`) -> plan once (:func:`plan`, no JAX) ->
+resource check (:func:`resource_problem`) -> the engine (:func:`jaxsym.engine.run.run_study`).
 The same validation as the command line runs before anything is written (bad keys and values,
 tasks that cannot be built, a study that cannot fit in memory: :class:`ValueError` with one
 line naming the key), and the same run directory is used, so a notebook and ``jaxsym run``
@@ -14,20 +17,27 @@ enable float64 only while they train.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
-__all__ = ["run", "load", "report", "study"]
+__all__ = ["run", "load", "report", "study", "plan", "resource_problem", "estimate",
+           "experiment_studies", "experiment_plans", "default_out"]
 
 #: keyword shortcuts of :func:`run` (as the command line's --seeds / --steps / --dtype)
 SHORTCUTS = {"seeds": "seeds.count", "steps": "train.steps", "dtype": "train.dtype"}
 
 
 def study(config, preset: str | None = None, overrides: dict | None = None, **keywords):
-    """A validated :class:`jaxsym.study.config.Study` from a config path, TOML text or a Study.
+    """A validated :class:`jaxsym.study.config.Study` from a config path (or a bundled
+    experiment's name), TOML text or a Study.
 
     ``overrides``: ``{"section.key": value}``; ``keywords``: the shortcuts ``seeds``, ``steps``,
-    ``dtype`` or ``section__key=value`` (e.g. ``train__learning_rate=0.05``)."""
+    ``dtype`` or ``section__key=value`` (e.g. ``train__learning_rate=0.05``).
+
+    Raises:
+      ConfigError: one line naming the key and the allowed values.
+    """
     from jaxsym.study import config as config_module
 
     if isinstance(config, config_module.Study):
@@ -50,38 +60,106 @@ def study(config, preset: str | None = None, overrides: dict | None = None, **ke
     return config_module.apply_overrides(result, combined)
 
 
+def plan(validated, chunk_size: int = 256):
+    """The :class:`jaxsym.study.plan.StudyPlan` of a validated study (every data draw's task
+    built once; no JAX). Raises ConfigError (one line) when a task cannot be built."""
+    from jaxsym.study import plan as plan_module
+
+    return plan_module.plan(validated, chunk_size)
+
+
+def estimate(planned) -> dict:
+    """:func:`jaxsym.engine.resources.resource_estimate` of a plan (networks, bytes, seconds)."""
+    from jaxsym.engine import resources
+
+    return resources.resource_estimate(planned)
+
+
+def resource_problem(planned) -> str | None:
+    """One line when the planned study cannot fit in this machine's memory, else None."""
+    from jaxsym.engine import resources
+
+    return resources.check_resources(planned)
+
+
+def default_out(name: str) -> Path:
+    """The run directory of a study named ``name`` when none is given: ``runs/NAME``."""
+    return Path(os.path.join("runs", name))
+
+
+def experiment_studies(preset: str) -> list[tuple]:
+    """``[(validated Study, run name), ...]`` of every bundled experiment of ``preset``
+    (:data:`jaxsym.study.experiments.STUDY_EXPERIMENTS`), in order.
+
+    Raises:
+      ConfigError: a bundled config does not validate (one line naming the key).
+      ValueError: ``preset`` is not one of :data:`jaxsym.study.experiments.PRESETS`.
+    """
+    from jaxsym.study import experiments
+
+    if preset not in experiments.PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; allowed: {', '.join(experiments.PRESETS)}")
+    runs = []
+    for name, overrides, presets in experiments.STUDY_EXPERIMENTS:
+        if preset in presets:
+            validated = study(experiments.BUNDLED_DIR / f"{name}.toml", preset, overrides)
+            runs.append((validated, experiments.run_name(validated.name, overrides, preset)))
+    return runs
+
+
+def experiment_plans(preset: str) -> list[tuple]:
+    """``[(StudyPlan, run name), ...]`` of :func:`experiment_studies`, each planned; raises
+    ConfigError naming the first that fails."""
+    return [(plan(validated), name) for validated, name in experiment_studies(preset)]
+
+
 def run(config, preset: str | None = None, out=None, *, overrides: dict | None = None,
-        progress: bool = False, chunk_size: int = 256, force: bool = False,
-        wait: bool = False, **keywords):
+        progress: bool = False, chunk_size: int | None = None, force: bool = False,
+        wait: bool = False, options=None, **keywords):
     """Train every network of a study (resuming ``out``) and return its results Dataset.
 
     Args:
-      config: a config path, TOML text or a :class:`jaxsym.study.config.Study`.
+      config: a config path, TOML text, a :class:`jaxsym.study.config.Study` or a
+        :class:`jaxsym.study.plan.StudyPlan` (then ``preset``, ``overrides``, ``keywords`` and
+        ``chunk_size`` are its own already).
       preset: the config's ``[preset.NAME]`` to apply.
       out: run directory (default ``runs/<study name>``, as ``jaxsym run``).
       overrides, keywords: see :func:`study`.
-      progress, chunk_size, force, wait: as ``jaxsym run``'s options.
+      progress, chunk_size, force, wait: as ``jaxsym run``'s options (chunk size default 256).
+      options: a :class:`jaxsym.engine.run.RunOptions` for the engine's other options
+        (strategy, map batch, processes); ``progress``, ``force`` and ``wait`` replace its
+        fields of those names.
 
     Returns:
-      the results ``xarray.Dataset`` (schema: :mod:`jaxsym.engine.results`; statistics with intervals:
-      :mod:`jaxsym.analysis`).
+      the results ``xarray.Dataset`` (schema: :mod:`jaxsym.engine.results`; statistics with
+      intervals: :mod:`jaxsym.analysis`); None on a process other than 0 of a distributed run.
 
     Raises:
       ValueError: bad config, task or size (one line naming the key); nothing is written.
       jaxsym.engine.store.RunDirError: ``out`` holds another study, or another process holds it.
+      jaxsym.engine.store.RunWriteError: results.nc could not be written (the chunks are kept).
     """
-    from jaxsym.study import config as config_module
-    from jaxsym.engine import sweep
+    from jaxsym.study import plan as plan_module
 
-    resolved = study(config, preset, overrides, **keywords)
-    task = config_module.build_task(resolved)
-    problem = sweep.check_resources(resolved, task)
+    if isinstance(config, plan_module.StudyPlan):
+        if preset or overrides or keywords or chunk_size not in (None, config.chunk_size):
+            raise ValueError("run: a StudyPlan is already validated and planned; pass the "
+                             "config or Study to change its preset, overrides or chunk size")
+        planned = config
+    else:
+        planned = plan(study(config, preset, overrides, **keywords),
+                       256 if chunk_size is None else chunk_size)
+    problem = resource_problem(planned)
     if problem:
         raise ValueError(problem)
-    out = Path(out if out is not None else os.path.join("runs", resolved.name))
-    dataset = sweep.run_study(resolved, out, chunk_size=chunk_size, force=force,
-                              progress=progress, wait=wait)
-    dataset.encoding["source"] = str(out / "results.nc")
+    from jaxsym.engine import run as engine
+
+    out = Path(out) if out is not None else default_out(planned.study.name)
+    options = dataclasses.replace(options or engine.RunOptions(), progress=progress,
+                                  force=force, wait=wait)
+    dataset = engine.run_study(planned, out, options)
+    if dataset is not None:
+        dataset.encoding["source"] = str(out / "results.nc")
     return dataset
 
 

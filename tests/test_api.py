@@ -126,3 +126,20 @@ def test_every_variable_and_coordinate_is_described(session):
                 "scipy_version", "xarray_version", "git_dirty", "command"):
         assert ds.attrs[key], key
     assert ds.attrs["git_dirty"] in ("yes", "no", "unknown")
+
+
+def test_run_takes_a_plan_as_planned(tmp_path):
+    """api.run is the one orchestration: a StudyPlan (what the command line passes) runs as
+    planned, and changing it there is refused rather than silently re-planned."""
+    from jaxsym import api
+
+    planned = api.plan(api.study(EXAMPLE, seeds=1, steps=3), chunk_size=4)
+    assert api.resource_problem(planned) is None
+    assert api.estimate(planned)["networks"] == planned.n_networks == 6
+    with pytest.raises(ValueError, match="already validated and planned"):
+        api.run(planned, out=tmp_path / "refused", chunk_size=8)
+    assert not (tmp_path / "refused").exists()
+    ds = api.run(planned, out=tmp_path / "run")
+    assert ds.attrs["chunk_size"] == 4 and ds.attrs["report_section"] == "generic"
+    assert ds.encoding["source"] == str(tmp_path / "run" / "results.nc")
+    assert len(list((tmp_path / "run" / "chunks").glob("*.npz"))) == len(planned.chunks) == 2

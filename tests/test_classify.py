@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from jaxsym.study import config
-from jaxsym.engine import sweep
-from jaxsym.theory import classify, escape
+from jaxsym.engine.run import run_study
+from jaxsym.analysis import classify as analysis_classify
+from jaxsym.theory import classify, predict
 
 XOR = """
 name = "classify_check"
@@ -74,13 +75,13 @@ def test_norm_mode_predicts_what_first_order_misses(tmp_path):
     P(broken) = 0) yet every network breaks; the norm-mode estimate predicts it, and the
     classification agrees with the sweep."""
     study = config.parse_study(XOR)
-    predictions = classify.classify_study(study)
+    predictions = predict.classify_study(study)
     (key, pred), = predictions.items()
     assert pred.mechanism == "norm" and pred.p_broken > 0.9
-    ds = sweep.run_study(study, tmp_path / "run", progress=False)
-    rows = classify.classification_rows(ds, predictions)
+    ds = run_study(study, tmp_path / "run", progress=False)
+    rows = analysis_classify.classification_rows(ds, predictions)
     assert rows[0]["p_measured"] == 1.0 and rows[0]["agree"]
-    (_, escape_pred), = escape.predict_study(study).items()
+    (_, escape_pred), = predict.escape_predictions(study).items()
     assert escape_pred.first_order().p_broken_by(1e-8) == 0.0  # first order alone misses it
 
 
@@ -103,7 +104,7 @@ def test_kink_crossing_along_the_trajectory(tmp_path):
     from scipy import stats as sps
 
     study = _teacher_relu()
-    (_, pred), = escape.predict_study(study).items()
+    (_, pred), = predict.escape_predictions(study).items()
     task = study.make_task(0)
     z = task.x_train @ np.full(task.dim, 1.0 / np.sqrt(task.dim))  # weights 1/sqrt(fan_in)
     tau_plus, tau_minus = -z[z < 0].max(), z[z > 0].min()
@@ -115,9 +116,9 @@ def test_kink_crossing_along_the_trajectory(tmp_path):
     # monotone in time: crossings accumulate
     assert pred.p_kink_by(1e-6, t=10) <= pred.p_kink_by(1e-6, t=1000) <= pred.p_kink_by(1e-6)
 
-    predictions = classify.classify_study(study)
-    ds = sweep.run_study(study, tmp_path / "run", progress=False)
-    rows = {r["sigma_b"]: r for r in classify.classification_rows(ds, predictions)}
+    predictions = predict.classify_study(study)
+    ds = run_study(study, tmp_path / "run", progress=False)
+    rows = {r["sigma_b"]: r for r in analysis_classify.classification_rows(ds, predictions)}
     small, large = rows[1e-8], rows[1e-4]
     assert small["prediction"].kink_trajectory < 0.1 and small["p_measured"] == 0.0
     assert large["prediction"].kink_trajectory > 0.9 and large["p_measured"] >= 0.9

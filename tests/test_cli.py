@@ -86,6 +86,13 @@ BAD_INPUTS = [
      "not UTF-8 text"),
     ("a grid above the --yes threshold", None, ["--seeds", "200000"],
      "study 'example' has 1,200,000 networks and would take about"),
+    ("diversity threshold outside s2/s1's range", None, ["--set", "thresholds.diversity=7.0"],
+     "config key 'thresholds.diversity': must be in (0, 1) (it is compared with s2/s1, which "
+     "lies in [0, 1]), got 7.0"),
+    ("zero loss threshold", None, ["--set", "thresholds.loss=0"],
+     "config key 'thresholds.loss': must be > 0"),
+    ("unknown report section", None, ["--set", "report.section=fancy"],
+     "config key 'report.section': unknown value 'fancy'; allowed: generic, bias_only"),
 ]
 
 
@@ -191,15 +198,40 @@ def test_run_prints_summary_and_resumes(tmp_path, capsys):
     assert "holds a different study" in capsys.readouterr().err
 
 
-def test_bundled_experiments_validate_in_every_preset():
-    from jaxsym.study import config
+def test_run_plans_once_and_builds_each_data_draw_once(tmp_path, capsys, monkeypatch):
+    """`jaxsym run` plans the study once (groups, knobs, chunks) and builds each data draw's
+    task once, for the validation, the resource check and the engine alike."""
+    from jaxsym.study import config, plan
 
-    for name, overrides, presets in cli.STUDY_EXPERIMENTS:
+    calls = {"task": 0, "groups": 0}
+    make_task, plan_groups = config.Study.make_task, plan.plan_groups
+
+    def counted_task(self, draw=0):
+        calls["task"] += 1
+        return make_task(self, draw)
+
+    def counted_groups(*args):
+        calls["groups"] += 1
+        return plan_groups(*args)
+
+    monkeypatch.setattr(config.Study, "make_task", counted_task)
+    monkeypatch.setattr(plan, "plan_groups", counted_groups)
+    assert cli.main(["run", str(EXAMPLE), "--out", str(tmp_path / "run"), "--seeds", "1",
+                     "--steps", "3", "--set", "task.draws=2", "--no-progress"]) == 0
+    assert "x 2 data draws = 12 networks; trained 12" in capsys.readouterr().out
+    assert calls == {"task": 2, "groups": 1}
+
+
+def test_bundled_experiments_validate_in_every_preset():
+    from jaxsym.study import config, experiments
+
+    for name, overrides, presets in experiments.STUDY_EXPERIMENTS:
         for preset in presets:
             study = config.apply_overrides(
-                config.load_study(Path(cli.EXPERIMENTS_DIR) / f"{name}.toml", preset=preset),
+                config.load_study(config.BUNDLED_DIR / f"{name}.toml", preset=preset),
                 overrides)
             assert study.n_networks > 0
+            assert study.get("report.section") in experiments.SECTION_KINDS
             if name.startswith("bias_only"):
                 minimum = {"quick": 8, "full": 16 if "mnist1d" in name else 128,
                            "large": 512}[preset]
@@ -220,7 +252,7 @@ def test_no_command_prints_usage_and_the_commands(capsys):
     assert cli.main([]) == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: jaxsym")
-    assert all(command in out for command in ("run", "study", "report", "theory", "demo"))
+    assert all(command in out for command in ("run", "study", "report", "theory"))
 
 
 def test_noise_levels_take_integers_and_floats_alike():
@@ -328,7 +360,7 @@ def test_every_subcommand_says_what_it_does_and_shows_its_defaults():
     figures/quick/, never the tracked full-preset figures/)."""
     parser = cli.build_parser()
     subs = dict(_subparsers(parser))
-    assert {"run", "study", "report", "theory", "demo", "theory meanfield"} <= set(subs)
+    assert {"run", "study", "report", "theory", "theory meanfield"} <= set(subs)
     for name, sub in subs.items():
         assert sub.description, name
         text = " ".join(sub.format_help().split())
@@ -342,8 +374,9 @@ def test_every_subcommand_says_what_it_does_and_shows_its_defaults():
                     (name, action.dest, text)
     help_text = " ".join(subs["study"].format_help().split())
     assert "default: figures/quick/, figures/ or figures/large/ by preset" in help_text
-    assert cli.STUDY_FIGURES == {"quick": "figures/quick", "full": "figures",
-                                 "large": "figures/large"}
+    from jaxsym.study.experiments import STUDY_FIGURES
+
+    assert STUDY_FIGURES == {"quick": "figures/quick", "full": "figures", "large": "figures/large"}
 
 
 def test_read_only_out_dir_is_refused_before_anything_is_written(tmp_path, capsys,

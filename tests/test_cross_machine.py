@@ -24,7 +24,8 @@ import pytest
 
 from jaxsym.study import config
 from jaxsym.core import exactness
-from jaxsym.engine import store, sweep
+from jaxsym.engine import store
+from jaxsym.engine.run import run_study
 
 #: one xdist worker runs this module, so its module-scoped fixtures are built once
 pytestmark = pytest.mark.xdist_group("test_cross_machine")
@@ -76,8 +77,8 @@ def runs(request, tmp_path_factory):
     results = {}
     for name, strategy, batch in (("map-1", "map", 1), ("map-8", "map", 8),
                                   ("vmap", "vmap", None)):
-        results[name] = sweep.run_study(study, root / name, strategy=strategy, map_batch=batch,
-                                        progress=False)
+        results[name] = run_study(study, root / name, strategy=strategy, map_batch=batch,
+                                  progress=False)
     env = {**os.environ, "XLA_FLAGS": exactness.KERNEL_FAMILIES["xla-avx2"]}
     subprocess.run([sys.executable, "-m", "jaxsym", "run", str(path), "--out",
                     str(root / "avx2"), "--no-progress"], env=env, check=True,

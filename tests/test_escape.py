@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from jaxsym.study import config, tasks
-from jaxsym.core import network
-from jaxsym.engine import sweep
-from jaxsym.theory import escape, saddle
+from jaxsym.core.init import init_mlp
+from jaxsym.engine import runner
+from jaxsym.engine.run import run_study
+from jaxsym.analysis import predict as analysis_predict
+from jaxsym.theory import escape, predict, saddle
 
 STUDY = """
 name = "escape_check"
@@ -54,12 +56,12 @@ def test_each_networks_break_time_is_predicted(tmp_path, activation, optimizer, 
     study = config.parse_study(STUDY + f'\n[preset.x]\n"model.activation" = "{activation}"\n'
                                f'"train.optimizer" = "{optimizer}"\n'
                                f'"train.learning_rate" = {lr}\n', preset="x")
-    ds = sweep.run_study(study, tmp_path / "run", progress=False)
-    predictions = escape.predict_study(study)
+    ds = run_study(study, tmp_path / "run", progress=False)
+    predictions = predict.escape_predictions(study)
     (key, prediction), = predictions.items()
     measured = np.where(ds.broken.values, ds.time_to_break.values, np.inf)
     predicted = prediction.break_time(ds.sigma_b.values[:, None]
-                                      * escape.deviation_norms(study, range(ds.sizes["seed"])))
+                                      * predict.deviation_norms(study, range(ds.sizes["seed"])))
     assert np.isfinite(predicted).sum() >= 48  # most networks break within the budget
     both = np.isfinite(predicted) & np.isfinite(measured)
     # a network on one side of the budget only where the other side is within 2% of it
@@ -71,7 +73,7 @@ def test_each_networks_break_time_is_predicted(tmp_path, activation, optimizer, 
                           measured.shape)
     assert np.all(np.abs(predicted[both] - measured[both])
                   <= np.maximum(2.0, rel[both] * measured[both]))
-    rows = escape.compare(ds, predictions)  # the report's table: medians within 5%
+    rows = analysis_predict.compare(ds, predictions)  # the report's table: medians within 5%
     assert len(rows) == 4 and all(r["agree"] for r in rows)
     assert all(r["p_low"] <= r["p_predicted"] + 1e-9 for r in rows)
     for i, sigma in enumerate(ds.sigma_b.values):  # the chi^2 law of ||d||
@@ -102,8 +104,8 @@ def test_upper_hidden_layer_stays_rank_one_to_first_order():
     """Two hidden layers: the first can break, the second's weight matrix has no first-order
     direction change (a* = inf at every step): c_t and u_t are constant across its inputs."""
     task = tasks.make_task("teacher_student", dim=2, teacher_width=2, n_train=64, n_test=16)
-    data = sweep.task_data(task, "mse")
-    params = network.init_mlp(jax.random.key(0), (2, 6, 6, 1), "constant", weight_value=0.5,
+    data = runner.task_data(task, "mse")
+    params = init_mlp(jax.random.key(0), (2, 6, 6, 1), "constant", weight_value=0.5,
                               fan_in_scaled=True)
     pred = escape.linearised_escape(params, data["x_train"], data["y_train"], "tanh", "mse",
                                     "sgd", 0.5, 400)
@@ -118,7 +120,7 @@ def test_slope_at_the_saddle_is_the_hessians():
     rng = np.random.default_rng(2)
     x = jnp.asarray(rng.standard_normal((64, 2)))
     y = jnp.asarray(np.tanh(x @ np.array([[1.5], [-1.0]])) + 0.5 * np.tanh(x[:, :1] * 3.0))
-    params = network.init_mlp(jax.random.key(0), (2, 4, 1), "constant", weight_value=0.25,
+    params = init_mlp(jax.random.key(0), (2, 4, 1), "constant", weight_value=0.25,
                               fan_in_scaled=True)
     point, _, grad = saddle.collapsed_point(params, x, y, "tanh", "mse", 0.2, 50_000, 1e-11)
     spectrum = saddle.saddle_spectrum(point, x, y, "tanh", "mse")
@@ -126,3 +128,22 @@ def test_slope_at_the_saddle_is_the_hessians():
     pred = escape.linearised_escape(point, x, y, "tanh", "mse", "sgd", 0.2, 3000)
     expected = saddle.predicted_slope(0.2, spectrum.lambda_min)
     assert pred.slope(window=1000) == pytest.approx(expected, rel=1e-3)
+
+
+def test_prediction_of_a_config_that_leaves_the_training_set_size_at_its_default():
+    """A user's TOML need not set task.n_train: full batch is read off the built task (a
+    KeyError before), and batch_size equal to the default training-set size is full batch too;
+    a true minibatch is refused with one line."""
+    text = ('name = "defaults"\n[task]\nname = "teacher_student"\ndim = 2\nteacher_width = 2\n'
+            '[model]\nwidth = 3\n[train]\nsteps = 20\ndtype = "float64"\n'
+            '[grid]\nsigma_b = [1e-6, 1e-3]\n[seeds]\ncount = 2\n')
+    study = config.parse_study(text)
+    assert "n_train" not in study.sections["task"]
+    (_, pred), = predict.escape_predictions(study).items()
+    assert pred.steps == 20
+    n = study.make_task(0).x_train.shape[0]
+    same = config.apply_overrides(study, {"train.batch_size": n})
+    (_, again), = predict.escape_predictions(same).items()
+    np.testing.assert_array_equal(again.log_amplitude, pred.log_amplitude)
+    with pytest.raises(ValueError, match="needs full-batch training"):
+        predict.escape_predictions(config.apply_overrides(study, {"train.batch_size": 8}))

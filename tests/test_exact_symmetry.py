@@ -78,10 +78,11 @@ def test_training_layout_pins_the_natural_view():
     import jax.numpy as jnp
     import numpy as np
 
-    from jaxsym.core import dense, network, nn, train
+    from jaxsym.core import dense, nn, train
+    from jaxsym.core.init import init_mlp
 
     sizes = (3, 17, 9, 2)
-    params = network.init_mlp(jax.random.key(0), sizes, "normal", W_std=1.0, sigma_b=0.3)
+    params = init_mlp(jax.random.key(0), sizes, "normal", W_std=1.0, sigma_b=0.3)
     padded = dense.pad_params(params)
     assert [p["W"].shape for p in padded] == [(32, 3), (16, 32), (2, 16)]
     jax.tree.map(np.testing.assert_array_equal, dense.unpad_params(padded, sizes), params)

@@ -75,12 +75,13 @@ def test_break_test_agrees_with_the_exact_svd():
     import jax
 
     from jaxsym.core import network
+    from jaxsym.core.init import init_params
+    from jaxsym.core.spec import WEIGHT_MODES, NetworkSpec
 
-    spec = network.NetworkSpec(layer_sizes=(2, 32, 32, 1), activation="tanh", loss="mse",
-                               optimizer="sgd", fan_in_scaled=True, steps=1, batch_size=0,
-                               dtype="float64", checkpoints=(0, 1), gradient_steps=0,
-                               diversity_threshold=1e-2, loss_threshold=0.0,
-                               classification=False)
+    spec = NetworkSpec(layer_sizes=(2, 32, 32, 1), activation="tanh", loss="mse",
+                       optimizer="sgd", fan_in_scaled=True, steps=1, batch_size=0,
+                       dtype="float64", checkpoints=(0, 1), gradient_steps=0,
+                       diversity_threshold=1e-2, loss_threshold=0.0, classification=False)
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal((16, 2)))
     data = {"x_train": x, "y_train": jnp.zeros((16, 1)), "x_test": x,
@@ -89,12 +90,11 @@ def test_break_test_agrees_with_the_exact_svd():
 
     def one(e):
         knobs = {"sigma_b": 0.0, "weight_value": 1.0, "W_std": 1.0, "learning_rate": 0.0,
-                 "eps": e, "noise": 0.0, "weight_mode": float(network.WEIGHT_MODES.index("tied"))}
+                 "eps": e, "noise": 0.0, "weight_mode": float(WEIGHT_MODES.index("tied"))}
         key = jax.random.key(3)
         records = network.run_network(key, knobs, data, spec)
-        params = network.init_params(jax.random.split(key)[0],
-                                     {k: jnp.asarray(v, jnp.float64) for k, v in knobs.items()},
-                                     spec)
+        params = init_params(jax.random.split(key)[0],
+                             {k: jnp.asarray(v, jnp.float64) for k, v in knobs.items()}, spec)
         return (records["broken"], records["broken_layer"], records["diversity_at_break"],
                 [p["W"] for p in params[:-1]])
 

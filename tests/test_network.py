@@ -5,17 +5,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsym.core import network
+from jaxsym.core import init
+from jaxsym.core.spec import KNOBS, WEIGHT_MODES, NetworkSpec
 
-SPEC = network.NetworkSpec(layer_sizes=(3, 5, 1), activation="tanh", loss="mse", optimizer="sgd",
-                           fan_in_scaled=True, steps=1, batch_size=0, dtype="float64",
-                           checkpoints=(0, 1), gradient_steps=0, diversity_threshold=1e-2,
-                           loss_threshold=1e-2, classification=False)
+SPEC = NetworkSpec(layer_sizes=(3, 5, 1), activation="tanh", loss="mse", optimizer="sgd",
+                   fan_in_scaled=True, steps=1, batch_size=0, dtype="float64",
+                   checkpoints=(0, 1), gradient_steps=0, diversity_threshold=1e-2,
+                   loss_threshold=1e-2, classification=False)
 
 
 def _knobs(mode, **knobs):
     values = {"sigma_b": 0.0, "weight_value": 0.7, "W_std": 1.3, "learning_rate": 0.1,
-              "eps": 0.0, **knobs, "weight_mode": network.WEIGHT_MODES.index(mode)}
+              "eps": 0.0, **knobs, "weight_mode": WEIGHT_MODES.index(mode)}
     return {k: jnp.asarray(v, jnp.float64) for k, v in values.items()}
 
 
@@ -27,7 +28,7 @@ def draws():
 
 
 def _weights(draws, mode, **knobs):
-    return np.asarray(network.weights_from_draws(SPEC, _knobs(mode, **knobs), *draws))
+    return np.asarray(init.weights_from_draws(SPEC, _knobs(mode, **knobs), *draws))
 
 
 def test_each_mode_follows_its_law(draws):
@@ -45,7 +46,7 @@ def test_each_mode_follows_its_law(draws):
 
 def test_init_params_cuts_one_draw_in_the_documented_order():
     knobs = _knobs("normal", sigma_b=0.3, W_std=2.0)
-    params = network.init_params(jax.random.key(5), knobs, SPEC)
+    params = init.init_params(jax.random.key(5), knobs, SPEC)
     flat = np.asarray(jax.random.normal(jax.random.key(5), (2 * 15 + 5 + 2 * 5 + 1,),
                                         jnp.float64))
     start = 0
@@ -65,9 +66,9 @@ def test_modes_share_one_compile():
     @jax.jit
     def run(mode):
         calls.append(1)
-        knobs = {k: jnp.asarray(0.5, jnp.float64) for k in network.KNOBS}
+        knobs = {k: jnp.asarray(0.5, jnp.float64) for k in KNOBS}
         knobs["weight_mode"] = mode
-        return network.init_params(jax.random.key(0), knobs, SPEC)[0]["W"]
+        return init.init_params(jax.random.key(0), knobs, SPEC)[0]["W"]
 
-    outs = [run(jnp.asarray(float(i))) for i in range(len(network.WEIGHT_MODES))]
+    outs = [run(jnp.asarray(float(i))) for i in range(len(WEIGHT_MODES))]
     assert len(calls) == 1 and len({np.asarray(o).tobytes() for o in outs}) == 5

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from helpers import assert_trees_all_close
 from jaxsym.core import nn
+from jaxsym.core.spec import LOSSES
 from jaxsym.theory import backprop
 
 ACTIVATIONS = nn.activation_names()
-LOSSES = nn.loss_names()
 INIT_KINDS = ("random", "zeros", "constant", "biases_only")
 
 RTOL = 1e-10

@@ -18,7 +18,8 @@ import pytest
 import xarray as xr
 
 from jaxsym.study import config
-from jaxsym.engine import store, sweep
+from jaxsym.engine import store
+from jaxsym.engine.run import run_study
 
 #: one xdist worker runs this module, so its module-scoped fixtures are built once
 pytestmark = pytest.mark.xdist_group("test_recovery")
@@ -40,7 +41,7 @@ def data_equal(a: xr.Dataset, b: xr.Dataset) -> None:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     out = tmp_path_factory.mktemp("reference") / "run"
-    return sweep.run_study(tiny_study(), out, chunk_size=4, progress=False), out
+    return run_study(tiny_study(), out, chunk_size=4, progress=False), out
 
 
 def _truncate(path: Path) -> None:
@@ -75,7 +76,7 @@ def test_corrupt_chunk_is_named_and_retrained(tmp_path, reference, damage):
         store.read_chunks(out)
     (out / "results.nc").unlink()  # the chunk broke before the merge
     notes = []
-    dataset = sweep.run_study(tiny_study(), out, chunk_size=4, progress=False, log=notes.append)
+    dataset = run_study(tiny_study(), out, chunk_size=4, progress=False, log=notes.append)
     assert len(notes) == 1 and victim.name in notes[0] and "re-trained" in notes[0]
     assert dataset.attrs["networks_trained_now"] == int(victim.stem.rsplit("_", 1)[1])
     data_equal(dataset, expected)
@@ -93,7 +94,7 @@ def test_corrupt_results_is_rebuilt_from_the_chunks(tmp_path, reference):
     with pytest.raises(store.CorruptFileError, match="results.nc"):
         store.load(out)
     notes = []
-    dataset = sweep.run_study(tiny_study(), out, progress=False, log=notes.append)
+    dataset = run_study(tiny_study(), out, progress=False, log=notes.append)
     assert len(notes) == 1 and "rebuilding it from the chunks" in notes[0]
     assert dataset.attrs["networks_trained_now"] == 0
     data_equal(dataset, expected)
@@ -165,7 +166,49 @@ def test_chunk_from_another_version_is_retrained(tmp_path, reference):
     del arrays["diversity_at_break"]
     victim.unlink()
     store.write_chunk(out, int(victim.name[1:4]), arrays.pop("net"), arrays)
+    with pytest.raises(store.StaleChunkError) as error:
+        store.read_chunk(victim, ("net", "diversity_at_break"))
+    assert (error.value.path, error.value.missing) == (victim, ("diversity_at_break",))
+    assert isinstance(error.value, store.CorruptFileError)
     notes = []
-    dataset = sweep.run_study(tiny_study(), out, chunk_size=4, progress=False, log=notes.append)
-    assert len(notes) == 1 and "another jaxsym version" in notes[0] and victim.name in notes[0]
+    dataset = run_study(tiny_study(), out, chunk_size=4, progress=False, log=notes.append)
+    assert notes == [f"1 chunk(s) in '{out}' were written by another jaxsym version (e.g. "
+                     f"'{victim.name}': no 'diversity_at_break' record): deleted; their "
+                     "networks are re-trained"]
     data_equal(dataset, expected)
+
+
+def test_a_failed_results_write_is_typed_with_the_free_space(tmp_path, reference, monkeypatch):
+    """results.write raises store.RunWriteError (an OSError) carrying the path and the free
+    space: the command line branches on the type, not on the message."""
+    from jaxsym.engine import results
+
+    expected, _ = reference
+
+    def to_netcdf(self, *args, **kwargs):
+        raise RuntimeError("NetCDF: HDF error")
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", to_netcdf)
+    with pytest.raises(store.RunWriteError) as error:
+        results.write(expected, tmp_path / "results.nc")
+    assert isinstance(error.value, OSError) and error.value.free_bytes > 0
+    assert error.value.path == tmp_path / "results.nc" and "MiB free" in str(error.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_new_report_section_resumes_and_is_stored(tmp_path, reference):
+    """[report] section is not part of a run's identity: a finished run directory resumes
+    (nothing re-trained, numbers untouched) and results.nc then names the new section."""
+    import shutil
+
+    expected, source = reference
+    out = tmp_path / "run"
+    shutil.copytree(source, out)
+    assert expected.attrs["report_section"] == "generic"
+    shown = config.apply_overrides(tiny_study(), {"report.section": "bias_only"})
+    dataset = run_study(shown, out, chunk_size=4, progress=False)
+    assert dataset.attrs["networks_trained_now"] == 0
+    assert store.load(out).attrs["report_section"] == "bias_only"
+    assert config.Study.from_dataset(store.load(out)).get("report.section") == "bias_only"
+    data_equal(store.load(out), expected)
+    assert store.load(out).attrs["git_sha"] == expected.attrs["git_sha"]

@@ -1,12 +1,21 @@
-"""Report: figures and REPORT.md from a (tiny) bias-only run; numbers match the dataset."""
+"""Report: figures and REPORT.md from (tiny) runs, one section per stored section kind;
+numbers match the dataset."""
 
 import numpy as np
 import pytest
 
+from jaxsym import api, reporting
+from jaxsym.analysis import bias_only, phase, saddle, staircase, stats
+from jaxsym.analysis.common import study_of, unit_roundoff
+from jaxsym.analysis.escape import dtype_floor
+from jaxsym.engine import store
+from jaxsym.reporting.common import write_text_if_changed
 from jaxsym.study import config
-from jaxsym.analysis import stats
-from jaxsym.engine import sweep
-from jaxsym import reporting as report
+
+
+def _train(study, out):
+    """Train a study (a Study or TOML text) into run directory ``out``; its Dataset."""
+    return api.run(study, out=out)
 
 TINY = """
 name = "tiny_bias_only"
@@ -30,19 +39,21 @@ sigma_b = [0.0, 1e-6, 1e-4, 1e-2]
 count = 6
 [thresholds]
 loss = 0.05
+[report]
+section = "bias_only"
 """
 
 
 def test_report_from_a_tiny_run(tmp_path):
     run = tmp_path / "run"
-    ds = sweep.run_study(config.parse_study(TINY), run, progress=False)
-    path = report.write_report([run], tmp_path / "figures")
+    ds = _train(TINY, run)
+    path = reporting.write_report([run], tmp_path / "figures")
     text = path.read_text()
     for stem in ("p_broken", "time_to_converge", "survival_tiny_bias_only"):
         assert (tmp_path / "figures" / f"{stem}.png").stat().st_size > 10_000
         assert (tmp_path / "figures" / f"{stem}.pdf").exists()
         assert f"({stem}.png)" in text
-    rows = report.summarize(ds)
+    rows = bias_only.summarize(ds)
     assert [(r["weight_mode"], r["activation"]) for r in rows] == [("constant", "tanh"),
                                                                    ("zero", "tanh")]
     # the table's P(broken) at the largest sigma_b is the dataset's fraction, with Wilson CI
@@ -85,16 +96,18 @@ sigma_b = [0.0, 0.5]
 count = 4
 [record]
 gradient_steps = 6
+[report]
+section = "staircase"
 """
 
 
 def test_staircase_section(tmp_path):
-    ds = sweep.run_study(config.parse_study(STAIRCASE), tmp_path / "stairs", progress=False)
-    steps = report.unlock_steps(ds)
+    ds = _train(STAIRCASE, tmp_path / "stairs")
+    steps = staircase.unlock_steps(ds)
     assert steps[("sigmoid", 0.5)] == [3, 2, 1, 0]  # layer l unlocks at step depth - l
     assert steps[("sigmoid", 0.0)] == [3, 2, 1, 0]  # sigmoid(0) != 0: still unlocks
     assert steps[("tanh", 0.0)] == [None] * 4       # tanh(0) = 0: total stall
-    text = report.write_report([tmp_path / "stairs"], tmp_path / "fig").read_text()
+    text = reporting.write_report([tmp_path / "stairs"], tmp_path / "fig").read_text()
     assert "| tanh | 0 | -, -, -, - | yes |" in text
     assert (tmp_path / "fig" / "staircase.png").exists()
 
@@ -102,18 +115,19 @@ def test_staircase_section(tmp_path):
 def test_escape_section_float32_absorbs_tiny_biases(tmp_path):
     text = TINY.replace('name = "tiny_bias_only"', 'name = "escape"').replace(
         'weight_mode = ["constant", "zero", "glorot"]\n', "").replace(
-        "sigma_b = [0.0, 1e-6, 1e-4, 1e-2]", "sigma_b = [1e-14, 1e-12, 1e-4]")
+        "sigma_b = [0.0, 1e-6, 1e-4, 1e-2]", "sigma_b = [1e-14, 1e-12, 1e-4]").replace(
+        'section = "bias_only"', 'section = "escape"')
     runs = []
     for dtype in ("float32", "float64"):
         study = config.apply_overrides(config.parse_study(text), {"train.dtype": dtype})
         runs.append(tmp_path / dtype)
-        ds = sweep.run_study(study, runs[-1], progress=False)
+        ds = _train(study, runs[-1])
         spread = ds.spread.sel(sigma_b=1e-14, activation="tanh").isel(layer=0, step=1).median("seed")
         if dtype == "float64":  # the 1e-14 bias differences survive the first update
             assert 1e-16 < float(spread) < 1e-12
         else:                   # ... but are rounded away in float32
             assert float(spread) < 1e-16
-    report_text = report.write_report(runs, tmp_path / "fig").read_text()
+    report_text = reporting.write_report(runs, tmp_path / "fig").read_text()
     assert "## Escape from the symmetric saddle" in report_text
     assert "| float32 | 1e-14 |" in report_text and "| float64 | 1e-14 |" in report_text
     assert (tmp_path / "fig" / "escape.png").exists()
@@ -126,11 +140,11 @@ def test_saddle_section_compares_fitted_and_predicted_slopes(tmp_path):
     study = config.apply_overrides(config.load_study(path, preset="quick"), {
         "seeds.count": 3, "grid.sigma_b": {"logspace": [-14, -10], "num": 3},
         "train.steps": 5000})
-    ds = sweep.run_study(study, tmp_path / "saddle", progress=False)
-    assert report.study_of(ds).n_networks == study.n_networks  # rebuilt with its overrides
-    text = report.write_report([tmp_path / "saddle"], tmp_path / "fig").read_text()
+    ds = _train(study, tmp_path / "saddle")
+    assert study_of(ds).n_networks == study.n_networks  # rebuilt with its overrides
+    text = reporting.write_report([tmp_path / "saddle"], tmp_path / "fig").read_text()
     assert "## The log-law slope from the Hessian at the symmetric saddle" in text
-    fit = report.saddle_fits(ds)["time_to_break"]
+    fit = saddle.saddle_fits(ds)["time_to_break"]
     assert f"| steps to break | {fit.b:.1f} [{fit.b_low:.1f}, {fit.b_high:.1f}] | 305.3 |" in text
     assert "multiplicity 7 (width - 1 = 7)" in text
     assert (tmp_path / "fig" / "saddle_slope.png").stat().st_size > 10_000
@@ -148,19 +162,20 @@ def test_phase_diagram_section_counts_trained_networks(tmp_path):
         '[task]\nname = "teacher_student"\ndim = 2\nteacher_width = 2', '[task]\nname = "circles"'
     ).replace("[train]", '[train]\nloss = "bce"').replace("steps = 300", "steps = 100")
     text = text.replace("[grid]", '[init]\nweight_mode = "normal"\nsigma_b = 0.2236\n[grid]')
+    text = text.replace('section = "bias_only"', 'section = "phase_diagram"')
     runs = []
     for depth in (3, 2):
         study = config.apply_overrides(config.parse_study(text), {"model.depth": depth})
         runs.append(tmp_path / f"d{depth}")
-        sweep.run_study(study, runs[-1], progress=False)
-    table = report.phase_table([report.store.load(r) for r in runs])
+        _train(study, runs[-1])
+    table = phase.phase_table([store.load(r) for r in runs])
     assert list(table["depth"]) == [2, 3] and np.allclose(table["sigma_w2"], [0, 1.69, 9])
     task = tasks.make_task("circles", n_train=64, n_test=16)
     chance = np.bincount(task.y_train).max() / 64
     assert table["threshold"] == 0.5 * (1 + chance)
-    acc = report.store.load(runs[1]).final_accuracy.squeeze().values  # depth 2: (W_std, seed)
+    acc = store.load(runs[1]).final_accuracy.squeeze().values  # depth 2: (W_std, seed)
     np.testing.assert_array_equal(table["trained"][0], (acc >= table["threshold"]).sum(-1))
-    out = report.write_report(runs, tmp_path / "fig").read_text()
+    out = reporting.write_report(runs, tmp_path / "fig").read_text()
     assert "## Phase diagram: signal propagation and the bias-only edge" in out
     assert f"sigma_w^2 = {float(meanfield.critical_sigma_w2('tanh', 0.2236 ** 2)):.3f}" in out
     bias_only = table["trained"][:, 0].sum()
@@ -171,11 +186,9 @@ def test_phase_diagram_section_counts_trained_networks(tmp_path):
 def test_dtype_floor_and_unit_roundoff():
     import xarray as xr
 
-    from jaxsym import reporting as rep
-
-    assert rep.unit_roundoff("float64") == pytest.approx(2.0 ** -53)
-    assert rep.unit_roundoff("float32") == pytest.approx(2.0 ** -24)
-    assert rep.unit_roundoff("bfloat16") == pytest.approx(2.0 ** -8)
+    assert unit_roundoff("float64") == pytest.approx(2.0 ** -53)
+    assert unit_roundoff("float32") == pytest.approx(2.0 ** -24)
+    assert unit_roundoff("bfloat16") == pytest.approx(2.0 ** -8)
     sigma = np.array([0.0, 1e-12, 1e-10, 1e-8, 1e-6])
 
     def dataset(p_broken):
@@ -183,11 +196,11 @@ def test_dtype_floor_and_unit_roundoff():
         return xr.Dataset({"broken": (("sigma_b", "seed"), broken)},
                           coords={"sigma_b": sigma, "seed": np.arange(4)})
 
-    assert rep.dtype_floor(dataset([0, 0, 0, 1, 1])) == 1e-10
+    assert dtype_floor(dataset([0, 0, 0, 1, 1])) == 1e-10
     # a broken cell below an unbroken one: the floor stops at the first break
-    assert rep.dtype_floor(dataset([0, 0, 0.25, 0, 1])) == 1e-12
-    assert rep.dtype_floor(dataset([0, 1, 1, 1, 1])) == 0.0
-    assert np.isnan(rep.dtype_floor(dataset([0.5, 1, 1, 1, 1])))
+    assert dtype_floor(dataset([0, 0, 0.25, 0, 1])) == 1e-12
+    assert dtype_floor(dataset([0, 1, 1, 1, 1])) == 0.0
+    assert np.isnan(dtype_floor(dataset([0.5, 1, 1, 1, 1])))
 
 
 def test_report_of_any_user_grid_goes_into_its_run_dir(tmp_path, capsys):
@@ -229,17 +242,15 @@ def test_report_is_rewritten_only_when_a_number_changes(tmp_path):
     """The main job on a fresh clone records another git sha and maybe another machine: the
     committed REPORT.md is then left as it is (git status stays clean); a changed number
     rewrites it."""
-    from jaxsym import reporting as reports
-
     path = tmp_path / "REPORT.md"
     text = ("# jaxsym report\n\n| setting | value |\n|---|---|\n| seeds | 24 |\n"
             "| run | 2 cpu device(s), git 0123456789 |\n| machine | AMD EPYC (AVX512) |\n"
             "P(broken) = 0.50 [0.31, 0.69]\n")
-    assert reports.write_text_if_changed(path, text)
+    assert write_text_if_changed(path, text)
     stamp = path.stat().st_mtime_ns
     other_machine = text.replace("0123456789", "abcdef0123").replace("AMD EPYC", "Intel Xeon")
-    assert not reports.write_text_if_changed(path, other_machine)
+    assert not write_text_if_changed(path, other_machine)
     assert path.read_text() == text and path.stat().st_mtime_ns == stamp
     changed = other_machine.replace("0.50 [0.31", "0.54 [0.31")
-    assert reports.write_text_if_changed(path, changed)
+    assert write_text_if_changed(path, changed)
     assert path.read_text() == changed

@@ -13,9 +13,12 @@ from scipy import stats as sps
 
 from jaxsym.study import config, tasks
 from jaxsym.core import metrics, network
-from jaxsym.engine import sweep
+from jaxsym.core.init import init_mlp
+from jaxsym.core.spec import KNOBS
+from jaxsym.engine import runner
+from jaxsym.study import plan
 
-from jaxsym.theory import backprop, saddle
+from jaxsym.theory import backprop, predict, saddle
 
 #: one xdist worker runs this module, so its module-scoped fixtures are built once
 pytestmark = pytest.mark.xdist_group("test_saddle")
@@ -56,8 +59,8 @@ LR = 0.1
 def _symmetric_problem(width, dim=2, n_train=64, activation="tanh"):
     task = tasks.make_task("teacher_student", dim=dim, teacher_width=2, n_train=n_train,
                            n_test=8)
-    data = sweep.task_data(task, "mse")
-    params = network.init_mlp(jax.random.key(0), (dim, width, 1), "constant", weight_value=0.25,
+    data = runner.task_data(task, "mse")
+    params = init_mlp(jax.random.key(0), (dim, width, 1), "constant", weight_value=0.25,
                               fan_in_scaled=True, dtype=jnp.float64)
     return params, data["x_train"], data["y_train"], activation
 
@@ -168,7 +171,7 @@ def test_adam_has_no_constant_escape_rate():
 
 
 def test_symmetric_projection_splits_symmetric_and_antisymmetric():
-    params = network.init_mlp(jax.random.key(1), (3, 5, 4, 2), "normal", W_std=1.0, sigma_b=1.0,
+    params = init_mlp(jax.random.key(1), (3, 5, 4, 2), "normal", W_std=1.0, sigma_b=1.0,
                               dtype=jnp.float64)
     projected = saddle.symmetric_projection(params)
     again = saddle.symmetric_projection(projected)
@@ -178,7 +181,7 @@ def test_symmetric_projection_splits_symmetric_and_antisymmetric():
     flat_r = ravel_pytree(params)[0] - flat_p
     assert abs(float(flat_p @ flat_r)) <= 1e-12 * float(flat_p @ flat_p + flat_r @ flat_r)
     # a symmetric network: all hidden units identical, so it projects to itself
-    sym = network.init_mlp(jax.random.key(2), (3, 5, 4, 2), "constant", weight_value=0.3,
+    sym = init_mlp(jax.random.key(2), (3, 5, 4, 2), "constant", weight_value=0.3,
                            dtype=jnp.float64)
     sym = [{"W": layer["W"], "b": jnp.full_like(layer["b"], 0.1)} for layer in sym]
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-15),
@@ -195,19 +198,19 @@ def test_measured_log_law_slope_matches_the_hessian_prediction():
     report with its bootstrap CI."""
     study = config.load_study(EXPERIMENTS / "saddle_slope.toml", preset="quick")
     study = config.apply_overrides(study, {"train.steps": 5000})
-    analysis = saddle.analyse_study(study, trajectory_steps=10)
+    analysis = predict.analyse_saddle(study, trajectory_steps=10)
     assert analysis.spectrum.multiplicity == study.get("model.width") - 1
     predicted = analysis.slope
 
     task = tasks.make_task(study.get("task.name"), seed=study.get("task.seed"),
                            **study.task_options)
-    spec = sweep.plan_groups(study, task)[0].spec
-    data = sweep.task_data(task, spec.loss)
-    row = sweep.knob_table(study)[0]
+    spec = plan.plan_groups(study, task)[0].spec
+    data = runner.task_data(task, spec.loss)
+    row = plan.knob_table(study)[0]
     sigmas = np.logspace(-14, -10, 5)
 
     def one(key, sigma):
-        knobs = {k: row[i] for i, k in enumerate(network.KNOBS)}
+        knobs = {k: row[i] for i, k in enumerate(KNOBS)}
         knobs["sigma_b"] = sigma
         r = network.run_network(key, knobs, data, spec)
         return r["time_to_converge"], r["time_to_break"], r["converged"] & r["broken"]
@@ -232,7 +235,7 @@ def test_analyse_study_refuses_an_unreached_saddle():
     """A prediction from a point the trajectory never reached is refused, or flagged."""
     study = config.load_study(EXPERIMENTS / "saddle_slope.toml", preset="quick")
     with pytest.raises(saddle.SaddleNotReached, match="did not reach the collapsed point"):
-        saddle.analyse_study(study, max_steps=50, trajectory_steps=2)
-    flagged = saddle.analyse_study(study, max_steps=50, trajectory_steps=2,
+        predict.analyse_saddle(study, max_steps=50, trajectory_steps=2)
+    flagged = predict.analyse_saddle(study, max_steps=50, trajectory_steps=2,
                                    require_reached=False)
     assert not flagged.reached and flagged.grad_norm > 1e-12 and flagged.steps_to_saddle == 50

@@ -113,12 +113,12 @@ def test_antisymmetric_subspace_is_invariant_at_any_depth(hidden):
     """At a symmetric point of depth 2 or 3, H maps antisymmetric directions to antisymmetric
     ones (no leak into the symmetric subspace); with one hidden layer the restricted spectrum is
     B's, each eigenvalue m - 1 times."""
-    from jaxsym.core import network
+    from jaxsym.core.init import init_mlp
 
     rng = np.random.default_rng(4)
     m, d, n = 3, 2, 30
     sizes = (d,) + (m,) * hidden + (1,)
-    params = network.init_mlp(jax.random.key(0), sizes, "constant", weight_value=0.7,
+    params = init_mlp(jax.random.key(0), sizes, "constant", weight_value=0.7,
                               fan_in_scaled=True)
     params = [{"W": p["W"], "b": jnp.full_like(p["b"], 0.2)} for p in params]
     x = jnp.asarray(rng.standard_normal((n, d)))

@@ -1,4 +1,4 @@
-"""The sweep engine: invariances (chunking, devices, resume, seeds), divergence, no recompiles."""
+"""The engine: invariances (chunking, devices, resume, seeds), divergence, no recompiles."""
 
 import json
 import os
@@ -13,7 +13,9 @@ import xarray as xr
 
 from jaxsym.study import config
 from jaxsym.core import network
-from jaxsym.engine import store, sweep
+from jaxsym.core.spec import checkpoint_steps
+from jaxsym.engine import runner, store
+from jaxsym.engine.run import run_study
 
 SMALL = """
 name = "small"
@@ -60,12 +62,12 @@ def assert_identical(a: xr.Dataset, b: xr.Dataset):
 
 
 def test_schema(tmp_path):
-    ds = sweep.run_study(small_study(), tmp_path / "run", chunk_size=64, progress=False)
+    ds = run_study(small_study(), tmp_path / "run", chunk_size=64, progress=False)
     assert dict(ds.sizes) == {"sigma_b": 3, "activation": 2, "seed": 5, "step": 8, "layer": 2,
                               "grad_step": 4, "weight_layer": 3}
     assert ds.loss.dims == ("sigma_b", "activation", "seed", "step")
     assert ds.diversity.dims == ("sigma_b", "activation", "seed", "step", "layer")
-    assert list(ds.step.values) == list(network.checkpoint_steps(40, 8))
+    assert list(ds.step.values) == list(checkpoint_steps(40, 8))
     assert ds.attrs["config"].startswith("\nname = \"small\"")
     # sigma_b = 0 keeps every unit identical: spread exactly at rounding level, never broken
     assert float(ds.spread.sel(sigma_b=0.0).max()) < 1e-12
@@ -79,7 +81,7 @@ def test_schema(tmp_path):
 
 def test_chunk_size_invariance(tmp_path):
     study = small_study(groups=1)
-    runs = [sweep.run_study(study, tmp_path / f"c{k}", chunk_size=k, progress=False)
+    runs = [run_study(study, tmp_path / f"c{k}", chunk_size=k, progress=False)
             for k in (1, 7, 1000)]
     assert_identical(runs[0], runs[1])
     assert_identical(runs[0], runs[2])
@@ -87,19 +89,19 @@ def test_chunk_size_invariance(tmp_path):
 
 def test_resume_equals_uninterrupted(tmp_path):
     study = small_study(batch_size=16, groups=1)
-    full = sweep.run_study(study, tmp_path / "full", chunk_size=6, progress=False)
-    assert sweep.run_study(study, tmp_path / "cut", chunk_size=6, progress=False,
+    full = run_study(study, tmp_path / "full", chunk_size=6, progress=False)
+    assert run_study(study, tmp_path / "cut", chunk_size=6, progress=False,
                            max_chunks=2) is None
     assert len(list((tmp_path / "cut" / "chunks").glob("*.npz"))) == 2
     assert not (tmp_path / "cut" / "results.nc").exists()
-    resumed = sweep.run_study(study, tmp_path / "cut", chunk_size=4, progress=False)
+    resumed = run_study(study, tmp_path / "cut", chunk_size=4, progress=False)
     assert_identical(full, resumed)
     assert resumed.attrs["networks_trained_now"] == study.n_networks - 12 == 3
 
 
 def test_seeds_are_prefix_stable(tmp_path):
-    eight = sweep.run_study(small_study(seeds=8, groups=1), tmp_path / "s8", progress=False)
-    sixteen = sweep.run_study(small_study(seeds=16, groups=1), tmp_path / "s16",
+    eight = run_study(small_study(seeds=8, groups=1), tmp_path / "s8", progress=False)
+    sixteen = run_study(small_study(seeds=16, groups=1), tmp_path / "s16",
                               progress=False)
     assert_identical(eight, sixteen.isel(seed=slice(0, 8)))
 
@@ -108,7 +110,7 @@ def test_divergence_is_flagged_frozen_and_nan_free(tmp_path):
     study = config.apply_overrides(small_study(dtype="float32"),
                                    {"train.learning_rate": 50.0, "model.activation": "relu"})
     study = config.apply_overrides(study, {"grid.activation": ["relu"]})
-    ds = sweep.run_study(study, tmp_path / "run", progress=False)
+    ds = run_study(study, tmp_path / "run", progress=False)
     assert ds.diverged.any()
     for name in ("loss", "final_loss", "spread", "diversity", "grad_norm"):
         assert np.all(np.isfinite(ds[name].values)), name
@@ -116,13 +118,13 @@ def test_divergence_is_flagged_frozen_and_nan_free(tmp_path):
 
 
 def test_different_study_is_refused(tmp_path):
-    first = sweep.run_study(small_study(groups=1), tmp_path / "run", progress=False)
+    first = run_study(small_study(groups=1), tmp_path / "run", progress=False)
     # another learning rate: the same compiled program, a different study
     other = config.apply_overrides(small_study(groups=1), {"train.learning_rate": 0.3})
     with pytest.raises(store.RunDirError, match="different study"):
-        sweep.run_study(other, tmp_path / "run", progress=False)
+        run_study(other, tmp_path / "run", progress=False)
     assert_identical(store.load(tmp_path / "run"), first)  # refused: nothing overwritten
-    ds = sweep.run_study(other, tmp_path / "run", progress=False, force=True)
+    ds = run_study(other, tmp_path / "run", progress=False, force=True)
     assert json.loads(ds.attrs["study"])["sections"]["train"]["learning_rate"] == 0.3
     assert not np.array_equal(ds.final_loss.values, first.final_loss.values)
 
@@ -139,7 +141,7 @@ def test_one_compile_per_static_group(tmp_path, monkeypatch):
     study = config.parse_study(SMALL.format(dtype="float32", seeds=2, batch_size=0).replace(
         "sigma_b = [0.0, 1e-3, 0.3]", "sigma_b = {logspace = [-8, 0], num = 50}").replace(
         "steps = 40", "steps = 13"))
-    sweep.run_study(study, tmp_path / "run", chunk_size=16, progress=False)
+    run_study(study, tmp_path / "run", chunk_size=16, progress=False)
     assert study.n_networks == 200
     assert len(traces) == 2  # two activations, one trace each, whatever the number of chunks
     assert {spec.activation for spec in traces} == {"tanh", "relu"}
@@ -151,9 +153,12 @@ DEVICE_SCRIPT = textwrap.dedent("""
     import numpy as np
     from jaxsym.study import config, tasks
     from jaxsym.core import network
-    from jaxsym.engine import sweep
+    from jaxsym.core.spec import KNOBS
+    from jaxsym.engine import runner
+    from jaxsym.engine.run import run_study
+    from jaxsym.study import plan
     study = config.parse_study(open(sys.argv[1]).read())
-    ds = sweep.run_study(study, sys.argv[2], chunk_size=5, progress=False)
+    ds = run_study(study, sys.argv[2], chunk_size=5, progress=False)
     devices = tuple(jax.local_devices())
     assert ds.attrs["n_devices"] == len(devices) == int(sys.argv[3])
     if len(devices) > 1:
@@ -161,21 +166,21 @@ DEVICE_SCRIPT = textwrap.dedent("""
         # deadlock in the batched SVD on a multi-device CPU)
         task = tasks.make_task(study.get("task.name"), seed=study.get("task.seed"),
                                **study.task_options)
-        group = sweep.plan_groups(study, task)[0]
-        data = sweep.task_data(task, group.spec.loss)
-        knobs = sweep.knob_table(study).astype(np.float32)
+        group = plan.plan_groups(study, task)[0]
+        data = runner.task_data(task, group.spec.loss)
+        knobs = plan.knob_table(study).astype(np.float32)
         nets = np.arange(4 * len(devices)) % study.n_networks
         grid, seed = nets // study.get("seeds.count"), nets % study.get("seeds.count")
         root = study.get("seeds.root")
-        one = jax.jit(lambda key, row: network.run_network(key, dict(zip(network.KNOBS, row)),
+        one = jax.jit(lambda key, row: network.run_network(key, dict(zip(KNOBS, row)),
                                                            data, group.spec))
         straight = [one(jax.random.fold_in(jax.random.fold_in(jax.random.key(root), g), s),
                         knobs[g]) for g, s in zip(grid, seed)]
         for strategy, batch in (("map", 1), ("map", 4), ("vmap", 1)):
-            runner, sharding = sweep.make_runner(group.spec, root, strategy, devices, batch)
-            args = sweep.chunk_arguments(nets, len(nets), study.get("seeds.count"), knobs,
-                                         np.float32, sharding)
-            got = jax.device_get(runner(*args, data))
+            run, sharding = runner.make_runner(group.spec, root, strategy, devices, batch)
+            args = runner.chunk_arguments(nets, len(nets), study.get("seeds.count"), knobs,
+                                          np.float32, sharding)
+            got = jax.device_get(run(*args, data))
             for name, value in got.items():
                 expected = np.stack([r[name] for r in straight])
                 np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-6,
@@ -209,7 +214,7 @@ def test_classification_records_accuracy_and_top_level_load(tmp_path):
         'name = "teacher_student"\ndim = 2\nteacher_width = 2', 'name = "xor"').replace(
         "[train]", '[train]\nloss = "softmax_ce"').replace(
         'activation = ["tanh", "relu"]', 'activation = ["tanh"]')
-    ds = sweep.run_study(config.parse_study(text), tmp_path / "run", progress=False)
+    ds = run_study(config.parse_study(text), tmp_path / "run", progress=False)
     assert ds.attrs["task_kind"] == "classification"
     assert ((ds.test_accuracy >= 0) & (ds.test_accuracy <= 1)).all()
     # with sigma_b = 0.3 the network fits xor's training set better than chance
@@ -257,17 +262,17 @@ def test_process_share_and_wait(tmp_path):
     """Without process 0 the run directory never appears: another process times out cleanly."""
     study = config.parse_study(SMALL.format(dtype="float32", seeds=1, batch_size=0))
     with pytest.raises(TimeoutError, match="process 1: timed out waiting for process 0"):
-        sweep.run_study(study, tmp_path / "never", process_index=1, process_count=2,
+        run_study(study, tmp_path / "never", process_index=1, process_count=2,
                         wait_timeout=0.3, poll_interval=0.1, progress=False)
     with pytest.raises(ValueError, match="process_index must be in"):
-        sweep.run_study(study, tmp_path / "bad", process_index=2, process_count=2)
+        run_study(study, tmp_path / "bad", process_index=2, process_count=2)
 
 
 
 def test_per_layer_break_times_are_consistent(tmp_path):
     """Each hidden layer's first-hit time: the network breaks only when every layer has (so its
     time is >= every layer's), and an unbroken layer is censored at the budget."""
-    ds = sweep.run_study(small_study(groups=1), tmp_path / "run", progress=False)
+    ds = run_study(small_study(groups=1), tmp_path / "run", progress=False)
     assert ds["time_to_break_layer"].dims[-1] == "layer" and ds.sizes["layer"] == 2
     layers, times = ds["broken_layer"], ds["time_to_break_layer"]
     broken = ds["broken"]
@@ -285,13 +290,13 @@ def test_data_draws_extend_the_seed_axis(tmp_path):
     study on task seed 1 (a network's result depends only on its grid point, seed index and
     data)."""
     text = small_text(seeds=2, groups=1)
-    two = sweep.run_study(config.parse_study(text.replace("n_test = 32", "n_test = 32\ndraws = 2")),
+    two = run_study(config.parse_study(text.replace("n_test = 32", "n_test = 32\ndraws = 2")),
                           tmp_path / "two", chunk_size=3, progress=False)
     assert two.sizes["seed"] == 4 and two.attrs["draws"] == 2
     assert two.draw.values.tolist() == [0, 0, 1, 1]
-    one = sweep.run_study(config.parse_study(text), tmp_path / "one", progress=False)
+    one = run_study(config.parse_study(text), tmp_path / "one", progress=False)
     assert_identical(two.isel(seed=[0, 1]), one)
-    shifted = sweep.run_study(config.parse_study(
+    shifted = run_study(config.parse_study(
         small_text(seeds=4, groups=1).replace("n_test = 32", "n_test = 32\nseed = 1")),
         tmp_path / "shifted", progress=False)
     assert_identical(two.isel(seed=[2, 3]), shifted.isel(seed=[2, 3]))
@@ -319,9 +324,9 @@ def test_runner_limits_blas_threads_only_during_the_call():
         return jnp.asarray(x) + 1
 
     cores = len(os.sched_getaffinity(0))
-    runner = sweep.Runner(compiled, n_devices=cores)
-    assert runner.threads == sweep.blas_threads(cores) == 1
-    assert sweep.blas_threads(1) == cores
-    assert int(runner(1)) == 2
+    chunk_function = runner.Runner(compiled, n_devices=cores)
+    assert chunk_function.threads == runner.blas_threads(cores) == 1
+    assert runner.blas_threads(1) == cores
+    assert int(chunk_function(1)) == 2
     assert seen and all(n == 1 for n in seen[0]), seen
     assert blas() == before

@@ -6,8 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsym.core import metrics, network, train
-from jaxsym.engine import sweep
+from jaxsym.core import metrics, train
+from jaxsym.core.init import init_mlp
+from jaxsym.engine import runner
 from jaxsym.study import tasks
 from jaxsym.theory import zero_init
 
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.xdist_group("test_zero_init")
 @pytest.fixture(scope="module")
 def circles():
     task = tasks.make_task("circles", seed=0, n_train=128, n_test=16)
-    data = sweep.task_data(task, "softmax_ce")
+    data = runner.task_data(task, "softmax_ce")
     return data["x_train"], data["y_train"]
 
 
@@ -33,7 +34,7 @@ def test_homogeneous_units_stay_multiples_of_one_unit_unless_adam(circles, activ
     full batch or minibatch): direction diversity stays at rounding level. Adam's
     per-coordinate normalisation is not homogeneous and leaves the set."""
     x, y = circles
-    params = network.init_mlp(jax.random.key(1), (2, 8, 8, 2), "zero", sigma_b=1.0)
+    params = init_mlp(jax.random.key(1), (2, 8, 8, 2), "zero", sigma_b=1.0)
     out = train.train(params, x, y, activation=activation, loss="softmax_ce",
                       optimizer=optimizer, learning_rate=lr, steps=400, batch_size=batch,
                       key=jax.random.key(2)).params
@@ -50,7 +51,7 @@ def test_smooth_units_leave_the_trap_under_sgd(circles):
     """tanh has no homogeneity: under plain full-batch SGD the first layer's rows, parallel
     after the first update, diversify (slowly: g'' != 0 at the biases)."""
     x, y = circles
-    params = network.init_mlp(jax.random.key(1), (2, 8, 1), "zero", sigma_b=1.0)
+    params = init_mlp(jax.random.key(1), (2, 8, 1), "zero", sigma_b=1.0)
     y1 = jnp.asarray(2.0 * (np.asarray(y) == 1) - 1.0)[:, None]
     out = train.train(params, x, y1, activation="tanh", loss="mse", optimizer="sgd",
                       learning_rate=0.1, steps=500).params

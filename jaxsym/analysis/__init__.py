@@ -25,17 +25,15 @@ import itertools
 import numpy as np
 
 from jaxsym.analysis import stats
+from jaxsym.core.records import NETWORK_DIMS
 
 __all__ = ["grid_dims", "p_event", "p_broken", "median_time", "fit_curve", "log_law",
            "summary"]
 
-#: the per-network dims of a results Dataset (everything else is a grid dim)
-_NETWORK_DIMS = ("seed", "step", "layer", "grad_step", "weight_layer")
-
 
 def grid_dims(ds) -> tuple[str, ...]:
     """The grid dims of a results Dataset, in storage order."""
-    return tuple(d for d in ds.broken.dims if d not in _NETWORK_DIMS)
+    return tuple(d for d in ds.broken.dims if d not in NETWORK_DIMS)
 
 
 def _per_point(ds, function, names, var_attrs):
@@ -168,3 +166,8 @@ def summary(ds, confidence: float = 0.95):
     merged = xr.merge(parts, compat="override")
     merged.attrs = {"budget": int(ds.attrs["steps"]), "name": ds.attrs.get("name", "")}
     return merged
+
+
+from jaxsym._lazy import submodule_getattr  # noqa: E402
+
+__getattr__ = submodule_getattr(__name__)

@@ -3,7 +3,8 @@
 Contract: every activation is written once, against an *array namespace* ``xp`` that provides
 the elementwise functions it needs (``tanh``, ``exp``, ``erf`` ...). The NumPy namespace
 :data:`NUMPY` is the default, so the float64 oracles in :mod:`jaxsym.theory` use these
-definitions without importing JAX; :mod:`jaxsym.core.nn` binds the same definitions to ``jax.numpy``.
+definitions without importing JAX; :mod:`jaxsym.core.nn` binds the same definitions to
+``jax.numpy``.
 This module never imports JAX.
 
 The derivatives are hand-written, not derived by autodiff: the test-suite checks them against
@@ -140,7 +141,8 @@ _LIST = [
         "softplus", "g(z) = log(1 + exp(z))",
         lambda xp, z: xp.logaddexp(xp.zeros_like(z), z), lambda xp, z: xp.sigmoid(z), _sigmoid_d1),
     Activation(
-        "gelu", "g(z) = z Phi(z) = z (1 + erf(z / sqrt 2)) / 2  (exact, not the tanh approximation)",
+        "gelu",
+        "g(z) = z Phi(z) = z (1 + erf(z / sqrt 2)) / 2  (exact, not the tanh approximation)",
         lambda xp, z: 0.5 * z * (1.0 + xp.erf(z / _SQRT2)),
         lambda xp, z: 0.5 * (1.0 + xp.erf(z / _SQRT2)) + z * _gauss_pdf(xp, z),
         lambda xp, z: (2.0 - z * z) * _gauss_pdf(xp, z)),

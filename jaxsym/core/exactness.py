@@ -36,9 +36,10 @@ import zlib
 import numpy as np
 
 from jaxsym.core.precision import with_float64
+from jaxsym.core.spec import DTYPES, LOSSES, OPTIMIZERS
 
-__all__ = ["KERNEL_FAMILIES", "FAMILY_CASES", "WIDTHS", "DEPTHS", "product_failures", "symmetric_params",
-           "twin_asymmetry", "theorem_cases", "theorem_asymmetry", "main"]
+__all__ = ["KERNEL_FAMILIES", "FAMILY_CASES", "WIDTHS", "DEPTHS", "product_failures",
+           "symmetric_params", "twin_asymmetry", "theorem_cases", "theorem_asymmetry", "main"]
 
 #: Covering subsets of :func:`theorem_cases` (its default list) for the other kernel families:
 #: AVX2 every loss, optimizer, batch mode and dtype; SSE4.2 every loss, batch mode and dtype
@@ -58,7 +59,6 @@ KERNEL_FAMILIES = {
 }
 WIDTHS = (8, 16, 17, 33)
 DEPTHS = (2, 3)
-DTYPES = ("float32", "float64", "bfloat16")
 
 
 #: unit counts of the product check: degenerate (1) and remainders of 16-wide kernels (17, 33);
@@ -159,10 +159,10 @@ def theorem_cases(full: bool) -> list[tuple]:
     covering subset for the test suite: every activation x loss pair once, cycling through
     the 6 optimizer x batch-mode pairs and alternating float32 / float64, plus bfloat16 cases.
     """
-    from jaxsym.core import nn, train
+    from jaxsym.core import nn
 
-    activations, losses = nn.activation_names(), nn.loss_names()
-    opt_modes = list(itertools.product(train.optimizer_names(), ("full", "minibatch")))
+    activations, losses = nn.activation_names(), LOSSES
+    opt_modes = list(itertools.product(OPTIMIZERS, ("full", "minibatch")))
     if full:
         cases = [(a, l, o, m, d) for a, l, (o, m), d in
                  itertools.product(activations, losses, opt_modes, ("float32", "float64"))]
@@ -182,7 +182,8 @@ def theorem_asymmetry(activation, loss, optimizer, batch_mode, dtype, steps=2000
     """Train one network per (width, depth) from identical units with the study's step; return
     ``{(width, depth): (asymmetry, moved)}``: the largest twin difference after ``steps``
     steps (0.0 = bitwise symmetric) and the relative change of the hidden parameters (first
-    layer's W and b, last hidden layer's b: the training moved the symmetric units). One compiled program for all (width, depth)."""
+    layer's W and b, last hidden layer's b: the training moved the symmetric units). One
+    compiled program for all (width, depth)."""
     import jax
     import jax.numpy as jnp
 

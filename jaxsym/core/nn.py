@@ -6,8 +6,8 @@ Contract:
   * Every function acts on ONE network (unbatched in the network axis); batching over networks is
     applied from outside with ``jax.vmap`` / ``lax.map`` by the sweep engine.
   * Hidden layers apply the activation ``g``; the output layer is linear (it returns logits).
-  * Every layer's ``a @ W.T + b`` is :func:`jaxsym.core.dense.dense`: the same maths, computed so that
-    units with bitwise-identical parameters get bitwise-identical values forward and backward
+  * Every layer's ``a @ W.T + b`` is :func:`jaxsym.core.dense.dense`: the same maths, computed so
+    that units with bitwise-identical parameters get bitwise-identical values forward and backward
     on every CPU (see :mod:`jaxsym.core.dense`).
   * Activations and losses are selected by *static* names (one compile each); their definitions
     live in :mod:`jaxsym.core.activations` (shared with the NumPy oracle) and in optax.
@@ -25,10 +25,11 @@ import optax
 
 from jaxsym.core.activations import ACTIVATIONS, Activation, activation_names, get_activation
 from jaxsym.core.dense import dense
+from jaxsym.core.spec import LOSSES
 
 __all__ = [
-    "JAX", "LOSSES", "Params", "activation_fn", "activation_names", "apply", "forward",
-    "get_activation", "layer_sizes", "loss_fn", "loss_names", "ACTIVATIONS",
+    "JAX", "Params", "activation_fn", "activation_names", "apply", "get_activation",
+    "layer_sizes", "loss_fn", "ACTIVATIONS",
 ]
 
 Params = list  # list[dict[str, jax.Array]]
@@ -58,31 +59,6 @@ def activation_fn(activation: str | Activation) -> Callable[[jax.Array], jax.Arr
 def layer_sizes(params: Params) -> tuple[int, ...]:
     """``(n_in, n_1, ..., n_out)`` of a params list."""
     return (params[0]["W"].shape[1],) + tuple(layer["W"].shape[0] for layer in params)
-
-
-def forward(params: Params, x: jax.Array, activation: str | Activation):
-    """Forward pass keeping every layer's pre- and post-activations.
-
-    Args:
-      params: list of L layers ``{"W": (n_l, n_{l-1}), "b": (n_l,)}``.
-      x: inputs, shape ``(batch, n_0)``.
-      activation: name of the hidden activation g.
-
-    Returns:
-      ``(zs, activations)``: ``zs[l] = a_{l} @ W_{l+1}.T + b_{l+1}`` for l = 0..L-1 (shape
-      ``(batch, n_{l+1})``), and ``activations[l] = g(zs[l])`` for the L-1 hidden layers.
-      The network output is ``zs[-1]`` (the output layer is linear).
-    """
-    g = activation_fn(activation)
-    a = x
-    zs, hidden = [], []
-    for i, layer in enumerate(params):
-        z = dense(a, layer["W"], layer["b"])
-        zs.append(z)
-        if i < len(params) - 1:
-            a = g(z)
-            hidden.append(a)
-    return zs, hidden
 
 
 def apply(params: Params, x: jax.Array, activation: str | Activation,
@@ -118,8 +94,9 @@ def _softmax_cross_entropy(logits, labels):
     return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
 
 
-#: name -> (loss(outputs, targets) -> scalar, description). All are means over the batch.
-LOSSES: dict[str, tuple[Callable, str]] = {
+#: loss name (:data:`jaxsym.core.spec.LOSSES`) -> (loss(outputs, targets) -> scalar,
+#: description). All are means over the batch.
+_LOSS_FUNCTIONS: dict[str, tuple[Callable, str]] = {
     "mse": (_mse, "0.5 * mean over all entries of (y_hat - y)^2; targets (batch, n_out)"),
     "bce": (_binary_cross_entropy,
             "mean over all entries of the binary cross-entropy of sigmoid(logits); "
@@ -129,11 +106,6 @@ LOSSES: dict[str, tuple[Callable, str]] = {
 }
 
 
-def loss_names() -> tuple[str, ...]:
-    """The registered loss names."""
-    return tuple(LOSSES)
-
-
 def loss_fn(name: str) -> Callable[[jax.Array, jax.Array], jax.Array]:
     """The loss ``(outputs, targets) -> scalar`` registered under ``name``.
 
@@ -141,6 +113,6 @@ def loss_fn(name: str) -> Callable[[jax.Array, jax.Array], jax.Array]:
       ValueError: for an unknown name, listing the allowed names.
     """
     try:
-        return LOSSES[name][0]
+        return _LOSS_FUNCTIONS[name][0]
     except (KeyError, TypeError):
         raise ValueError(f"unknown loss {name!r}; allowed: {', '.join(LOSSES)}") from None

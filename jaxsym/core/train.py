@@ -5,9 +5,10 @@ Contract: every function here trains or evaluates a single network. Batching ove
 Python values (activation, loss, optimizer kind, batch size, step count); every numeric knob
 (learning rate, init scales) may be a traced JAX scalar, so one compile serves a whole grid.
 
-One training core: :func:`make_step` is THE optimizer step. The study's engine
+One training core: :func:`update` is THE optax update and :func:`make_step` THE optimizer
+step built on it. The study's engine
 (:func:`jaxsym.core.network.run_network`) wraps it with its records and divergence guard, and
-:func:`train` (the small API: demo, theorem and oracle tests) scans it bare, so the tests
+:func:`train` (the small API: theorem and oracle tests) scans it bare, so the tests
 exercise the arithmetic the study runs. The forward and backward products are those of
 :func:`jaxsym.core.dense.dense`: identical units stay bitwise identical on every CPU.
 
@@ -25,22 +26,18 @@ import jax.numpy as jnp
 import optax
 
 from jaxsym.core import dense, nn
+from jaxsym.core.spec import OPTIMIZERS
 
-__all__ = ["OPTIMIZERS", "make_optimizer", "optimizer_names", "loss_of_params", "make_step",
-           "train", "Trajectory"]
+__all__ = ["make_optimizer", "loss_of_params", "update", "make_step", "train", "Trajectory"]
 
-#: optimizer kind -> (factory(learning_rate) -> optax.GradientTransformation, description)
-OPTIMIZERS: dict[str, tuple[Callable, str]] = {
-    "sgd": (lambda lr: optax.sgd(lr), "plain (stochastic) gradient descent: p <- p - lr * grad"),
-    "momentum": (lambda lr: optax.sgd(lr, momentum=0.9),
-                 "heavy-ball momentum 0.9: v <- 0.9 v + grad, p <- p - lr * v"),
-    "adam": (lambda lr: optax.adam(lr), "Adam (b1 = 0.9, b2 = 0.999, eps = 1e-8)"),
+#: optimizer kind (:data:`jaxsym.core.spec.OPTIMIZERS`) -> factory(learning_rate) ->
+#: optax.GradientTransformation. sgd: ``p <- p - lr * grad``; momentum: heavy-ball 0.9,
+#: ``v <- 0.9 v + grad, p <- p - lr * v``; adam: b1 = 0.9, b2 = 0.999, eps = 1e-8.
+_FACTORIES: dict[str, Callable] = {
+    "sgd": lambda lr: optax.sgd(lr),
+    "momentum": lambda lr: optax.sgd(lr, momentum=0.9),
+    "adam": lambda lr: optax.adam(lr),
 }
-
-
-def optimizer_names() -> tuple[str, ...]:
-    """The registered optimizer kinds."""
-    return tuple(OPTIMIZERS)
 
 
 def make_optimizer(kind: str, learning_rate) -> optax.GradientTransformation:
@@ -50,7 +47,7 @@ def make_optimizer(kind: str, learning_rate) -> optax.GradientTransformation:
       ValueError: unknown kind, listing the allowed kinds.
     """
     try:
-        factory = OPTIMIZERS[kind][0]
+        factory = _FACTORIES[kind]
     except (KeyError, TypeError):
         raise ValueError(
             f"unknown optimizer {kind!r}; allowed: {', '.join(OPTIMIZERS)}") from None
@@ -64,6 +61,28 @@ def loss_of_params(params: nn.Params, x: jax.Array, y: jax.Array, activation: st
     return nn.loss_fn(loss)(nn.apply(params, x, activation, hidden_widths), y)
 
 
+def update(tx: optax.GradientTransformation, objective: Callable[[nn.Params], jax.Array]):
+    """THE optax update: ``state = (params, opt_state) -> (new_state, (loss, grads))``.
+
+    ``loss, grads = objective(params), d objective / d params`` (``jax.value_and_grad``),
+    ``updates, new_opt_state = tx.update(grads, opt_state, params)`` and
+    ``new_params = optax.apply_updates(params, updates)``; ``params`` is any pytree (the
+    padded layers of :func:`make_step`, a flat vector in :mod:`jaxsym.theory.saddle`). The
+    study's step (:func:`make_step`) and the linearised theory (``jax.jvp`` of this map in
+    :mod:`jaxsym.theory.escape` and :mod:`jaxsym.theory.saddle`) all use it, so they
+    differentiate the arithmetic the study runs.
+    """
+    value_and_grad = jax.value_and_grad(objective)
+
+    def step(state):
+        params, opt_state = state
+        value, grads = value_and_grad(params)
+        updates, new_opt_state = tx.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), new_opt_state), (value, grads)
+
+    return step
+
+
 def make_step(x: jax.Array, y: jax.Array, *, layer_sizes, activation: str, loss: str,
               optimizer: str, learning_rate, batch_size: int = 0,
               key: jax.Array | None = None, noise=None, noise_key: jax.Array | None = None):
@@ -75,7 +94,8 @@ def make_step(x: jax.Array, y: jax.Array, *, layer_sizes, activation: str, loss:
     Returns ``(tx, step)``: the optax transformation (``tx.init(padded_params)`` gives the
     initial optimizer state) and ``step(params, opt_state, t) -> (loss, grads, new_params,
     new_opt_state)``, where ``loss`` and ``grads`` are those of the batch of step ``t`` at
-    ``params`` (before the update) and ``new_params = params + tx.update(grads)``.
+    ``params`` (before the update) and ``new_params = params + tx.update(grads)``
+    (:func:`update`).
 
     ``batch_size`` 0 (or n) is full batch; else rows are drawn with ``key`` (module doc).
 
@@ -97,7 +117,6 @@ def make_step(x: jax.Array, y: jax.Array, *, layer_sizes, activation: str, loss:
     if noise is not None and noise_key is None:
         raise ValueError("noise given without noise_key; the noise needs a PRNG key")
     tx = make_optimizer(optimizer, learning_rate)
-    value_and_grad = jax.value_and_grad(loss_of_params)
     hidden_widths = tuple(int(w) for w in layer_sizes[1:-1])
 
     def step(params, opt_state, t):
@@ -106,9 +125,11 @@ def make_step(x: jax.Array, y: jax.Array, *, layer_sizes, activation: str, loss:
         else:
             rows = jax.random.randint(jax.random.fold_in(key, t), (batch_size,), 0, n)
             xb, yb = x[rows], y[rows]
-        value, grads = value_and_grad(params, xb, yb, activation, loss, hidden_widths)
-        updates, new_opt_state = tx.update(grads, opt_state, params)
-        new_params = optax.apply_updates(params, updates)
+
+        def objective(p):
+            return loss_of_params(p, xb, yb, activation, loss, hidden_widths)
+
+        (new_params, new_opt_state), (value, grads) = update(tx, objective)((params, opt_state))
         if noise is not None:
             new_params = _perturb(new_params, noise, jax.random.fold_in(noise_key, t))
         return value, grads, new_params, new_opt_state
@@ -147,7 +168,7 @@ def train(params: nn.Params, x: jax.Array, y: jax.Array, *, activation: str, los
       params: initial params (list of ``{"W": (n_out, n_in), "b": (n_out,)}``).
       x, y: training set, ``x: (n, n_in)``; ``y: (n, n_out)`` or integer labels ``(n,)``.
       activation, loss, optimizer: static names (see ``nn.activation_names()``,
-        ``nn.loss_names()``, :func:`optimizer_names`).
+        :data:`jaxsym.core.spec.LOSSES`, :data:`jaxsym.core.spec.OPTIMIZERS`).
       learning_rate: Python float or traced scalar.
       steps: number of updates (static).
       batch_size: ``None`` for full batch; else rows per step (1..n), drawn with ``key``.

@@ -36,7 +36,9 @@ from zlib import error as zlib_error
 
 import numpy as np
 
-__all__ = ["RunDirError", "RunLockedError", "CorruptFileError", "study_identity",
+__all__ = ["RunDirError", "RunLockedError", "CorruptFileError", "StaleChunkError",
+           "RunWriteError", "PRESENTATION_SECTIONS", "study_identity", "holds_study",
+           "finished_networks",
            "prepare_run_dir", "write_chunk", "read_chunk", "read_chunks", "scan_chunks",
            "write_atomic", "file_digest", "write_digest", "digest_ok", "lock_run_dir", "load"]
 
@@ -53,12 +55,58 @@ class RunLockedError(RunDirError):
 
 
 class CorruptFileError(RunDirError):
-    """A run file cannot be read or does not match its stored SHA-256 digest."""
+    """A run file cannot be read or does not match its stored SHA-256 digest.
+
+    Attributes:
+      path: the file (None when unknown).
+      problem: what is wrong with it, without the advice (``str(error)`` may add some).
+    """
+
+    def __init__(self, message: str, path=None, problem: str | None = None):
+        super().__init__(message)
+        self.path = path
+        self.problem = message if problem is None else problem
+
+
+class StaleChunkError(CorruptFileError):
+    """A chunk written by another jaxsym version: it lacks some of the records this version
+    writes (``missing``, their names); its networks are re-trained."""
+
+    def __init__(self, path, missing):
+        self.missing = tuple(missing)
+        super().__init__(f"chunk '{path}' was written by another jaxsym version "
+                         f"({self.records_text})", path=path)
+
+    @property
+    def records_text(self) -> str:
+        """``"no 'a', 'b' record"``: what the chunk lacks, in words."""
+        return f"no {', '.join(repr(m) for m in self.missing)} record"
+
+
+class RunWriteError(OSError):
+    """Writing a run file failed (e.g. a full disk); ``str(error)`` names the file, the reason
+    and the free space left.
+
+    Attributes:
+      path: the file that could not be written.
+      free_bytes: free space left on its filesystem (bytes).
+    """
+
+    def __init__(self, message: str, path, free_bytes: int):
+        super().__init__(message)
+        self.path, self.free_bytes = path, free_bytes
+
+
+#: config sections that do not change any result (how a run is shown): not part of a run's
+#: identity, so an existing run directory resumes after they change
+PRESENTATION_SECTIONS = ("report",)
 
 
 def study_identity(study) -> str:
-    """Canonical JSON of everything that determines the results."""
-    return json.dumps({"sections": study.sections, "grid": [[a, list(v)] for a, v in study.grid]},
+    """Canonical JSON of everything that determines the results (every section except
+    :data:`PRESENTATION_SECTIONS`, and the grid)."""
+    sections = {k: v for k, v in study.sections.items() if k not in PRESENTATION_SECTIONS}
+    return json.dumps({"sections": sections, "grid": [[a, list(v)] for a, v in study.grid]},
                       sort_keys=True, indent=1)
 
 
@@ -144,29 +192,29 @@ def read_chunk(path: Path, required=()) -> dict:
             arrays = {k: data[k] for k in data.files}
     except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib_error) as error:
         raise CorruptFileError(f"chunk '{path}' cannot be read ({type(error).__name__}: "
-                               f"{str(error).splitlines()[0] if str(error) else 'empty'})") from None
+                               f"{str(error).splitlines()[0] if str(error) else 'empty'})",
+                               path=path) from None
     stored = arrays.pop("_sha256", None)
     if "net" not in arrays:
-        raise CorruptFileError(f"chunk '{path}' has no 'net' array")
+        raise CorruptFileError(f"chunk '{path}' has no 'net' array", path=path)
     if stored is not None and not np.array_equal(stored, _array_digest(arrays)):
-        raise CorruptFileError(f"chunk '{path}' does not match its SHA-256 digest")
+        raise CorruptFileError(f"chunk '{path}' does not match its SHA-256 digest", path=path)
     missing = [name for name in required if name not in arrays]
     if missing:
-        raise CorruptFileError(f"chunk '{path}' was written by another jaxsym version (no "
-                               f"{', '.join(repr(m) for m in missing)} record)")
+        raise StaleChunkError(path, missing)
     return arrays
 
 
-def scan_chunks(out: Path, required=()) -> tuple[list[dict], list[tuple[Path, str]]]:
-    """Every chunk of ``out``: ``(verified chunks, [(path, reason) of the corrupt ones])``;
-    a chunk without one of the ``required`` records (from another jaxsym version) counts as
-    corrupt."""
+def scan_chunks(out: Path, required=()) -> tuple[list[dict], list[CorruptFileError]]:
+    """Every chunk of ``out``: ``(verified chunks, the errors of the corrupt ones)``, each
+    error's ``path`` the chunk; a chunk without one of the ``required`` records (from another
+    jaxsym version) counts as corrupt (a :class:`StaleChunkError`)."""
     good, bad = [], []
     for path in sorted((Path(out) / "chunks").glob("g*.npz")):
         try:
             good.append(read_chunk(path, required))
         except CorruptFileError as error:
-            bad.append((path, str(error)))
+            bad.append(error)
     return good, bad
 
 
@@ -192,7 +240,7 @@ def read_chunks(out: Path, required=()) -> list[dict]:
     :class:`CorruptFileError` naming the first corrupt one."""
     good, bad = scan_chunks(out, required)
     if bad:
-        raise CorruptFileError(bad[0][1])
+        raise bad[0]
     return good
 
 
@@ -278,10 +326,11 @@ def load(run_dir):
         raise FileNotFoundError(f"no results.nc in '{run_dir}': run `jaxsym run` first")
     hint = "re-run `jaxsym run` with its config.toml and --out to rebuild it from the chunks"
     if not digest_ok(path):
-        raise CorruptFileError(f"'{path}' does not match its SHA-256 digest; {hint}")
+        problem = f"'{path}' does not match its SHA-256 digest"
+        raise CorruptFileError(f"{problem}; {hint}", path=path, problem=problem)
     try:
         with xr.open_dataset(path, engine="netcdf4") as ds:
             return ds.load()
     except (OSError, ValueError, RuntimeError) as error:
-        raise CorruptFileError(f"'{path}' cannot be read ({type(error).__name__}); "
-                               f"{hint}") from None
+        problem = f"'{path}' cannot be read ({type(error).__name__})"
+        raise CorruptFileError(f"{problem}; {hint}", path=path, problem=problem) from None

@@ -26,8 +26,15 @@ Schema (every section and key optional unless marked; defaults in :data:`DEFAULT
              (traced as an index: init schemes share one compile)
     [seeds]  count = 8   root = 0
     [record] checkpoints = 24   gradient_steps = 12
-    [thresholds] diversity = 1e-2  loss = 1e-2
+    [thresholds] diversity = 1e-2   # broken: s2/s1 > it, so it must lie in (0, 1)
+                 loss = 1e-2        # converged: training loss <= it, so it must be > 0
+    [report] section = "generic"    # how the report shows the run (one of SECTION_KINDS in
+                                    # jaxsym.study.experiments); changes no result
     [preset.NAME] "section.key" = value ...   # named overrides, e.g. quick / full
+
+Ranges: each knob and threshold is checked against what it is compared with; sigma_b, W_std,
+eps, noise >= 0; ``train.learning_rate >= 0`` (0 is a legitimate control: the networks stay at
+their init, so whatever is broken is broken by the init alone).
 
 A preset is applied only when asked for (``parse_study(text, preset="quick")``); its keys are
 dotted config keys, including grid axes (``"grid.sigma_b" = [...]``).
@@ -35,6 +42,7 @@ dotted config keys, including grid axes (``"grid.sigma_b" = [...]``).
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import sys
@@ -50,16 +58,14 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from jaxsym.study import tasks
+from jaxsym.study.experiments import BUNDLED_DIR, SECTION_KINDS, bundled_names
 from jaxsym.core.activations import activation_names
+from jaxsym.core.spec import DTYPES, LOSSES, OPTIMIZERS, WEIGHT_MODES
 
 __all__ = ["ConfigError", "Study", "parse_study", "load_study", "NUMERIC_AXES",
-           "CATEGORICAL_AXES", "WEIGHT_MODES", "DEFAULTS", "apply_overrides", "build_task",
-           "BUNDLED_DIR", "bundled_names"]
+           "CATEGORICAL_AXES", "WEIGHT_MODES", "DEFAULTS", "apply_overrides", "BUNDLED_DIR",
+           "bundled_names"]
 
-LOSS_NAMES = ("mse", "bce", "softmax_ce")
-OPTIMIZER_NAMES = ("sgd", "momentum", "adam")
-WEIGHT_MODES = ("constant", "zero", "glorot", "normal", "tied")  # = jaxsym.core.network.WEIGHT_MODES
-DTYPES = ("float32", "float64", "bfloat16")
 NUMERIC_AXES = ("sigma_b", "weight_value", "W_std", "learning_rate", "eps", "noise")
 CATEGORICAL_AXES = ("activation", "loss", "weight_mode", "optimizer")
 
@@ -73,17 +79,22 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "seeds": {"count": 8, "root": 0},
     "record": {"checkpoints": 24, "gradient_steps": 12},
     "thresholds": {"diversity": 1e-2, "loss": 1e-2},
+    "report": {"section": "generic"},
 }
 SECTIONS = ("name", "description") + tuple(DEFAULTS) + ("grid", "preset")
-_CHOICES = {"model.activation": activation_names(), "train.loss": LOSS_NAMES,
-            "train.optimizer": OPTIMIZER_NAMES, "train.dtype": DTYPES,
-            "init.weight_mode": WEIGHT_MODES, "task.name": tasks.task_names()}
+_CHOICES = {"model.activation": activation_names(), "train.loss": LOSSES,
+            "train.optimizer": OPTIMIZERS, "train.dtype": DTYPES,
+            "init.weight_mode": WEIGHT_MODES, "task.name": tasks.task_names(),
+            "report.section": SECTION_KINDS}
 # where each grid axis lives in the config
 AXIS_SECTION = {"sigma_b": "init", "weight_value": "init", "W_std": "init", "eps": "init",
                 "learning_rate": "train", "noise": "train", "activation": "model", "loss": "train",
                 "weight_mode": "init", "optimizer": "train"}
-_NONNEGATIVE = {"init.sigma_b", "init.W_std", "init.eps", "train.learning_rate", "train.noise",
-                "thresholds.diversity", "thresholds.loss"}
+_NONNEGATIVE = {"init.sigma_b", "init.W_std", "init.eps", "train.learning_rate", "train.noise"}
+#: thresholds: (low, high) open interval (None: unbounded) and what the value is compared with
+_OPEN_RANGE = {
+    "thresholds.diversity": (0.0, 1.0, "it is compared with s2/s1, which lies in [0, 1]"),
+    "thresholds.loss": (0.0, None, "it is compared with the training loss, which is >= 0")}
 _POSITIVE_INT = {"model.depth", "model.width", "train.steps", "seeds.count", "task.draws",
                  "record.checkpoints"}
 
@@ -145,6 +156,15 @@ class Study:
         return {k: v for k, v in self.sections["task"].items()
                 if k not in ("name", "seed", "draws")}
 
+    @classmethod
+    def from_dataset(cls, ds) -> "Study":
+        """The study a results Dataset was run from: its stored config text (``attrs["config"]``),
+        name, preset and JSON overrides, re-validated (:class:`ConfigError` if this version
+        rejects them)."""
+        study = parse_study(ds.attrs["config"], name=ds.attrs["name"],
+                            preset=ds.attrs.get("preset") or None)
+        return apply_overrides(study, json.loads(ds.attrs.get("overrides", "{}")))
+
     def make_task(self, draw: int = 0):
         """The task of data draw ``draw`` (task seed ``task.seed + draw``)."""
         if not 0 <= draw < self.sections["task"]["draws"]:
@@ -189,8 +209,18 @@ def _check_value(key: str, value, default):
             _fail(key, f"expected a finite number, got {value!r}")
         if key in _NONNEGATIVE and value < 0:
             _fail(key, f"must be >= 0, got {value}")
+        if key in _OPEN_RANGE:
+            _check_open_range(key, float(value))
         return float(value)
     return value
+
+
+def _check_open_range(key: str, value: float) -> None:
+    """``value`` strictly inside the range of :data:`_OPEN_RANGE` (one-line error otherwise)."""
+    low, high, compared = _OPEN_RANGE[key]
+    if value <= low or (high is not None and value >= high):
+        where = f"in ({low:g}, {high:g})" if high is not None else f"> {low:g}"
+        _fail(key, f"must be {where} ({compared}), got {value}")
 
 
 def _check_task_option(key: str, value, kind: type = int):
@@ -339,15 +369,6 @@ def _check_consistency(study: Study) -> None:
         _fail("train.batch_size", f"must be <= task.n_train = {n_train} (0 = full batch)")
 
 
-#: the bundled experiments (package data, so an installed wheel has them too)
-BUNDLED_DIR = Path(__file__).parent.parent / "experiments"
-
-
-def bundled_names() -> list[str]:
-    """Names of the bundled experiments (``jaxsym run NAME`` works for each)."""
-    return sorted(p.stem for p in BUNDLED_DIR.glob("*.toml"))
-
-
 def load_study(path: str | Path, preset: str | None = None) -> Study:
     """Read and validate the TOML file at ``path`` (or the bundled experiment of that name,
     e.g. ``"example"``, when no such file exists); the study name defaults to its stem."""
@@ -364,26 +385,6 @@ def load_study(path: str | Path, preset: str | None = None) -> Study:
         raise ConfigError(f"cannot read config {str(path)!r}: not UTF-8 text (byte "
                           f"{error.start}); TOML files are UTF-8") from None
     return parse_study(text, name=path.stem, preset=preset)
-
-
-def build_task(study: Study):
-    """Build every data draw's task (nothing is written): returns the first draw's task, or
-    raises :class:`ConfigError` naming the task and the reason (bad option values, a missing
-    data extra)."""
-    first = None
-    for draw in range(study.get("task.draws")):
-        try:
-            task = study.make_task(draw)
-        except ImportError as error:
-            raise ConfigError(f"config key 'task.name': task {study.get('task.name')!r} needs "
-                              f"the data extra (python -m pip install -e '.[data]'): "
-                              f"{error}") from None
-        except (ValueError, TypeError, ArithmeticError) as error:
-            options = ", ".join(f"{k} = {v!r}" for k, v in study.task_options.items())
-            raise ConfigError(f"config key 'task': cannot build task "
-                              f"{study.get('task.name')!r} ({options}): {error}") from None
-        first = task if first is None else first
-    return first
 
 
 def apply_overrides(study: Study, overrides: dict[str, Any]) -> Study:

@@ -47,8 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
-__all__ = ["piecewise_linear", "kink_exposure", "CellPrediction", "mechanism",
-           "classify_study", "classification_rows", "MECHANISMS"]
+__all__ = ["piecewise_linear", "kink_exposure", "CellPrediction", "mechanism", "MECHANISMS"]
 
 MECHANISMS = ("log-law", "transient", "norm", "slow", "heals", "kink", "unstable")
 
@@ -110,65 +109,3 @@ def mechanism(activation: str, p_broken: float, slope: float, unstable: bool = F
     if p_broken >= 0.5:
         return "log-law" if growing else "transient"
     return "slow" if growing else "heals"
-
-
-def classify_study(study) -> dict:
-    """``{(categorical, draw, sigma_b): CellPrediction}`` for every cell of a study with
-    constant weights (theory only: one linearised escape per cell and data draw)."""
-    import jax.numpy as jnp
-
-    from jaxsym.theory import escape
-
-    sigmas = [float(s) for s in dict(study.grid).get("sigma_b", (study.get("init.sigma_b"),))]
-    out = {}
-    for draw in range(study.get("task.draws")):
-        task = study.make_task(draw)
-        value = study.get("init.weight_value") / (math.sqrt(task.dim)
-                                                  if study.get("init.fan_in_scaled") else 1.0)
-        for (categorical, _), pred in escape.predict_study(study, draw=draw).items():
-            activation = dict(categorical).get("activation", study.get("model.activation"))
-            for sigma in sigmas:
-                p = float(pred.p_broken_by(sigma))
-                kink = (kink_exposure(jnp.asarray(task.x_train), np.full(task.dim, value), 0.0,
-                                      sigma, study.get("model.width"))
-                        if piecewise_linear(activation) else None)
-                slope = pred.slope()
-                first = float(pred.first_order().p_broken_by(sigma))
-                out[(categorical, draw, sigma)] = CellPrediction(
-                    p, mechanism(activation, p, slope, pred.diverged_at is not None, first),
-                    slope, kink,
-                    pred.p_kink_by(sigma) if piecewise_linear(activation) else None)
-    return out
-
-
-def classification_rows(ds, predictions: dict | None = None) -> list[dict]:
-    """Predicted against measured P(hidden layer 1 broken by the budget), per cell, data draw
-    and sigma_b.
-
-    A row agrees when both are >= 0.9, or both <= 0.1, or the predicted value lies inside the
-    measured 95% Wilson interval. Rows: ``cell`` (``{axis: value}``), ``draw``, ``sigma_b``,
-    ``prediction`` (:class:`CellPrediction`), ``p_measured``, ``p_low``, ``p_high``, ``n``,
-    ``agree``.
-    """
-    from jaxsym import reporting as report
-    from jaxsym.engine import results
-    from jaxsym.analysis import stats
-
-    study = report.study_of(ds)
-    predictions = classify_study(study) if predictions is None else predictions
-    draws = np.asarray(ds.draw.values) if "draw" in ds.coords else np.zeros(ds.sizes["seed"],
-                                                                            int)
-    rows = []
-    for (categorical, draw, sigma), pred in predictions.items():
-        cell = dict(categorical)
-        one = ds.sel(**{results.grid_dim(k): v for k, v in cell.items()
-                  if results.grid_dim(k) in ds.dims}).sel(sigma_b=sigma)
-        broken = one.broken_layer.isel(layer=0).values[draws == draw]
-        low, high = stats.wilson_interval(int(broken.sum()), broken.size)
-        p = float(broken.mean())
-        agree = ((pred.p_broken >= 0.9 and p >= 0.9) or (pred.p_broken <= 0.1 and p <= 0.1)
-                 or low - 1e-12 <= pred.p_broken <= high + 1e-12)
-        rows.append({"cell": cell, "draw": draw, "sigma_b": float(sigma), "prediction": pred,
-                     "p_measured": p, "p_low": float(low), "p_high": float(high),
-                     "n": int(broken.size), "agree": bool(agree)})
-    return rows

@@ -87,11 +87,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
-from jaxsym.core.precision import with_float64
-
-__all__ = ["EscapePrediction", "PooledPrediction", "linearised_escape", "break_amplitude",
-           "predict_study", "predict_pooled", "compare", "deviation_norms", "network_errors",
-           "MEDIAN_TOLERANCE"]
+__all__ = ["EscapePrediction", "PooledPrediction", "linearised_escape", "break_amplitude"]
 
 
 def break_amplitude(c, u, m: int, threshold: float):
@@ -238,14 +234,17 @@ class EscapePrediction:
         return math.log(10.0) / fall if fall > 0 else math.inf
 
 
+@dataclass(frozen=True)
 class PooledPrediction:
     """The prediction for networks spread evenly over several data draws: the mixture of the
-    per-draw predictions, ``P(T <= t) = mean_k P_k(T <= t)`` (``draws``: a list of
+    per-draw predictions, ``P(T <= t) = mean_k P_k(T <= t)`` (``draws``: a tuple of
     :class:`EscapePrediction` with one step count)."""
 
-    def __init__(self, draws):
-        self.draws = list(draws)
-        self.steps = self.draws[0].steps
+    draws: tuple
+
+    @property
+    def steps(self) -> int:
+        return self.draws[0].steps
 
     def cdf(self, sigma_b: float, layer: int = 0) -> np.ndarray:
         return np.mean([d.cdf(sigma_b, layer) for d in self.draws], axis=0)
@@ -294,52 +293,94 @@ def linearised_escape(params, x, y, activation: str, loss: str, optimizer: str,
                             amps[1], log_kink_margin=np.asarray(kinks, np.float64))
 
 
+def _unit_deviation(m: int, dtype):
+    """The unit antisymmetric bias deviation ``(e_1 - e_2) / sqrt(2)`` of an ``m``-unit layer."""
+    import jax.numpy as jnp
+
+    return jnp.zeros(m, dtype).at[0].set(1.0).at[1].set(-1.0) / jnp.sqrt(2.0)
+
+
+def _amplitudes(p, tangents, log_scale, widths, threshold):
+    """``(2, n_hidden)``: per hidden layer, ``log a*_t`` and the norm-mode ``log n_t`` (first
+    hidden layer only) of the current symmetric point ``p`` and normalised tangents, in units
+    of the initial deviation (``log_scale``: the tangents' accumulated log growth)."""
+    import jax.numpy as jnp
+
+    out = []
+    for l in range(len(widths)):
+        W, T = p[l]["W"], tangents[l][0][l]["W"]
+        u = _unit_deviation(widths[l], W.dtype) @ T
+        a = break_amplitude(W[0], u, widths[l], threshold)
+        uu = jnp.sum(u * u)
+        norm = jnp.where(
+            (uu > 0) & (l == 0),
+            0.5 * jnp.log(threshold * widths[l] * jnp.sum(W[0] * W[0])
+                          / jnp.where(uu > 0, uu, 1.0)), jnp.inf)
+        out.append(jnp.stack([jnp.log(a), norm]) - log_scale[l])
+    return jnp.stack(out, axis=1)
+
+
+def _kink_margins(p, tangents, log_scale, x, widths):
+    """log tau+ and log tau- of hidden layer 1 (module doc, "Kinks"): over the samples,
+    the smallest positive and negative (in size) unit bias deviations that put a unit's
+    pre-activation on the other side of 0 than the symmetric unit's, to first order."""
+    import jax.numpy as jnp
+
+    W, b = p[0]["W"][0], p[0]["b"][0]
+    TW, Tb = tangents[0][0][0]["W"], tangents[0][0][0]["b"]
+    d = _unit_deviation(widths[0], W.dtype)
+    z = x @ W + b
+    delta = (x @ (d @ TW) + d @ Tb) * jnp.exp(log_scale[0])
+    safe = jnp.where(delta != 0, delta, 1.0)
+    tau = jnp.where(delta != 0, -z / safe, jnp.inf)
+    plus = jnp.min(jnp.where(tau > 0, tau, jnp.inf))
+    minus = jnp.min(jnp.where(tau < 0, -tau, jnp.inf))
+    return jnp.log(jnp.stack([plus, minus]))
+
+
+def _initial_tangents(p, opt_state, widths):
+    """One tangent per hidden layer: that layer's unit bias deviation, zero elsewhere (the
+    optimizer state's tangent is zero)."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxsym.theory.saddle import _zero_tangent
+
+    tangents = []
+    for l in range(len(widths)):
+        t_params = jax.tree.map(jnp.zeros_like, p)
+        d = jnp.zeros(widths[l], p[l]["b"].dtype).at[0].set(1.0).at[1].set(-1.0)
+        t_params[l]["b"] = d / jnp.sqrt(2.0)
+        tangents.append((t_params, jax.tree.map(_zero_tangent, opt_state)))
+    return tangents
+
+
+def _propagate(step_map, state, tangents):
+    """One step of the symmetric state and of every layer's tangent (``jax.jvp`` of the optax
+    update), the tangents renormalised: ``(new_state, loss, new tangents, log norms)``."""
+    import jax
+    import jax.numpy as jnp
+
+    new_tangents, norms = [], []
+    for tangent in tangents:
+        (new_state, (value, _)), (tangent, _) = jax.jvp(step_map, (state,), (tangent,))
+        norm = jnp.sqrt(sum(jnp.sum(leaf * leaf) for leaf in jax.tree.leaves(tangent[0])))
+        new_tangents.append(jax.tree.map(
+            lambda t: t / norm if t.dtype != jax.dtypes.float0 else t, tangent))
+        norms.append(norm)
+    return new_state, value, new_tangents, jnp.log(jnp.stack(norms))
+
+
 @functools.lru_cache(maxsize=64)
 def _escape_program(widths, activation, loss, optimizer, steps, threshold):
-    """The jitted ``(params, x, y, learning_rate) -> (log a*_t, loss_t)`` of
+    """The jitted ``(params, x, y, learning_rate) -> (log a*_t, loss_t, log tau_t)`` of
     :func:`linearised_escape`: one compile per static configuration, reused across data
     draws and learning rates."""
     import jax
     import jax.numpy as jnp
-    import optax
 
     from jaxsym.core import train
-    from jaxsym.theory.saddle import _zero_tangent, symmetric_projection
-
-    n_hidden = len(widths)
-
-    def tangent_norm(tangent):
-        return jnp.sqrt(sum(jnp.sum(leaf * leaf) for leaf in jax.tree.leaves(tangent[0])))
-
-    def amplitudes(p, tangents, log_scale):
-        out = []
-        for l in range(n_hidden):
-            W, T = p[l]["W"], tangents[l][0][l]["W"]
-            d = jnp.zeros(widths[l], W.dtype).at[0].set(1.0).at[1].set(-1.0) / jnp.sqrt(2.0)
-            u = d @ T
-            a = break_amplitude(W[0], u, widths[l], threshold)
-            uu = jnp.sum(u * u)
-            norm = jnp.where(
-                (uu > 0) & (l == 0),
-                0.5 * jnp.log(threshold * widths[l] * jnp.sum(W[0] * W[0])
-                              / jnp.where(uu > 0, uu, 1.0)), jnp.inf)
-            out.append(jnp.stack([jnp.log(a), norm]) - log_scale[l])
-        return jnp.stack(out, axis=1)  # (2, n_hidden)
-
-    def kink_margins(p, tangents, log_scale, x):
-        """log tau+ and log tau- of hidden layer 1 (module doc, "Kinks"): over the samples,
-        the smallest positive and negative (in size) unit bias deviations that put a unit's
-        pre-activation on the other side of 0 than the symmetric unit's, to first order."""
-        W, b = p[0]["W"][0], p[0]["b"][0]
-        TW, Tb = tangents[0][0][0]["W"], tangents[0][0][0]["b"]
-        d = jnp.zeros(widths[0], W.dtype).at[0].set(1.0).at[1].set(-1.0) / jnp.sqrt(2.0)
-        z = x @ W + b
-        delta = (x @ (d @ TW) + d @ Tb) * jnp.exp(log_scale[0])
-        safe = jnp.where(delta != 0, delta, 1.0)
-        tau = jnp.where(delta != 0, -z / safe, jnp.inf)
-        plus = jnp.min(jnp.where(tau > 0, tau, jnp.inf))
-        minus = jnp.min(jnp.where(tau < 0, -tau, jnp.inf))
-        return jnp.log(jnp.stack([plus, minus]))
+    from jaxsym.theory.saddle import symmetric_projection
 
     def run(p, x, y, learning_rate):
         tx = train.make_optimizer(optimizer, learning_rate)
@@ -347,39 +388,23 @@ def _escape_program(widths, activation, loss, optimizer, steps, threshold):
         def objective(q):
             return train.loss_of_params(q, x, y, activation, loss)
 
-        def step_map(state):
-            q, opt_state = state
-            value, grads = jax.value_and_grad(objective)(q)
-            updates, opt_state = tx.update(grads, opt_state, q)
-            return (optax.apply_updates(q, updates), opt_state), value
+        # (q, opt_state) -> ((q', opt_state'), (loss, grads)): the study's optax update
+        step_map = train.update(tx, objective)
 
         def body(carry, _):
             state, tangents, log_scale = carry
-            new_tangents, norms = [], []
-            for l in range(n_hidden):
-                (new_state, value), (tangent, _) = jax.jvp(step_map, (state,), (tangents[l],))
-                norm = tangent_norm(tangent)
-                tangent = jax.tree.map(
-                    lambda t: t / norm if t.dtype != jax.dtypes.float0 else t, tangent)
-                new_tangents.append(tangent)
-                norms.append(norm)
-            q, opt_state = new_state
+            (q, opt_state), value, tangents, log_norms = _propagate(step_map, state, tangents)
             q = symmetric_projection(q)
-            log_scale = log_scale + jnp.log(jnp.stack(norms))
-            return ((q, opt_state), new_tangents, log_scale), (
-                amplitudes(q, new_tangents, log_scale), value,
-                kink_margins(q, new_tangents, log_scale, x))
+            log_scale = log_scale + log_norms
+            return ((q, opt_state), tangents, log_scale), (
+                _amplitudes(q, tangents, log_scale, widths, threshold), value,
+                _kink_margins(q, tangents, log_scale, x, widths))
 
         state = (p, tx.init(p))
-        tangents = []
-        for l in range(n_hidden):
-            t_params = jax.tree.map(jnp.zeros_like, p)
-            d = jnp.zeros(widths[l], p[l]["b"].dtype).at[0].set(1.0).at[1].set(-1.0)
-            t_params[l]["b"] = d / jnp.sqrt(2.0)
-            tangents.append((t_params, jax.tree.map(_zero_tangent, state[1])))
-        log_scale = jnp.zeros(n_hidden, p[0]["W"].dtype)
-        first = amplitudes(p, tangents, log_scale)
-        first_kink = kink_margins(p, tangents, log_scale, x)
+        tangents = _initial_tangents(p, state[1], widths)
+        log_scale = jnp.zeros(len(widths), p[0]["W"].dtype)
+        first = _amplitudes(p, tangents, log_scale, widths, threshold)
+        first_kink = _kink_margins(p, tangents, log_scale, x, widths)
         (state, _, _), (amps, values, kinks) = jax.lax.scan(
             body, (state, tangents, log_scale), None, length=steps)
         final = objective(state[0])
@@ -389,194 +414,3 @@ def _escape_program(widths, activation, loss, optimizer, steps, threshold):
                 jnp.concatenate([first_kink[:, None], kinks.T], axis=1))
 
     return jax.jit(run)
-
-
-@with_float64
-def predict_study(study, trajectory_steps: int | None = None, draw: int = 0) -> dict:
-    """:func:`linearised_escape` for every configuration of a study: one prediction per static
-    group and per distinct setting of the numeric knobs other than sigma_b (the prediction
-    covers every sigma_b at once).
-
-    The study must train full-batch (the prediction follows the deterministic full-batch
-    trajectory), with constant or zero weights (identical units; other weight modes are skipped)
-    and noise 0. Runs in float64 whatever the study's dtype (a prediction, not a replay), on
-    data draw ``draw`` (task seed ``task.seed + draw``).
-
-    Returns:
-      ``{(categorical, knobs): EscapePrediction}`` with ``categorical`` the group's
-      ``((axis, value), ...)`` and ``knobs`` a tuple of ``(knob, value)`` without sigma_b.
-
-    Raises:
-      ValueError: minibatch training.
-    """
-    import jax
-    import jax.numpy as jnp
-
-    from jaxsym.core import network
-    from jaxsym.engine import sweep
-
-    if study.get("train.batch_size") not in (0, study.get("task.n_train")):
-        raise ValueError(f"{study.name}: the linearised escape needs full-batch training "
-                         "(train.batch_size = 0)")
-    task = study.make_task(draw)
-    table = sweep.knob_table(study)
-    others = [i for i, k in enumerate(network.KNOBS) if k != "sigma_b"]
-    constant_modes = {network.WEIGHT_MODES.index(m) for m in ("constant", "zero")}
-    out = {}
-    for group in sweep.plan_groups(study, task):
-        spec = group.spec
-        data = sweep.task_data(task, spec.loss)
-        x = data["x_train"].astype(jnp.float64)
-        y = data["y_train"]
-        y = y.astype(jnp.float64) if jnp.issubdtype(y.dtype, jnp.floating) else y
-        for g in group.grid_indices:
-            row = table[g]
-            knobs = tuple((network.KNOBS[i], float(row[i])) for i in others)
-            values = dict(knobs)
-            if ((group.categorical, knobs) in out or values["noise"] > 0
-                    or int(values["weight_mode"]) not in constant_modes):
-                continue
-            params = network.init_params(
-                jax.random.key(0), {k: jnp.asarray(v, jnp.float64)
-                                    for k, v in {**values, "sigma_b": 0.0}.items()},
-                network.Architecture(spec.layer_sizes, spec.fan_in_scaled, "float64"))
-            out[(group.categorical, knobs)] = linearised_escape(
-                params, x, y, spec.activation, spec.loss, spec.optimizer,
-                values["learning_rate"], trajectory_steps or spec.steps,
-                spec.diversity_threshold)
-    return out
-
-
-@with_float64
-def deviation_norms(study, seeds) -> np.ndarray:
-    """``||b_1 - mean(b_1)||`` of hidden layer 1 of every network ``(grid point, seed)`` of a
-    study, at sigma_b = 1 (the standard normal draw, which the engine scales by sigma_b), drawn
-    exactly as the engine does (key ``fold_in(fold_in(key(root), grid index), seed index)``).
-
-    Args:
-      seeds: the seed indices (e.g. ``range(draw * count, (draw + 1) * count)``).
-
-    Returns:
-      ``(n_grid_points, len(seeds))`` float64 array, grid points in the flat (C) order.
-    """
-    import jax
-    import jax.numpy as jnp
-
-    from jaxsym.core import network
-    from jaxsym.engine import sweep
-
-    table = sweep.knob_table(study)
-    seeds = np.asarray(list(seeds))
-    root = jax.random.key(study.get("seeds.root"))
-    norms = np.full((len(table), seeds.size), np.nan)
-    for group in sweep.plan_groups(study, study.make_task(0)):
-        arch = network.Architecture(group.spec.layer_sizes, group.spec.fan_in_scaled, "float64")
-
-        def one(g, s, knobs, arch=arch):
-            key = jax.random.fold_in(jax.random.fold_in(root, g), s)
-            b = network.init_params(jax.random.split(key)[0], knobs, arch)[0]["b"]
-            return jnp.linalg.norm(b - b.mean())
-
-        batched = jax.jit(jax.vmap(one, in_axes=(None, 0, None)))
-        for g in group.grid_indices:
-            knobs = {k: jnp.asarray(1.0 if k == "sigma_b" else table[g][i], jnp.float64)
-                     for i, k in enumerate(network.KNOBS)}
-            norms[g] = np.asarray(batched(int(g), jnp.asarray(seeds, jnp.int32), knobs))
-    return norms
-
-
-def network_errors(ds, study, prediction: EscapePrediction, draw: int = 0) -> np.ndarray:
-    """Measured minus predicted step to break of every network of data draw ``draw`` of a
-    one-configuration run ``ds`` (grid: sigma_b only): ``(n_sigma, seeds per draw)``, inf or
-    -inf where exactly one of the two is beyond the budget, nan where both are (``study``: the
-    run's study, e.g. ``jaxsym.reporting.study_of(ds)``). Each network's
-    prediction is ``T(sigma_b ||d||)`` from its own initial bias deviation (not the chi^2 law)."""
-    count = study.get("seeds.count")
-    seeds = range(draw * count, (draw + 1) * count)
-    norms = deviation_norms(study, seeds)
-    sigma = ds.sigma_b.values
-    predicted = prediction.break_time(sigma[:, None] * norms.reshape(len(sigma), -1))
-    sub = ds.isel(seed=list(seeds))
-    measured = np.where(sub.broken.values, sub.time_to_break.values, np.inf).reshape(
-        predicted.shape)
-    with np.errstate(invalid="ignore"):
-        return measured - predicted
-
-
-def predict_pooled(study, trajectory_steps: int | None = None) -> dict:
-    """:func:`predict_study` on every data draw of the study (``task.draws``), pooled:
-    ``{(categorical, knobs): PooledPrediction}`` (one draw: a mixture of one)."""
-    per_draw = [predict_study(study, trajectory_steps, draw)
-                for draw in range(study.get("task.draws"))]
-    return {key: PooledPrediction([p[key] for p in per_draw]) for key in per_draw[0]}
-
-
-#: the whole-curve target: predicted median within this fraction of the measured KM median
-MEDIAN_TOLERANCE = 0.05
-
-
-def _row(cell, draw, sigma, prediction, one, layer) -> dict:
-    from jaxsym.analysis import stats
-
-    times = one.time_to_break_layer.isel(layer=layer).values
-    broken = one.broken_layer.isel(layer=layer).values
-    median = stats.median_time(times, broken)
-    predicted = prediction.median_time(sigma, layer)
-    low, high = stats.wilson_interval(int(broken.sum()), broken.size)
-    both = bool(np.isfinite(predicted) and median.reached)
-    return {"cell": cell, "draw": draw, "sigma_b": sigma, "predicted": predicted,
-            "measured": median, "p_predicted": float(prediction.p_broken_by(sigma, layer)),
-            "p_measured": float(broken.mean()), "p_low": float(low), "p_high": float(high),
-            "n": int(broken.size),
-            "agree": (abs(predicted - median.median)
-                      <= max(MEDIAN_TOLERANCE * median.median, 1.0) if both else
-                      not np.isfinite(predicted) and not median.reached),
-            "error": (predicted - median.median) / median.median if both else None}
-
-
-def compare(ds, predictions: dict | None = None, layer: int = 0) -> list[dict]:
-    """Predicted against measured, for every cell (categorical grid point) and sigma_b of a
-    result dataset whose grid axes are categorical ones and sigma_b.
-
-    Measured: the Kaplan-Meier median of hidden layer ``layer``'s time to break
-    (``time_to_break_layer``, censored at the budget) with its 95% CI, and the fraction broken
-    by the budget with its Wilson interval. Predicted: :meth:`EscapePrediction.median_time` and
-    :meth:`EscapePrediction.p_broken_by` at the budget (default predictions:
-    :func:`predict_pooled`).
-
-    Rows with ``draw = None`` pool every network of the cell (against the mixture over the
-    data draws); with several draws, rows for each draw alone follow (``draw = k``: its
-    networks against its own prediction).
-
-    Returns one dict per (cell, draw, sigma_b): ``cell`` (``{axis: value}``), ``draw``,
-    ``sigma_b``,
-    ``predicted`` (steps, inf = not by the budget), ``measured`` (:class:`jaxsym.analysis.stats.
-    MedianTime`), ``p_predicted``, ``p_measured``, ``p_low``, ``p_high``, ``n``, ``agree``
-    (within :data:`MEDIAN_TOLERANCE`, or both beyond the budget) and ``error`` (relative,
-    None unless both are finite).
-    """
-    from jaxsym import reporting as report
-    from jaxsym.engine import results
-
-    study = report.study_of(ds)
-    predictions = predict_pooled(study) if predictions is None else predictions
-    extra = [d for d in ds.dims if d not in ("sigma_b", "seed", "step", "layer", "grad_step",
-                                              "weight_layer")]
-    draws = np.asarray(ds.draw.values) if "draw" in ds.coords else np.zeros(ds.sizes["seed"],
-                                                                            int)
-    rows = []
-    for (categorical, _), prediction in predictions.items():
-        cell = dict(categorical)
-        if set(extra) - {results.grid_dim(k) for k in cell}:
-            raise ValueError(f"compare needs grid axes that are categorical or sigma_b, got "
-                             f"{extra}")
-        sub = ds.sel(**{results.grid_dim(k): v for k, v in cell.items()
-                  if results.grid_dim(k) in ds.dims})
-        parts = [(None, prediction, np.ones(draws.size, bool))]
-        if isinstance(prediction, PooledPrediction) and len(prediction.draws) > 1:
-            parts += [(k, p, draws == k) for k, p in enumerate(prediction.draws)]
-        for draw, pred, seeds in parts:
-            for sigma in sub.sigma_b.values:
-                one = sub.sel(sigma_b=sigma).isel(seed=np.flatnonzero(seeds))
-                rows.append(_row(cell, draw, float(sigma), pred, one, layer))
-    return rows

@@ -38,15 +38,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
-from jaxsym.core.precision import with_float64
 
 __all__ = ["saxe_escape_time", "simulate_balanced_linear", "collapsed_point", "saddle_spectrum",
            "growth_factor", "predicted_slope", "linearised_growth", "symmetric_projection",
-           "SaddleSpectrum", "SaddleAnalysis", "analyse_study"]
+           "SaddleSpectrum", "SaddleAnalysis", "SaddleNotReached"]
 
 
 def saxe_escape_time(s: float, tau: float, u0: float, u_final: float) -> float:
@@ -266,7 +265,6 @@ def linearised_growth(params, direction, x, y, activation: str, loss: str,
     """
     import jax
     import jax.numpy as jnp
-    import optax
     from jax.flatten_util import ravel_pytree
 
     from jaxsym.core import train
@@ -274,11 +272,10 @@ def linearised_growth(params, direction, x, y, activation: str, loss: str,
     flat, _, objective = _loss_and_ravel(params, x, y, activation, loss)
     delta = ravel_pytree(direction)[0].astype(flat.dtype)
     tx = train.make_optimizer(optimizer, learning_rate)
+    update = train.update(tx, objective)  # the study's optax update, on the flat theta
 
     def step_map(state):
-        theta, opt_state = state
-        updates, opt_state = tx.update(jax.grad(objective)(theta), opt_state, theta)
-        return optax.apply_updates(theta, updates), opt_state
+        return update(state)[0]
 
     def body(carry, _):
         state, tangent = carry
@@ -322,69 +319,3 @@ class SaddleAnalysis:
 class SaddleNotReached(ValueError):
     """Gradient descent from the symmetric init did not reach the collapsed critical point, so
     the Hessian there predicts nothing about the sweep."""
-
-
-@with_float64
-def analyse_study(study, grad_tol: float = 1e-12, max_steps: int = 200_000,
-                  trajectory_steps: int | None = None,
-                  require_reached: bool = True) -> SaddleAnalysis:
-    """Saddle theory for a study with one static group and full-batch training.
-
-    Builds the study's network at ``sigma_b = 0`` (its first grid point otherwise), in float64,
-    runs it to the collapsed point with gradient descent at the study's learning rate and takes
-    the Hessian there; ``local_slope`` follows a random bias perturbation (hidden layers only,
-    made antisymmetric) for ``trajectory_steps`` (default: the study's step count).
-
-    With ``require_reached=False`` an unreached point is returned with ``reached=False`` (the
-    report then flags the prediction as invalid) instead of raising.
-
-    Raises:
-      ValueError: the study has several static groups or uses minibatches.
-      SaddleNotReached: ``||grad|| > grad_tol`` after ``max_steps`` (with ``require_reached``).
-    """
-    import jax
-    import jax.numpy as jnp
-
-    from jaxsym.core import network
-    from jaxsym.engine import sweep
-
-    task = study.make_task(0)
-    groups = sweep.plan_groups(study, task)
-    if len(groups) != 1:
-        raise ValueError(f"analyse_study needs one static group, {study.name} has {len(groups)}")
-    spec = groups[0].spec
-    data = sweep.task_data(task, spec.loss)
-    x = data["x_train"].astype(jnp.float64)
-    y = data["y_train"]
-    y = y.astype(jnp.float64) if jnp.issubdtype(y.dtype, jnp.floating) else y
-    if spec.batch_size not in (0, x.shape[0]):
-        raise ValueError("analyse_study needs full-batch training (train.batch_size = 0)")
-    row = sweep.knob_table(study)[groups[0].grid_indices[0]]
-    knobs = {k: jnp.asarray(row[i], jnp.float64) for i, k in enumerate(network.KNOBS)}
-    params = network.init_params(jax.random.key(study.get("seeds.root")),
-                                 {**knobs, "sigma_b": jnp.zeros((), jnp.float64)},
-                                 replace(spec, dtype="float64"))
-    lr = float(knobs["learning_rate"])
-    # the collapsed point is a critical point: found with plain gradient descent for every
-    # optimizer (momentum converges to the same point from the same start)
-    saddle, steps, grad_norm = collapsed_point(params, x, y, spec.activation, spec.loss, lr,
-                                               max_steps, grad_tol)
-    reached = grad_norm <= grad_tol
-    if require_reached and not reached:
-        raise SaddleNotReached(
-            f"{study.name}: gradient descent from the symmetric init did not reach the collapsed "
-            f"point (|grad| = {grad_norm:.1e} > {grad_tol:g} after {steps} steps); the saddle "
-            "Hessian does not describe this trajectory")
-    spectrum = saddle_spectrum(saddle, x, y, spec.activation, spec.loss)
-    slope = (predicted_slope(lr, spectrum.lambda_min, spec.optimizer)
-             if spec.optimizer != "adam" and spectrum.lambda_min < 0 else None)
-    noise = jax.tree.map(jnp.zeros_like, params)
-    for layer in noise[:-1]:
-        b = jax.random.normal(jax.random.key(1), layer["b"].shape, jnp.float64)
-        layer["b"] = b - b.mean()
-    growth = linearised_growth(params, noise, x, y, spec.activation, spec.loss, lr,
-                               trajectory_steps or spec.steps, spec.optimizer)
-    with np.errstate(divide="ignore"):
-        local = np.where(growth > 0, math.log(10.0) / np.maximum(growth, 1e-300), np.inf)
-    return SaddleAnalysis(spectrum, steps, lr, spec.optimizer, slope, local, reached,
-                          grad_norm)

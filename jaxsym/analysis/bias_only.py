@@ -1,0 +1,112 @@
+"""Numbers of the bias-only section: P(broken) and the time to converge against sigma_b, per
+(experiment, weight mode, activation), with the log-law fits.
+
+Contract: :func:`analyse` ``(entries) -> dict`` of labelled numbers for
+:mod:`jaxsym.reporting.bias_only` (``entries``: ``[(dataset, run_dir)]`` of results whose grid
+has ``weight_mode``, ``sigma_b`` and ``activation`` axes); pure, no JAX.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jaxsym import analysis
+from jaxsym.analysis import stats
+from jaxsym.analysis.common import loss_of, select_mode, weight_modes
+
+__all__ = ["P_TARGET", "FIT_SIGMA_RANGE", "fit_slopes", "summarize", "analyse"]
+
+#: the P(broken) the "smallest sigma_b that breaks" column asks for
+P_TARGET = 0.9
+#: the small-sigma regime where the log-law is fitted
+FIT_SIGMA_RANGE = (1e-8, 1e-2)
+
+
+def fit_slopes(ds) -> dict:
+    """Log-law fits ``T = a + b log10(1/sigma_b)`` per (weight mode, activation), over the
+    sigma_b values of :data:`FIT_SIGMA_RANGE` where at least 90% of the networks converged
+    (censored runs would bias the medians); missing when fewer than 3 such values exist."""
+    fits = {}
+    for mode in weight_modes(ds):
+        sub = select_mode(ds, mode)
+        for act in sub.activation.values:
+            fit = analysis.fit_curve(sub.sel(activation=act), sigma_range=FIT_SIGMA_RANGE,
+                                     min_finished=0.9, n_boot=1000)
+            if fit is not None:
+                fits[(ds.attrs["name"], mode, str(act))] = fit
+    return fits
+
+
+def summarize(ds, fits=None) -> list[dict]:
+    """One row per (weight mode, activation) of a bias-only dataset.
+
+    Columns: P(broken) at sigma_b = 0 and at the largest sigma_b (with Wilson CIs), the smallest
+    sigma_b > 0 with P(broken) >= 0.9, the median steps to converge at the largest sigma_b and at
+    the Glorot baseline (sigma_b = 0), and the fitted log-law slope with its bootstrap CI.
+    """
+    fits = fit_slopes(ds) if fits is None else fits
+    budget = ds.attrs["steps"]
+    rows = []
+    base_ds = ds.sel(weight_mode="glorot") if "glorot" in ds.weight_mode.values else None
+    for mode in weight_modes(ds):
+        sub = select_mode(ds, mode)
+        sigma = sub.sigma_b.values
+        for act in sub.activation.values:
+            a = sub.sel(activation=act)
+            n = a.sizes["seed"]
+            k = a.broken.sum("seed").values
+            low, high = stats.wilson_interval(k, np.full_like(k, n))
+            p = k / n
+            ok = [s for s, q in zip(sigma, p) if s > 0 and q >= P_TARGET]
+            top = a.sel(sigma_b=sigma.max())
+            med = stats.median_time(top.time_to_converge.values, top.converged.values)
+            row = {"experiment": ds.attrs["name"], "loss": loss_of(ds), "weight_mode": mode,
+                   "activation": str(act), "seeds": n, "budget": budget,
+                   "p_broken_zero": (p[0], low[0], high[0]) if sigma[0] == 0 else None,
+                   "p_broken_top": (p[-1], low[-1], high[-1]), "sigma_top": float(sigma.max()),
+                   "sigma_p90": min(ok) if ok else None,
+                   "p_converged_top": float(top.converged.mean()),
+                   "median_top": med, "fit": fits.get((ds.attrs["name"], mode, str(act)))}
+            if base_ds is not None:
+                b = base_ds.sel(activation=act, sigma_b=0.0)
+                row["median_glorot"] = stats.median_time(b.time_to_converge.values,
+                                                          b.converged.values)
+            rows.append(row)
+    return rows
+
+
+def survival_curves(ds, activation: str = "tanh", mode: str = "constant", sigmas=None) -> list:
+    """Kaplan-Meier curves of the time to converge at a few sigma_b (default every third):
+    ``[(sigma_b, KaplanMeier)]``."""
+    sub = select_mode(ds, mode).sel(activation=activation)
+    sigmas = sigmas if sigmas is not None else sub.sigma_b.values[::3]
+    return [(s, stats.kaplan_meier(sub.sel(sigma_b=s).time_to_converge.values,
+                                   sub.sel(sigma_b=s).converged.values)) for s in sigmas]
+
+
+def _panel(ds, mode) -> dict:
+    """The figure numbers of one (experiment, weight mode) panel: P(broken) with Wilson bounds
+    and the KM median steps to converge per (activation, sigma_b), and the Glorot baseline's
+    median per activation (None without one)."""
+    sub = select_mode(ds, mode)
+    baseline = None
+    if "weight_mode" in ds.dims and "glorot" in ds.weight_mode.values:
+        baseline = {str(act): stats.median_time(
+            ds.sel(weight_mode="glorot", activation=act, sigma_b=0.0).time_to_converge.values,
+            ds.sel(weight_mode="glorot", activation=act, sigma_b=0.0).converged.values)
+            for act in sub.activation.values}
+    return {"ds": ds, "mode": mode, "p_broken": analysis.p_broken(sub),
+            "converge": analysis.median_time(sub, "time_to_converge"), "glorot": baseline}
+
+
+def analyse(entries) -> dict:
+    """``{"datasets", "fits", "rows" ({experiment: summarize rows}), "panels" (one per
+    (experiment, weight mode)), "survival" ({experiment: survival_curves})}``."""
+    datasets = [ds for ds, _ in entries]
+    fits = {}
+    for ds in datasets:
+        fits.update(fit_slopes(ds))
+    return {"datasets": datasets, "fits": fits,
+            "rows": {ds.attrs["name"]: summarize(ds, fits) for ds in datasets},
+            "panels": [_panel(ds, m) for ds in datasets for m in weight_modes(ds)],
+            "survival": {ds.attrs["name"]: survival_curves(ds) for ds in datasets}}

@@ -1,0 +1,66 @@
+"""Numbers of the noise-dose section: P(broken) and times against a per-step relative
+parameter noise at sigma_b = 0 (noise that BREAKS the symmetry, an emulated non-deterministic
+kernel), per activation, with the smallest dose that breaks and the log-law over the doses.
+
+Contract: :func:`analyse` ``(entries) -> dict`` for :mod:`jaxsym.reporting.noise_dose`; pure.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jaxsym.analysis import stats
+
+__all__ = ["analyse", "dose_curve"]
+
+#: the dose log-law is fitted over doses up to this size with P(broken) >= 0.9
+FIT_MAX_NOISE = 1e-4
+
+
+def dose_curve(d, activation) -> dict:
+    """One activation's dose-response: per noise level P(broken) (Wilson 95%) and the KM
+    medians of the steps to break and to converge; the smallest dose with P >= 0.9, P at
+    noise 0 and the log-law fit over the doses (None with fewer than 3)."""
+    dose, levels = None, []
+    for v in d.noise.values:
+        a = d.sel(noise=v)
+        n, k = a.sizes["seed"], int(a.broken.sum())
+        low, high = stats.wilson_interval(k, n)
+        if dose is None and k / n >= 0.9:
+            dose = float(v)
+        levels.append({"noise": v, "n": n, "k": k, "low": low, "high": high,
+                       "break": stats.median_time(a.time_to_break.values, a.broken.values),
+                       "converge": stats.median_time(a.time_to_converge.values,
+                                                     a.converged.values)})
+    p_zero = float(d.sel(noise=0.0).broken.mean()) if 0.0 in d.noise.values else float("nan")
+    ok = [float(v) for v in d.noise.values
+          if v > 0 and float(d.sel(noise=v).broken.mean()) >= 0.9 and v <= FIT_MAX_NOISE]
+    fit = None
+    if len(ok) >= 3:
+        a = d.sel(noise=ok)
+        sig = np.broadcast_to(a.noise.values[:, None], a.broken.shape)
+        fit = stats.fit_log_law(sig.ravel(), a.time_to_break.values.ravel(),
+                                a.broken.values.ravel(), n_boot=1000)
+    return {"activation": activation, "levels": levels, "dose": dose, "p_zero": p_zero,
+            "fit_noise": ok, "fit": fit}
+
+
+def _figure(d) -> dict:
+    n = d.sizes["seed"]
+    k = d.broken.sum("seed").values
+    low, high = stats.wilson_interval(k, n)
+    med = [stats.median_time(d.sel(noise=v).time_to_break.values,
+                             d.sel(noise=v).broken.values).median for v in d.noise.values]
+    return {"p": k / n, "low": low, "high": high, "median_break": med}
+
+
+def analyse(entries) -> dict:
+    """``{"runs": [{"ds", "curves" (one :func:`dose_curve` per activation), "figure"
+    (per activation: P, Wilson bounds, median steps to break per noise level)}]}``."""
+    runs = []
+    for ds, _ in entries:
+        acts = [str(a) for a in ds.activation.values] if "activation" in ds.dims else [None]
+        parts = [(act, ds.sel(activation=act) if act is not None else ds) for act in acts]
+        runs.append({"ds": ds, "curves": [dose_curve(d, act) for act, d in parts],
+                     "figure": [(act, _figure(d)) for act, d in parts]})
+    return {"runs": runs}

@@ -1,0 +1,92 @@
+"""The ONE init path of a network: weights in the scheme of ``weight_mode``, biases N(0, sigma_b^2).
+
+Contract: :func:`init_params` ``(key, knobs, spec) -> params`` draws a network's initial
+parameters (the natural layout of :mod:`jaxsym.core.nn`: a list of layers, layer 1 first,
+``{"W": (n_out, n_in), "b": (n_out,)}``) from ONE standard normal draw of ``key``; the engine
+calls it with traced knobs (one compile for every scheme: :func:`weights_from_draws` selects
+with ``jnp.select``), the small API through :func:`init_mlp` with Python numbers.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxsym.core.spec import WEIGHT_MODES, Architecture, NetworkSpec
+
+__all__ = ["weights_from_draws", "init_params", "init_mlp"]
+
+
+def weights_from_draws(spec: NetworkSpec, knobs, z: jax.Array, noise: jax.Array) -> jax.Array:
+    """One layer's weights ``(n_out, n_in)`` in the scheme selected by the traced
+    ``knobs["weight_mode"]`` index, from two standard normal draws ``z, noise: (n_out, n_in)``:
+
+    constant: ``weight_value`` (``/ sqrt(n_in)`` if ``fan_in_scaled``); zero;
+    glorot: ``sqrt(2 / (n_in + n_out)) Z`` (Glorot & Bengio's normal, untruncated);
+    normal: ``(W_std / sqrt(n_in)) Z``; tied: every unit the row ``(W_std / sqrt(n_in)) Z[0]``,
+    plus ``eps E``. The schemes share the two draws and are chosen by ``jnp.select``, so they
+    share one compiled program.
+    """
+    n_out, n_in = z.shape
+    dtype = z.dtype
+    index = knobs["weight_mode"].astype(jnp.int32)
+    value = knobs["weight_value"].astype(dtype)
+    if spec.fan_in_scaled:
+        value = value / np.sqrt(n_in).astype(dtype)
+    normal = knobs["W_std"].astype(dtype) / np.sqrt(n_in).astype(dtype) * z
+    candidates = [jnp.full(z.shape, value, dtype), jnp.zeros(z.shape, dtype),
+                  np.sqrt(2.0 / (n_in + n_out)).astype(dtype) * z, normal,
+                  jnp.broadcast_to(normal[:1], z.shape) + knobs["eps"].astype(dtype) * noise]
+    return jnp.select([index == i for i in range(len(WEIGHT_MODES))], candidates)
+
+
+def init_params(key, knobs, spec: NetworkSpec | Architecture):
+    """The network's initial parameters (see :mod:`jaxsym.core.nn` for the layout). The ONE init
+    path: the engine calls it with traced knobs, :func:`init_mlp` with Python numbers.
+
+    ALL of the network's initial randomness is ONE standard normal draw
+    ``normal(key, (sum_l 2 n_l n_{l-1} + n_l,))``, cut in order into, for each layer l
+    (first layer first): ``Z_l`` and ``E_l`` (``(n_l, n_{l-1})``, row-major) and ``B_l``
+    (``(n_l,)``). Then ``W_l = weights_from_draws(spec, knobs, Z_l, E_l)`` and
+    ``b_l = sigma_b B_l``. One draw instead of three per layer keeps the compiled program
+    small (each ``jax.random`` call is its own loop on CPU).
+    """
+    dtype = jnp.dtype(spec.dtype)
+    shapes = list(zip(spec.layer_sizes[1:], spec.layer_sizes[:-1]))
+    total = sum(2 * n_out * n_in + n_out for n_out, n_in in shapes)
+    flat = jax.random.normal(key, (total,), dtype)
+    sigma_b = knobs["sigma_b"].astype(dtype)
+    params, start = [], 0
+    for n_out, n_in in shapes:
+        size = n_out * n_in
+        z = flat[start:start + size].reshape(n_out, n_in)
+        noise = flat[start + size:start + 2 * size].reshape(n_out, n_in)
+        bias = flat[start + 2 * size:start + 2 * size + n_out]
+        start += 2 * size + n_out
+        params.append({"W": weights_from_draws(spec, knobs, z, noise), "b": sigma_b * bias})
+    return params
+
+
+def init_mlp(key, layer_sizes, weight_mode: str = "constant", *, weight_value=0.0, sigma_b=0.0,
+             W_std=1.0, eps=0.0, fan_in_scaled: bool = False, dtype="float64"):
+    """Initial parameters of one MLP ``layer_sizes = (n_in, n_1, ..., n_out)``, exactly as the
+    study's engine draws them (:func:`init_params`) for the given knobs.
+
+    Every layer's weights follow ``weight_mode`` (one of :data:`WEIGHT_MODES`, see
+    :func:`weights_from_draws`); every bias is ``sigma_b * N(0, 1)``. The numeric knobs may be
+    traced scalars (e.g. under ``vmap`` over a grid of ``sigma_b``).
+
+    Raises:
+      ValueError: unknown ``weight_mode`` (listing the allowed ones) or a layer size < 1.
+    """
+    if weight_mode not in WEIGHT_MODES:
+        raise ValueError(f"unknown weight_mode {weight_mode!r}; allowed: {', '.join(WEIGHT_MODES)}")
+    sizes = tuple(int(n) for n in layer_sizes)
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise ValueError(f"layer_sizes must be >= 2 sizes, each >= 1; got {tuple(layer_sizes)}")
+    dtype = jnp.dtype(dtype)
+    knobs = {"sigma_b": sigma_b, "weight_value": weight_value, "W_std": W_std, "eps": eps,
+             "learning_rate": 0.0, "weight_mode": WEIGHT_MODES.index(weight_mode)}
+    knobs = {k: jnp.asarray(v, dtype) for k, v in knobs.items()}
+    return init_params(key, knobs, Architecture(sizes, bool(fan_in_scaled), dtype.name))

@@ -1,0 +1,94 @@
+"""The names and static description of ONE network (JAX-free: imports only NumPy and stdlib).
+
+Contract: this module is THE single definition of the study's vocabulary — the traced knobs
+(:data:`KNOBS`), the weight init schemes (:data:`WEIGHT_MODES`), the losses (:data:`LOSSES`),
+the optimizers (:data:`OPTIMIZERS`) and the training dtypes (:data:`DTYPES`) — and of the
+static, hashable :class:`NetworkSpec` (one compile per spec). The config validator
+(:mod:`jaxsym.study.config`), the NumPy oracle (:mod:`jaxsym.theory.backprop`) and the JAX
+registries (:mod:`jaxsym.core.nn`, :mod:`jaxsym.core.train`) all read these names; importing
+this module never imports JAX.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["KNOBS", "WEIGHT_MODES", "LOSSES", "OPTIMIZERS", "DTYPES", "NetworkSpec",
+           "Architecture", "checkpoint_steps"]
+
+#: The numeric, traced settings of one network (weight_mode as an index into WEIGHT_MODES).
+KNOBS = ("sigma_b", "weight_value", "W_std", "learning_rate", "eps", "noise", "weight_mode")
+#: Weight init schemes (hidden and output layers); biases are always N(0, sigma_b^2).
+WEIGHT_MODES = ("constant", "zero", "glorot", "normal", "tied")
+#: Training losses: mse (targets (batch, n_out)), bce (0/1 labels (batch, n_out)),
+#: softmax_ce (integer labels (batch,)); see :mod:`jaxsym.core.nn`.
+LOSSES = ("mse", "bce", "softmax_ce")
+#: Optimizer kinds: sgd, heavy-ball momentum 0.9, Adam; see :mod:`jaxsym.core.train`.
+OPTIMIZERS = ("sgd", "momentum", "adam")
+#: Training dtypes (records of a bfloat16 run are float32: see :mod:`jaxsym.core.records`).
+DTYPES = ("float32", "float64", "bfloat16")
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """Static description of one network's training (hashable: one compile per spec).
+
+    Attributes:
+      layer_sizes: ``(n_in, n_1, ..., n_out)``; ``depth = len(layer_sizes) - 1`` weight layers.
+      activation: hidden activation name (:mod:`jaxsym.core.activations`).
+      loss, optimizer, dtype: one of :data:`LOSSES`, :data:`OPTIMIZERS`, :data:`DTYPES`.
+      fan_in_scaled: constant weights are ``weight_value / sqrt(n_in)``.
+      steps: number of updates.
+      batch_size: rows per minibatch; 0 = full batch.
+      checkpoints: record steps in ``[0, steps]`` (:func:`checkpoint_steps`).
+      gradient_steps: the first updates whose gradient norms are recorded.
+      diversity_threshold, loss_threshold: the break and convergence thresholds.
+      classification: the task has integer labels (accuracy records).
+      noisy: the per-step parameter noise is compiled in (its size is the ``noise`` knob).
+    """
+
+    layer_sizes: tuple[int, ...]
+    activation: str
+    loss: str
+    optimizer: str
+    fan_in_scaled: bool
+    steps: int
+    batch_size: int  # 0 = full batch
+    dtype: str
+    checkpoints: tuple[int, ...]
+    gradient_steps: int
+    diversity_threshold: float
+    loss_threshold: float
+    classification: bool
+    noisy: bool = False  # the per-step parameter noise is compiled in (its size is the knob)
+
+    @property
+    def depth(self) -> int:
+        """Number of weight layers (hidden layers + the output layer)."""
+        return len(self.layer_sizes) - 1
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """What :func:`jaxsym.core.init.init_params` needs of a spec (a :class:`NetworkSpec` also
+    has these)."""
+
+    layer_sizes: tuple[int, ...]
+    fan_in_scaled: bool
+    dtype: str
+
+
+def checkpoint_steps(steps: int, count: int) -> tuple[int, ...]:
+    """About ``count`` log-spaced record steps in ``[0, steps]``, always including 0 and steps.
+
+    ``unique(round(logspace(0, log10(steps), max(count - 1, 1))))`` plus 0 and ``steps``.
+
+    Raises:
+      ValueError: ``steps < 1`` or ``count < 1``.
+    """
+    if steps < 1 or count < 1:
+        raise ValueError("steps and count must be >= 1")
+    grid = np.unique(np.round(np.logspace(0.0, np.log10(steps), max(count - 1, 1))).astype(int))
+    return tuple(int(s) for s in np.unique(np.concatenate([[0], grid, [steps]])))

@@ -1,0 +1,98 @@
+"""THE registry of the bundled experiments: what ``jaxsym study`` runs, per preset, and how
+each run is shown in the report.
+
+Contract: :data:`STUDY_EXPERIMENTS` lists ``(file stem in jaxsym/experiments/, overrides,
+presets that include it)`` in run order, and :func:`run_name` names each run's directory
+(:func:`jaxsym.api.experiment_studies` loads and validates them). :data:`SECTION_KINDS` are the
+report section kinds a config's ``[report] section`` may name (the report dispatches on that
+stored key, never on a study name). This module is data: it imports nothing but the standard
+library (the config validator imports it, never the other way round).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["BUNDLED_DIR", "bundled_names", "SECTION_KINDS", "PRESETS", "STUDY_EXPERIMENTS",
+           "STUDY_FIGURES", "run_suffix", "run_name"]
+
+#: the bundled experiments (package data, so an installed wheel has them too)
+BUNDLED_DIR = Path(__file__).parent.parent / "experiments"
+
+
+def bundled_names() -> list[str]:
+    """Names of the bundled experiments (``jaxsym run NAME`` works for each)."""
+    return sorted(p.stem for p in BUNDLED_DIR.glob("*.toml"))
+
+
+#: the report section kinds (``[report] section``): "generic" (P(broken) and the times to
+#: break and to converge at every grid point) fits any study; the others are the bundled
+#: experiments' dedicated sections
+SECTION_KINDS = ("generic", "bias_only", "predict", "classify", "zero_init", "staircase",
+                 "escape", "noise_dose", "saddle_slope", "width_scaling", "phase_diagram")
+
+#: the presets of ``jaxsym study`` (every bundled config defines them), with what each is for
+PRESETS = {"quick": "minutes on a 2-core CPU",
+           "full": "the committed figures/ (>= 128 seeds on the bias-only grids; under 90 min "
+                   "on 2 cores)",
+           "large": ">= 512 seeds and every variant (a GPU or a day of CPU)"}
+
+_ALL = ("quick", "full", "large")
+
+#: the experiments ``jaxsym study`` runs, in order: (file stem in the bundled experiments,
+#: overrides, presets that include it). quick: minutes on a 2-core CPU (the README's first
+#: command); full: the committed figures/ (< 90 min on 2 cores); large: GPU scale (>= 512 seeds
+#: on the bias-only grids, every width and depth variant; figures/predicted/ came from its
+#: theory runs)
+STUDY_EXPERIMENTS = (("bias_only_regression", {}, _ALL),
+                     ("bias_only_classification", {}, _ALL),
+                     ("bias_only_mnist1d", {}, ("full", "large")),
+                     ("zero_init", {}, ("full", "large")),
+                     ("zero_init", {"train.batch_size": 0}, ("large",)),
+                     ("staircase", {}, _ALL),
+                     ("escape", {"train.dtype": "float64"}, _ALL),
+                     ("escape", {"train.dtype": "float32"}, _ALL),
+                     ("escape", {"train.dtype": "bfloat16"}, _ALL),
+                     ("noise_dose", {}, _ALL),
+                     ("saddle_slope", {}, _ALL),
+                     # width scaling of the saddle: lr grows with m (the slope ~ m / lr) up to
+                     # 0.2, where the symmetric mode of m = 32 is still stable
+                     *(("saddle_slope", {"model.width": m, "train.learning_rate": lr,
+                                         "train.steps": steps,
+                                         "report.section": "width_scaling"}, ("large",))
+                       for m, lr, steps in ((2, 0.025, 6000), (4, 0.05, 6000),
+                                            (16, 0.2, 6000), (32, 0.2, 8000))),
+                     # the theory's checks: quick keeps one of each kind, full adds the other
+                     # classification tasks; the large preset's runs are in figures/predicted/
+                     ("predict", {}, _ALL),
+                     ("predict", {"model.depth": 3}, ("large",)),
+                     ("predict_circles", {}, _ALL),
+                     ("classify", {}, _ALL),
+                     ("classify", {"task.name": "circles"}, ("full", "large")),
+                     ("classify", {"task.name": "teacher_student", "grid.loss": ["mse"]},
+                      ("full", "large")),
+                     *(("phase_diagram", {"model.depth": d},
+                        _ALL if d in (4, 8, 16, 24, 32) else ("full", "large"))
+                       for d in (2, 4, 8, 12, 16, 24, 32, 48, 64)))
+
+#: where ``jaxsym study`` writes its report by default, per preset: the main job (quick) never
+#: overwrites the committed full-preset report in figures/
+STUDY_FIGURES = {"quick": os.path.join("figures", "quick"), "full": "figures",
+                 "large": os.path.join("figures", "large")}
+
+#: overrides that change how a run is shown, not its results: not part of its run name
+_PRESENTATION_KEYS = ("report.section",)
+
+
+def run_suffix(overrides: dict) -> str:
+    """The run-name suffix of an experiment's overrides: ``-VALUE`` per override (lists joined
+    with ``+``), in order, leaving out presentation-only keys (``report.section``)."""
+    return "".join(f"-{'+'.join(map(str, v)) if isinstance(v, list) else v}"
+                   for k, v in overrides.items() if k not in _PRESENTATION_KEYS)
+
+
+def run_name(name: str, overrides: dict, preset: str) -> str:
+    """The run directory name of experiment ``name`` with ``overrides`` under ``preset``, e.g.
+    ``saddle_slope-16-0.2-6000-large``."""
+    return f"{name}{run_suffix(overrides)}-{preset}"

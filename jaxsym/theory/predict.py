@@ -1,0 +1,247 @@
+"""Study-level predictions: the theory applied to every configuration of a study, before (and
+without) any training.
+
+Contract: each function takes a validated :class:`jaxsym.study.config.Study` and returns the
+theory's objects (:class:`~jaxsym.theory.escape.EscapePrediction`,
+:class:`~jaxsym.theory.escape.PooledPrediction`, :class:`~jaxsym.theory.classify.CellPrediction`,
+:class:`~jaxsym.theory.saddle.SaddleAnalysis`, arrays). They read the study's plan
+(:mod:`jaxsym.study.plan`: grid points, knob table, static groups), its tasks and the one init
+path (:mod:`jaxsym.core.init`); nothing here reads results, so a prediction is a function of
+the config alone. Comparing predictions with measured results is :mod:`jaxsym.analysis`'s job,
+which also caches these predictions next to ``results.nc``.
+
+* :func:`escape_predictions`: the linearised escape of every constant/zero-weight configuration
+  of one data draw; :func:`pooled_escape`: of every draw, pooled.
+* :func:`deviation_norms`: ``||b_1 - mean(b_1)||`` of every network at sigma_b = 1, drawn exactly
+  as the engine draws it (for per-network predictions ``T(sigma_b ||d||)``).
+* :func:`classify_study`: the mechanism and P(broken) of every (cell, draw, sigma_b).
+* :func:`analyse_saddle`: the Hessian at the collapsed point and its predicted log-law slope.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from jaxsym.core import spec as core_spec
+from jaxsym.core.precision import with_float64
+from jaxsym.study import plan, tasks
+
+__all__ = ["escape_predictions", "pooled_escape", "deviation_norms", "classify_study",
+           "analyse_saddle"]
+
+
+def _full_batch(study, task) -> bool:
+    """Full-batch training: ``train.batch_size`` 0 or the task's training-set size (read from
+    the built task, so a config that leaves ``task.n_train`` at its default works)."""
+    return study.get("train.batch_size") in (0, task.x_train.shape[0])
+
+
+def _float64_data(task, loss: str):
+    """``(x, y)`` of the training set as float64 arrays (integer labels stay integers), targets
+    in the format ``loss`` expects."""
+    import jax.numpy as jnp
+
+    x = jnp.asarray(task.x_train).astype(jnp.float64)
+    y = jnp.asarray(tasks.targets_for_loss(task, task.y_train, loss))
+    return x, (y.astype(jnp.float64) if jnp.issubdtype(y.dtype, jnp.floating) else y)
+
+
+def _float64_knobs(row, **fixed) -> dict:
+    import jax.numpy as jnp
+
+    values = {k: float(row[i]) for i, k in enumerate(core_spec.KNOBS)}
+    values.update(fixed)
+    return {k: jnp.asarray(v, jnp.float64) for k, v in values.items()}
+
+
+@with_float64
+def escape_predictions(study, trajectory_steps: int | None = None, draw: int = 0) -> dict:
+    """:func:`jaxsym.theory.escape.linearised_escape` for every configuration of a study: one
+    prediction per static group and per distinct setting of the numeric knobs other than
+    sigma_b (the prediction covers every sigma_b at once).
+
+    The study must train full-batch (the prediction follows the deterministic full-batch
+    trajectory), with constant or zero weights (identical units; other weight modes are skipped)
+    and noise 0. Runs in float64 whatever the study's dtype (a prediction, not a replay), on
+    data draw ``draw`` (task seed ``task.seed + draw``).
+
+    Returns:
+      ``{(categorical, knobs): EscapePrediction}`` with ``categorical`` the group's
+      ``((axis, value), ...)`` and ``knobs`` a tuple of ``(knob, value)`` without sigma_b.
+
+    Raises:
+      ValueError: minibatch training.
+    """
+    import jax
+
+    from jaxsym.core import init
+    from jaxsym.theory.escape import linearised_escape
+
+    task = study.make_task(draw)
+    if not _full_batch(study, task):
+        raise ValueError(f"{study.name}: the linearised escape needs full-batch training "
+                         "(train.batch_size = 0)")
+    table = plan.knob_table(study)
+    others = [i for i, k in enumerate(core_spec.KNOBS) if k != "sigma_b"]
+    constant_modes = {core_spec.WEIGHT_MODES.index(m) for m in ("constant", "zero")}
+    out = {}
+    for group in plan.plan_groups(study, task):
+        spec = group.spec
+        x, y = _float64_data(task, spec.loss)
+        for g in group.grid_indices:
+            row = table[g]
+            knobs = tuple((core_spec.KNOBS[i], float(row[i])) for i in others)
+            values = dict(knobs)
+            if ((group.categorical, knobs) in out or values["noise"] > 0
+                    or int(values["weight_mode"]) not in constant_modes):
+                continue
+            params = init.init_params(
+                jax.random.key(0), _float64_knobs(row, sigma_b=0.0),
+                core_spec.Architecture(spec.layer_sizes, spec.fan_in_scaled, "float64"))
+            out[(group.categorical, knobs)] = linearised_escape(
+                params, x, y, spec.activation, spec.loss, spec.optimizer,
+                values["learning_rate"], trajectory_steps or spec.steps,
+                spec.diversity_threshold)
+    return out
+
+
+def pooled_escape(study, trajectory_steps: int | None = None) -> dict:
+    """:func:`escape_predictions` on every data draw of the study (``task.draws``), pooled:
+    ``{(categorical, knobs): PooledPrediction}`` (one draw: a mixture of one)."""
+    from jaxsym.theory.escape import PooledPrediction
+
+    per_draw = [escape_predictions(study, trajectory_steps, draw)
+                for draw in range(study.get("task.draws"))]
+    return {key: PooledPrediction(tuple(p[key] for p in per_draw)) for key in per_draw[0]}
+
+
+@with_float64
+def deviation_norms(study, seeds) -> np.ndarray:
+    """``||b_1 - mean(b_1)||`` of hidden layer 1 of every network ``(grid point, seed)`` of a
+    study, at sigma_b = 1 (the standard normal draw, which the engine scales by sigma_b), drawn
+    exactly as the engine does (key ``fold_in(fold_in(key(root), grid index), seed index)``).
+
+    Args:
+      seeds: the seed indices (e.g. ``range(draw * count, (draw + 1) * count)``).
+
+    Returns:
+      ``(n_grid_points, len(seeds))`` float64 array, grid points in the flat (C) order.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from jaxsym.core import init
+
+    table = plan.knob_table(study)
+    seeds = np.asarray(list(seeds))
+    root = jax.random.key(study.get("seeds.root"))
+    norms = np.full((len(table), seeds.size), np.nan)
+    for group in plan.plan_groups(study, study.make_task(0)):
+        arch = core_spec.Architecture(group.spec.layer_sizes, group.spec.fan_in_scaled,
+                                      "float64")
+
+        def one(g, s, knobs, arch=arch):
+            key = jax.random.fold_in(jax.random.fold_in(root, g), s)
+            b = init.init_params(jax.random.split(key)[0], knobs, arch)[0]["b"]
+            return jnp.linalg.norm(b - b.mean())
+
+        batched = jax.jit(jax.vmap(one, in_axes=(None, 0, None)))
+        for g in group.grid_indices:
+            knobs = _float64_knobs(table[g], sigma_b=1.0)
+            norms[g] = np.asarray(batched(int(g), jnp.asarray(seeds, jnp.int32), knobs))
+    return norms
+
+
+def classify_study(study) -> dict:
+    """``{(categorical, draw, sigma_b): CellPrediction}`` for every cell of a study with
+    constant weights (theory only: one linearised escape per cell and data draw; the
+    mechanisms are those of :func:`jaxsym.theory.classify.mechanism`)."""
+    import jax.numpy as jnp
+
+    from jaxsym.theory.classify import CellPrediction, kink_exposure, mechanism, piecewise_linear
+
+    sigmas = [float(s) for s in dict(study.grid).get("sigma_b", (study.get("init.sigma_b"),))]
+    out = {}
+    for draw in range(study.get("task.draws")):
+        task = study.make_task(draw)
+        value = study.get("init.weight_value") / (math.sqrt(task.dim)
+                                                  if study.get("init.fan_in_scaled") else 1.0)
+        for (categorical, _), pred in escape_predictions(study, draw=draw).items():
+            activation = dict(categorical).get("activation", study.get("model.activation"))
+            kinked = piecewise_linear(activation)
+            for sigma in sigmas:
+                p = float(pred.p_broken_by(sigma))
+                kink = (kink_exposure(jnp.asarray(task.x_train), np.full(task.dim, value), 0.0,
+                                      sigma, study.get("model.width")) if kinked else None)
+                slope = pred.slope()
+                first = float(pred.first_order().p_broken_by(sigma))
+                out[(categorical, draw, sigma)] = CellPrediction(
+                    p, mechanism(activation, p, slope, pred.diverged_at is not None, first),
+                    slope, kink, pred.p_kink_by(sigma) if kinked else None)
+    return out
+
+
+@with_float64
+def analyse_saddle(study, grad_tol: float = 1e-12, max_steps: int = 200_000,
+                   trajectory_steps: int | None = None, require_reached: bool = True):
+    """Saddle theory (:mod:`jaxsym.theory.saddle`) for a study with one static group and
+    full-batch training: the :class:`~jaxsym.theory.saddle.SaddleAnalysis`.
+
+    Builds the study's network at ``sigma_b = 0`` (its first grid point otherwise), in float64,
+    runs it to the collapsed point with gradient descent at the study's learning rate and takes
+    the Hessian there; ``local_slope`` follows a random bias perturbation (hidden layers only,
+    made antisymmetric) for ``trajectory_steps`` (default: the study's step count).
+
+    With ``require_reached=False`` an unreached point is returned with ``reached=False`` (the
+    report then flags the prediction as invalid) instead of raising.
+
+    Raises:
+      ValueError: the study has several static groups or uses minibatches.
+      SaddleNotReached: ``||grad|| > grad_tol`` after ``max_steps`` (with ``require_reached``).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from jaxsym.core import init
+    from jaxsym.theory import saddle
+
+    task = study.make_task(0)
+    groups = plan.plan_groups(study, task)
+    if len(groups) != 1:
+        raise ValueError(f"analyse_saddle needs one static group, {study.name} has "
+                         f"{len(groups)}")
+    spec = groups[0].spec
+    x, y = _float64_data(task, spec.loss)
+    if not _full_batch(study, task):
+        raise ValueError("analyse_saddle needs full-batch training (train.batch_size = 0)")
+    knobs = _float64_knobs(plan.knob_table(study)[groups[0].grid_indices[0]])
+    params = init.init_params(jax.random.key(study.get("seeds.root")),
+                              {**knobs, "sigma_b": jnp.zeros((), jnp.float64)},
+                              replace(spec, dtype="float64"))
+    lr = float(knobs["learning_rate"])
+    # the collapsed point is a critical point: found with plain gradient descent for every
+    # optimizer (momentum converges to the same point from the same start)
+    point, steps, grad_norm = saddle.collapsed_point(params, x, y, spec.activation, spec.loss,
+                                                     lr, max_steps, grad_tol)
+    reached = grad_norm <= grad_tol
+    if require_reached and not reached:
+        raise saddle.SaddleNotReached(
+            f"{study.name}: gradient descent from the symmetric init did not reach the collapsed "
+            f"point (|grad| = {grad_norm:.1e} > {grad_tol:g} after {steps} steps); the saddle "
+            "Hessian does not describe this trajectory")
+    spectrum = saddle.saddle_spectrum(point, x, y, spec.activation, spec.loss)
+    slope = (saddle.predicted_slope(lr, spectrum.lambda_min, spec.optimizer)
+             if spec.optimizer != "adam" and spectrum.lambda_min < 0 else None)
+    noise = jax.tree.map(jnp.zeros_like, params)
+    for layer in noise[:-1]:
+        b = jax.random.normal(jax.random.key(1), layer["b"].shape, jnp.float64)
+        layer["b"] = b - b.mean()
+    growth = saddle.linearised_growth(params, noise, x, y, spec.activation, spec.loss, lr,
+                                      trajectory_steps or spec.steps, spec.optimizer)
+    with np.errstate(divide="ignore"):
+        local = np.where(growth > 0, math.log(10.0) / np.maximum(growth, 1e-300), np.inf)
+    return saddle.SaddleAnalysis(spectrum, steps, lr, spec.optimizer, slope, local, reached,
+                                 grad_norm)
