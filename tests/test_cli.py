@@ -318,13 +318,14 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
 
     process = subprocess.Popen(
         [sys.executable, "-m", "jaxsym", "run", str(EXAMPLE), "--out", str(tmp_path / "run"),
-         "--no-progress", "--chunk-size", "8"],
+         "--no-progress", "--chunk-size", "8", "--seeds", "64"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])))
+    # interrupt in the middle of training: after the first chunk, long before the last (48)
     deadline = time.monotonic() + 120
-    while not (tmp_path / "run" / "study.json").exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(1.0)
+    chunks = tmp_path / "run" / "chunks"
+    while not (chunks.is_dir() and any(chunks.glob("g*.npz"))) and time.monotonic() < deadline:
+        time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err

@@ -231,7 +231,7 @@ def test_measured_log_law_slope_matches_the_hessian_prediction():
     np.testing.assert_allclose(slopes, predicted, rtol=0.01)
 
 
-def test_analyse_study_refuses_an_unreached_saddle():
+def test_analyse_saddle_refuses_an_unreached_saddle():
     """A prediction from a point the trajectory never reached is refused, or flagged."""
     study = config.load_study(EXPERIMENTS / "saddle_slope.toml", preset="quick")
     with pytest.raises(saddle.SaddleNotReached, match="did not reach the collapsed point"):

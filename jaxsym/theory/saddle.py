@@ -294,7 +294,8 @@ def linearised_growth(params, direction, x, y, activation: str, loss: str,
 
 @dataclass(frozen=True)
 class SaddleAnalysis:
-    """Saddle theory for the (single) network of a study; see :func:`analyse_study`.
+    """Saddle theory for the (single) network of a study; see
+    :func:`jaxsym.theory.predict.analyse_saddle`.
 
     Attributes:
       spectrum: :class:`SaddleSpectrum` at the collapsed point.
