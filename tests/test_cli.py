@@ -316,14 +316,17 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
     import signal
     import time
 
+    # a test run started in the background of a non-interactive shell inherits SIGINT ignored,
+    # and Python keeps it ignored: the child restores Python's handler before running jaxsym
+    # (a preexec_fn would fork a process that holds JAX's threads)
+    launcher = ("import runpy, signal, sys; signal.signal(signal.SIGINT, "
+                "signal.default_int_handler); sys.argv[0] = 'jaxsym'; "
+                "runpy.run_module('jaxsym', run_name='__main__', alter_sys=True)")
     process = subprocess.Popen(
-        [sys.executable, "-m", "jaxsym", "run", str(EXAMPLE), "--out", str(tmp_path / "run"),
+        [sys.executable, "-c", launcher, "run", str(EXAMPLE), "--out", str(tmp_path / "run"),
          "--no-progress", "--chunk-size", "8", "--seeds", "64"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])),
-        # a test run started in the background of a non-interactive shell inherits SIGINT
-        # ignored, and Python then keeps ignoring it: give the child the default disposition
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])))
     # interrupt in the middle of training: after the first chunk, long before the last (48)
     deadline = time.monotonic() + 120
     chunks = tmp_path / "run" / "chunks"
