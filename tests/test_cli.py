@@ -29,7 +29,7 @@ BAD_INPUTS = [
     ("unknown key", BASE.replace("steps = 2000", "steps = 2000\nepochs = 3"), [],
      "config key 'train.epochs': unknown key; allowed: loss, optimizer"),
     ("unknown task option", BASE.replace("dim = 2", "dim = 2\nclasses = 3"), [],
-     "config key 'task.classes': unknown key; allowed: name, seed, draws, n_train"),
+     "config key 'task.classes': unknown key; allowed: name, seed, draws, validation, n_train"),
     ("negative sigma_b", BASE.replace("fan_in_scaled = true", "fan_in_scaled = true\nsigma_b = -0.1"),
      [], "config key 'init.sigma_b': must be >= 0, got -0.1"),
     ("nan scale", BASE.replace("learning_rate = 0.2", "learning_rate = nan"), [],

@@ -85,7 +85,9 @@ EXPECTED_KINDS = {"bias_only_regression": "bias_only", "bias_only_classification
                   "predict_circles": "predict", "classify": "classify",
                   "zero_init": "zero_init", "staircase": "staircase", "escape": "escape",
                   "noise_dose": "noise_dose", "saddle_slope": "saddle_slope",
-                  "phase_diagram": "phase_diagram", "example": "generic"}
+                  "phase_diagram": "phase_diagram", "example": "generic",
+                  **{f"calibrate_{t}": "calibrate" for t in ("digits", "mnist1d", "spirals",
+                                                             "teacher")}}
 
 
 def test_every_bundled_config_names_its_report_section():
@@ -110,7 +112,10 @@ def test_registry_run_names_and_width_scaling_sections():
     assert "escape-float64-large" in names and "classify-teacher_student-mse-large" in names
     assert [name for _, name in api.experiment_studies("quick")][:2] == [
         "bias_only_regression-quick", "bias_only_classification-quick"]
-    assert len(names) == len(set(names)) == 30
+    calibrate = [name for name in names if name.startswith("calibrate_")]
+    # 4 tasks x 3 optimizers x (constant W, random-W baselines)
+    assert len(calibrate) == 24 and "calibrate_digits-adam-0.001+0.003+0.01+0.03-large" in names
+    assert len(names) == len(set(names)) == 30 + len(calibrate)
     with pytest.raises(ValueError, match="unknown preset 'huge'; allowed: quick, full, large"):
         api.experiment_studies("huge")
 

@@ -71,4 +71,27 @@ def test_modes_share_one_compile():
         return init.init_params(jax.random.key(0), knobs, SPEC)[0]["W"]
 
     outs = [run(jnp.asarray(float(i))) for i in range(len(WEIGHT_MODES))]
-    assert len(calls) == 1 and len({np.asarray(o).tobytes() for o in outs}) == 5
+    assert len(calls) == 1 and len({np.asarray(o).tobytes() for o in outs}) == len(WEIGHT_MODES)
+
+
+def test_torch_default_is_pytorchs_uniform_for_weights_and_biases():
+    """Mode torch_default: W and b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (PyTorch's nn.Linear),
+    sigma_b unused; checked by the bounds and a Kolmogorov-Smirnov test on 20000 draws."""
+    from scipy import stats
+
+    spec = NetworkSpec(layer_sizes=(40, 500, 3), activation="tanh", loss="mse",
+                       optimizer="sgd", fan_in_scaled=True, steps=1, batch_size=0,
+                       dtype="float64", checkpoints=(0, 1), gradient_steps=0,
+                       diversity_threshold=1e-2, loss_threshold=1e-2, classification=False)
+    params = init.init_params(jax.random.key(2), _knobs("torch_default", sigma_b=5.0), spec)
+    for layer, fan_in in zip(params, (40, 500)):
+        bound = 1 / np.sqrt(fan_in)
+        for values in (np.asarray(layer["W"]).ravel(), np.asarray(layer["b"])):
+            assert np.abs(values).max() <= bound
+        weights = np.asarray(layer["W"]).ravel()
+        assert stats.kstest(weights / bound, stats.uniform(-1, 2).cdf).pvalue > 1e-3
+    assert stats.kstest(np.asarray(params[0]["b"]) * np.sqrt(40),
+                        stats.uniform(-1, 2).cdf).pvalue > 1e-3
+    # the other modes keep their N(0, sigma_b^2) biases
+    normal = init.init_params(jax.random.key(2), _knobs("normal", sigma_b=5.0), spec)
+    assert np.std(np.asarray(normal[0]["b"])) > 3.0

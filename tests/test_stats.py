@@ -141,3 +141,71 @@ def test_fit_log_law_needs_two_sigmas():
     sig, t = _synthetic()
     with pytest.raises(ValueError, match="distinct sigma"):
         fit_log_law(sig, t, sigma_range=(1e-3, 1e-3))
+
+
+# --- the calibration's statistics ---------------------------------------------------------
+
+def test_mean_interval_matches_scipy_and_its_variants():
+    from scipy import stats as sps
+
+    from jaxsym.analysis.stats import mean_interval
+
+    x = np.array([0.91, 0.95, 0.97, 0.93, 0.99, 0.96])
+    m = mean_interval(x)
+    low, high = sps.t.interval(0.95, 5, loc=x.mean(), scale=sps.sem(x))
+    assert (m.mean, m.low, m.high, m.n) == pytest.approx((x.mean(), low, high, 6), rel=1e-12)
+    near_one = np.array([0.9, 1.0, 1.0])
+    clipped = mean_interval(near_one, bounds=(0.0, 1.0))
+    unclipped = mean_interval(near_one)
+    assert unclipped.high > 1.0 and clipped.high == 1.0 and clipped.low == unclipped.low
+    losses = np.array([1e-3, 1e-2, 1e-1])
+    geo = mean_interval(losses, log=True)
+    assert geo.mean == pytest.approx(1e-2, rel=1e-12) and geo.low < 1e-2 < geo.high
+    assert geo.low > 0  # a loss interval never goes negative
+    assert math.isnan(mean_interval([0.5]).low) and mean_interval([]).n == 0
+
+
+def test_median_ratio_is_the_censored_median_ratio():
+    from jaxsym.analysis.stats import median_ratio
+
+    a = np.array([200.0, 400.0, 600.0, 800.0, 1000.0])
+    b = np.array([100.0, 200.0, 300.0, 400.0, 500.0])
+    ones = np.ones(5, bool)
+    r = median_ratio(a, ones, b, ones)
+    assert r.value == pytest.approx(2.0) and r.low <= 2.0 <= r.high
+    # censored networks count as +inf: 3 of 5 censored -> the median is not reached
+    censored = median_ratio(a, np.array([1, 1, 0, 0, 0], bool), b, ones)
+    assert censored.value == math.inf
+    # the reference's median not reached: no ratio
+    assert math.isnan(median_ratio(a, ones, b, np.zeros(5, bool)).value)
+    # the median is the KM median: min{t : S(t) <= 1/2} on 4 values is the 2nd smallest
+    even = median_ratio(np.array([1.0, 2.0, 3.0, 4.0]), np.ones(4, bool),
+                        np.array([1.0, 1.0, 1.0, 1.0]), np.ones(4, bool))
+    km = median_time([1.0, 2.0, 3.0, 4.0], [True] * 4)
+    assert even.value == km.median == 2.0
+
+
+def test_fit_sigma_p_recovers_a_logistic_law_and_flags_degenerate_cases():
+    from jaxsym.analysis.stats import fit_sigma_p
+
+    rng = np.random.default_rng(0)
+    levels = np.logspace(-4, 1, 11)
+    sigma = np.repeat(levels, 400)
+    # P = expit(2 (log10 sigma + 2)): sigma_90 = 10^(logit(0.9) / 2 - 2)
+    p = 1 / (1 + np.exp(-2.0 * (np.log10(sigma) + 2.0)))
+    fit = fit_sigma_p(sigma, rng.random(sigma.size) < p, 0.9, n_boot=100)
+    truth = 10 ** (math.log(9) / 2 - 2)
+    assert fit.status == "fit" and fit.low <= truth <= fit.high
+    assert fit.value == pytest.approx(truth, rel=0.15) and fit.falls_above is None
+    always = fit_sigma_p(levels, np.ones(levels.size, bool))
+    assert always.status == "always" and always.value == levels.min()
+    never = fit_sigma_p(levels, levels > 5.0)  # only the largest level succeeds once: P = 1
+    assert never.status in ("fit", "always")
+    none = fit_sigma_p(np.repeat(levels, 4), np.zeros(44, bool))
+    assert none.status == "never" and none.value == math.inf
+    # non-monotone: succeeds in the middle, fails again at the largest sigma
+    bump = np.repeat(levels, 10)
+    outcome = (bump >= 1e-2) & (bump <= 1.0)
+    fit = fit_sigma_p(bump, outcome, n_boot=50)
+    assert fit.falls_above == pytest.approx(levels[levels > 1.0][0])
+    assert 1e-3 <= fit.value <= 1e-2  # between the last failing and first succeeding level

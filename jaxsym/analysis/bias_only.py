@@ -40,7 +40,8 @@ def fit_slopes(ds) -> dict:
 def summarize(ds, fits=None) -> list[dict]:
     """One row per (weight mode, activation) of a bias-only dataset.
 
-    Columns: P(broken) at sigma_b = 0 and at the largest sigma_b (with Wilson CIs), the smallest
+    Columns: P(broken) at sigma_b = 0 and at the largest sigma_b (with Wilson CIs), the same for
+    P(functionally broken) (the units compute different functions at the end), the smallest
     sigma_b > 0 with P(broken) >= 0.9, the median steps to converge at the largest sigma_b and at
     the Glorot baseline (sigma_b = 0), and the fitted log-law slope with its bootstrap CI.
     """
@@ -57,6 +58,10 @@ def summarize(ds, fits=None) -> list[dict]:
             k = a.broken.sum("seed").values
             low, high = stats.wilson_interval(k, np.full_like(k, n))
             p = k / n
+            kf = a.functionally_broken.sum("seed").values if "functionally_broken" in a \
+                else None
+            functional = None if kf is None else (kf / n, *stats.wilson_interval(
+                kf, np.full_like(kf, n)))
             ok = [s for s, q in zip(sigma, p) if s > 0 and q >= P_TARGET]
             top = a.sel(sigma_b=sigma.max())
             med = stats.median_time(top.time_to_converge.values, top.converged.values)
@@ -64,6 +69,10 @@ def summarize(ds, fits=None) -> list[dict]:
                    "activation": str(act), "seeds": n, "budget": budget,
                    "p_broken_zero": (p[0], low[0], high[0]) if sigma[0] == 0 else None,
                    "p_broken_top": (p[-1], low[-1], high[-1]), "sigma_top": float(sigma.max()),
+                   "p_functional_zero": (None if functional is None or sigma[0] != 0 else
+                                         tuple(x[0] for x in functional)),
+                   "p_functional_top": (None if functional is None else
+                                        tuple(x[-1] for x in functional)),
                    "sigma_p90": min(ok) if ok else None,
                    "p_converged_top": float(top.converged.mean()),
                    "median_top": med, "fit": fits.get((ds.attrs["name"], mode, str(act)))}

@@ -26,7 +26,8 @@ from scipy import stats
 
 __all__ = [
     "wilson_interval", "KaplanMeier", "kaplan_meier", "MedianTime", "median_time",
-    "format_median", "LogLawFit", "fit_log_law",
+    "format_median", "LogLawFit", "fit_log_law", "MeanInterval", "mean_interval",
+    "Ratio", "median_ratio", "SigmaFit", "fit_sigma_p",
 ]
 
 _TOL = 1e-12  # survival values are products of ratios; compare to 0.5 with this slack
@@ -216,3 +217,171 @@ def fit_log_law(sigma, times, events=None, sigma_range=None, n_boot: int = 2000,
     b_low, b_high = np.quantile(slopes, [alpha / 2, 1 - alpha / 2])
     return LogLawFit(float(fit.intercept), float(fit.slope), float(b_low), float(b_high),
                      int(levels.size), float(levels.min()), float(levels.max()))
+
+
+class MeanInterval(NamedTuple):
+    """Mean of ``n`` values with its ``[low, high]`` Student-t CI (nan bounds for n < 2)."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+
+def mean_interval(values, confidence: float = 0.95, bounds=(-math.inf, math.inf),
+                  log: bool = False) -> MeanInterval:
+    """Mean and the Student-t interval ``mean +- t_{n-1} s / sqrt(n)`` (``scipy.stats.t``) of
+    the finite entries of ``values``, clipped to ``bounds`` (e.g. ``(0, 1)`` for an accuracy);
+    ``log=True``: the geometric mean and the interval computed on ``log10`` of the (positive)
+    values (for a loss, whose spread is multiplicative). All-equal values give a zero-width
+    interval; fewer than 2 values nan bounds."""
+    x = np.asarray(values, dtype=float).ravel()
+    x = x[np.isfinite(x) & ((x > 0) if log else True)]
+    n = int(x.size)
+    if n == 0:
+        return MeanInterval(math.nan, math.nan, math.nan, 0)
+    y = np.log10(x) if log else x
+    mean = float(y.mean())
+    back = (lambda v: 10.0 ** v) if log else (lambda v: v)
+    if n < 2:
+        return MeanInterval(back(mean), math.nan, math.nan, n)
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * y.std(ddof=1) / math.sqrt(n))
+    low, high = (float(np.clip(back(v), *bounds)) for v in (mean - half, mean + half))
+    return MeanInterval(back(mean), low, high, n)
+
+
+class Ratio(NamedTuple):
+    """``value = median(a) / median(b)`` with a bootstrap ``[low, high]`` (inf: a's median not
+    reached within the budget; nan: b's not)."""
+
+    value: float
+    low: float
+    high: float
+
+
+def _censored_median(times):
+    """Median over the last axis of times in which a censored entry is +inf: with one common
+    censoring budget the Kaplan-Meier median ``min{t : S(t) <= 1/2}`` is the order statistic
+    ``x_(ceil(n/2))`` (NumPy's ``inverted_cdf`` median, taken here without interpolating
+    infinities)."""
+    n = times.shape[-1]
+    return np.sort(times, axis=-1)[..., math.ceil(n / 2) - 1]
+
+
+def median_ratio(times_a, events_a, times_b, events_b, n_boot: int = 2000,
+                 confidence: float = 0.95, seed: int = 0) -> Ratio:
+    """Ratio of the censored medians of two samples censored at the SAME budget (times of
+    networks with ``events == False`` count as +inf), with a percentile bootstrap CI (each
+    sample resampled with replacement; RNG ``default_rng(seed)``)."""
+    a = np.where(np.asarray(events_a, bool), np.asarray(times_a, float), np.inf).ravel()
+    b = np.where(np.asarray(events_b, bool), np.asarray(times_b, float), np.inf).ravel()
+    rng = np.random.default_rng(seed)
+    if not np.isfinite(_censored_median(b)):
+        return Ratio(math.nan, math.nan, math.nan)  # the reference's median is not reached
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = float(_censored_median(a) / _censored_median(b))
+        ratios = (_censored_median(a[rng.integers(0, a.size, (n_boot, a.size))])
+                  / _censored_median(b[rng.integers(0, b.size, (n_boot, b.size))]))
+    ratios = np.where(np.isnan(ratios), np.inf, ratios)
+    alpha = 1.0 - confidence
+    # order statistics, not interpolation (inf - inf is nan)
+    low, high = np.quantile(ratios, [alpha / 2, 1 - alpha / 2], method="inverted_cdf")
+    return Ratio(value, float(low), float(high))
+
+
+class SigmaFit(NamedTuple):
+    """Logistic fit ``P(sigma) = 1 / (1 + exp(-(a + b log10 sigma)))`` on the rising branch
+    (sigma up to the first sigma with the largest observed P) and the sigma at which it
+    reaches ``p``, with a bootstrap ``[low, high]`` (both clipped to the fitted sigma range).
+    ``status``: "fit"; "always" (every network of the branch succeeded: ``value`` = the
+    smallest sigma, an upper bound); "never" (no sigma reaches P >= p: ``value`` = inf);
+    "below" (the fitted sigma_p lies below the smallest sigma: ``value`` = that sigma, an
+    upper bound). A fitted value above the branch's last sigma (whose rate is >= p) is
+    clipped to it.
+    ``falls_above``: the largest observed P is followed, at a larger sigma, by an observed P
+    below ``p`` (non-monotone: too large a sigma hurts again), else None."""
+
+    value: float
+    low: float
+    high: float
+    a: float
+    b: float
+    status: str
+    falls_above: float | None = None
+
+
+#: the logistic slope is bounded (per decade of sigma): with perfectly separated outcomes the
+#: maximum-likelihood slope is infinite; the bound puts sigma_p inside the separating bracket
+MAX_LOGISTIC_SLOPE = 20.0
+
+
+def _logistic_fit(x, y):
+    """Maximum-likelihood ``(a, b)`` of ``P = expit(a + b x)`` with ``|b| <= 20``
+    (``scipy.optimize.minimize``, L-BFGS-B)."""
+    from scipy import optimize, special
+
+    def negative_log_likelihood(theta):
+        z = theta[0] + theta[1] * x
+        return float(np.sum(np.logaddexp(0.0, z) - y * z))
+
+    start = np.array([special.logit(np.clip(y.mean(), 0.05, 0.95)), 0.0])
+    result = optimize.minimize(negative_log_likelihood, start, method="L-BFGS-B",
+                               bounds=[(-200.0, 200.0),
+                                       (-MAX_LOGISTIC_SLOPE, MAX_LOGISTIC_SLOPE)])
+    return float(result.x[0]), float(result.x[1])
+
+
+def _sigma_at(a: float, b: float, p: float) -> float:
+    from scipy import special
+
+    return float(10.0 ** ((special.logit(p) - a) / b)) if b > 0 else math.nan
+
+
+def _rising_branch(s, y, p):
+    """The networks at sigma up to the first level with the largest success rate, and the
+    first larger level whose rate is below ``p`` (None if none)."""
+    levels = np.unique(s)
+    rates = np.array([y[s == level].mean() for level in levels])
+    peak = int(np.argmax(rates))
+    falls = [lv for lv, r in zip(levels[peak + 1:], rates[peak + 1:]) if r < p]
+    keep = s <= levels[peak]
+    return s[keep], y[keep], float(rates[peak]), (float(falls[0]) if falls else None)
+
+
+def fit_sigma_p(sigma, success, p: float = 0.9, n_boot: int = 200, confidence: float = 0.95,
+                seed: int = 0) -> SigmaFit:
+    """The sigma at which P(success) reaches ``p`` (e.g. sigma_90), from a logistic fit in
+    log10(sigma) of one 0/1 outcome per network (``sigma > 0``, shape (n,)) on the rising
+    branch, with a stratified bootstrap percentile CI (networks resampled within each sigma;
+    a replicate without a rising fit counts as sigma_p = inf). See :class:`SigmaFit`."""
+    s = np.asarray(sigma, float).ravel()
+    y = np.asarray(success, float).ravel()
+    if s.shape != y.shape or np.any(~(s > 0)):
+        raise ValueError("fit_sigma_p needs sigma > 0 and one outcome per network")
+    s, y, best, falls = _rising_branch(s, y, p)
+    if best < p:
+        return SigmaFit(math.inf, math.inf, math.inf, math.nan, math.nan, "never", falls)
+    if y.min() == 1.0:
+        return SigmaFit(float(s.min()), 0.0, float(s.min()), math.inf, 0.0, "always", falls)
+    x = np.log10(s)
+    a, b = _logistic_fit(x, y)
+    rng = np.random.default_rng(seed)
+    levels = [np.flatnonzero(s == level) for level in np.unique(s)]
+    boot = np.empty(n_boot)
+    for r in range(n_boot):
+        idx = np.concatenate([g[rng.integers(0, g.size, g.size)] for g in levels])
+        yb = y[idx]
+        if yb.min() == 1.0:
+            boot[r] = s.min()
+        elif yb.max() == 0.0:
+            boot[r] = math.inf
+        else:
+            ab, bb = _logistic_fit(x[idx], yb)
+            boot[r] = _sigma_at(ab, bb, p) if bb > 0 else math.inf
+    alpha = 1.0 - confidence
+    low, high = np.clip(np.quantile(boot, [alpha / 2, 1 - alpha / 2], method="inverted_cdf"),
+                        s.min(), s.max())
+    value = _sigma_at(a, b, p) if b > 0 else math.inf
+    status = "below" if value < s.min() else "fit"
+    value = float(np.clip(value, s.min(), s.max()))
+    return SigmaFit(value, float(low), float(high), a, b, status, falls)

@@ -1,4 +1,5 @@
-"""The ONE init path of a network: weights in the scheme of ``weight_mode``, biases N(0, sigma_b^2).
+"""The ONE init path of a network: weights in the scheme of ``weight_mode``, biases N(0, sigma_b^2)
+(PyTorch's uniform in mode torch_default).
 
 Contract: :func:`init_params` ``(key, knobs, spec) -> params`` draws a network's initial
 parameters (the natural layout of :mod:`jaxsym.core.nn`: a list of layers, layer 1 first,
@@ -15,7 +16,8 @@ import numpy as np
 
 from jaxsym.core.spec import WEIGHT_MODES, Architecture, NetworkSpec
 
-__all__ = ["weights_from_draws", "init_params", "init_mlp"]
+__all__ = ["weights_from_draws", "biases_from_draws", "uniform_from_normal", "init_params",
+           "init_mlp"]
 
 
 def weights_from_draws(spec: NetworkSpec, knobs, z: jax.Array, noise: jax.Array) -> jax.Array:
@@ -24,9 +26,11 @@ def weights_from_draws(spec: NetworkSpec, knobs, z: jax.Array, noise: jax.Array)
 
     constant: ``weight_value`` (``/ sqrt(n_in)`` if ``fan_in_scaled``); zero;
     glorot: ``sqrt(2 / (n_in + n_out)) Z`` (Glorot & Bengio's normal, untruncated);
-    normal: ``(W_std / sqrt(n_in)) Z``; tied: every unit the row ``(W_std / sqrt(n_in)) Z[0]``,
-    plus ``eps E``. The schemes share the two draws and are chosen by ``jnp.select``, so they
-    share one compiled program.
+    normal: ``(W_std / sqrt(n_in)) Z`` (LeCun's normal for ``W_std = 1``, Flax's default);
+    tied: every unit the row ``(W_std / sqrt(n_in)) Z[0]``, plus ``eps E``; torch_default:
+    :func:`uniform_from_normal` of Z on ``+-1 / sqrt(n_in)`` (PyTorch's ``nn.Linear``:
+    ``kaiming_uniform_(a=sqrt(5))``). The schemes share the two draws and are chosen by
+    ``jnp.select``, so they share one compiled program.
     """
     n_out, n_in = z.shape
     dtype = z.dtype
@@ -37,8 +41,26 @@ def weights_from_draws(spec: NetworkSpec, knobs, z: jax.Array, noise: jax.Array)
     normal = knobs["W_std"].astype(dtype) / np.sqrt(n_in).astype(dtype) * z
     candidates = [jnp.full(z.shape, value, dtype), jnp.zeros(z.shape, dtype),
                   np.sqrt(2.0 / (n_in + n_out)).astype(dtype) * z, normal,
-                  jnp.broadcast_to(normal[:1], z.shape) + knobs["eps"].astype(dtype) * noise]
+                  jnp.broadcast_to(normal[:1], z.shape) + knobs["eps"].astype(dtype) * noise,
+                  uniform_from_normal(z, n_in)]
     return jnp.select([index == i for i in range(len(WEIGHT_MODES))], candidates)
+
+
+def uniform_from_normal(z: jax.Array, fan_in: int) -> jax.Array:
+    """``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` draws from standard normal ones ``z``:
+    ``(2 Phi(z) - 1) / sqrt(fan_in) = erf(z / sqrt 2) / sqrt(fan_in)`` (Phi the normal CDF),
+    so the one-draw init stays one."""
+    bound = (1.0 / np.sqrt(fan_in)).astype(z.dtype)
+    return bound * jax.lax.erf(z * np.sqrt(0.5).astype(z.dtype))
+
+
+def biases_from_draws(knobs, bias: jax.Array, fan_in: int) -> jax.Array:
+    """One layer's biases from the standard normal draw ``bias: (n_out,)``: ``sigma_b * bias``,
+    or :func:`uniform_from_normal` on ``+-1/sqrt(fan_in)`` in mode torch_default (PyTorch's
+    ``nn.Linear`` bias; sigma_b is not used there)."""
+    torch = knobs["weight_mode"].astype(jnp.int32) == WEIGHT_MODES.index("torch_default")
+    return jnp.where(torch, uniform_from_normal(bias, fan_in),
+                     knobs["sigma_b"].astype(bias.dtype) * bias)
 
 
 def init_params(key, knobs, spec: NetworkSpec | Architecture):
@@ -49,14 +71,13 @@ def init_params(key, knobs, spec: NetworkSpec | Architecture):
     ``normal(key, (sum_l 2 n_l n_{l-1} + n_l,))``, cut in order into, for each layer l
     (first layer first): ``Z_l`` and ``E_l`` (``(n_l, n_{l-1})``, row-major) and ``B_l``
     (``(n_l,)``). Then ``W_l = weights_from_draws(spec, knobs, Z_l, E_l)`` and
-    ``b_l = sigma_b B_l``. One draw instead of three per layer keeps the compiled program
-    small (each ``jax.random`` call is its own loop on CPU).
+    ``b_l = sigma_b B_l`` (:func:`biases_from_draws`). One draw instead of three per layer
+    keeps the compiled program small (each ``jax.random`` call is its own loop on CPU).
     """
     dtype = jnp.dtype(spec.dtype)
     shapes = list(zip(spec.layer_sizes[1:], spec.layer_sizes[:-1]))
     total = sum(2 * n_out * n_in + n_out for n_out, n_in in shapes)
     flat = jax.random.normal(key, (total,), dtype)
-    sigma_b = knobs["sigma_b"].astype(dtype)
     params, start = [], 0
     for n_out, n_in in shapes:
         size = n_out * n_in
@@ -64,7 +85,8 @@ def init_params(key, knobs, spec: NetworkSpec | Architecture):
         noise = flat[start + size:start + 2 * size].reshape(n_out, n_in)
         bias = flat[start + 2 * size:start + 2 * size + n_out]
         start += 2 * size + n_out
-        params.append({"W": weights_from_draws(spec, knobs, z, noise), "b": sigma_b * bias})
+        params.append({"W": weights_from_draws(spec, knobs, z, noise),
+                       "b": biases_from_draws(knobs, bias, n_in)})
     return params
 
 

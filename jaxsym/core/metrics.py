@@ -8,7 +8,18 @@ For hidden layer l with incoming rows ``w_j`` of ``W_l: (n_l, n_{l-1})`` and bia
   asymmetry (~1e-16 in float64) with no SVD floor. An all-zero layer has spread 0.
 * **direction diversity** ``= s_2 / s_1`` of ``W_l`` (its two largest singular values): 0 when all
   rows are parallel (rank <= 1), which is where W = 0 with random biases stays after the first
-  update. 0 for an all-zero matrix and for a single-unit layer.
+  update. 0 for an all-zero matrix and for a single-unit layer. A PARAMETER metric: units with
+  the same ``w_j`` and distinct ``b_j`` have diversity 0 although they compute different
+  functions.
+* **functional diversity** ``= s_2 / s_1`` of the centred activation matrix
+  ``H_c = H - 1 mean_n(H)``, ``H = g(A_{l-1} W_l^T + b_l): (n, n_l)`` over a set of inputs (the
+  columns are the units' functions on the data, up to a constant), and its **effective rank**
+  ``exp(-sum_i p_i log p_i)``, ``p_i = s_i / sum_k s_k`` (Roy & Vetterli 2007): 1 for units
+  that all compute one function up to scale, ``n_l`` for ``n_l`` equally strong independent
+  ones. Linear units with one ``w`` and distinct biases: diversity 0 (one function plus
+  constants); nonlinear ones: > 0 from step 0. Both are exactly 0 when every column of
+  ``H_c`` is zero, and the diversity is exactly 0 (effective rank 1) when every column is
+  bitwise equal (identical units).
 """
 
 from __future__ import annotations
@@ -17,9 +28,11 @@ import jax
 import jax.numpy as jnp
 
 from jaxsym.core import nn
+from jaxsym.core.dense import padded, unit_sum
 
 __all__ = ["unit_spread", "direction_diversity", "hidden_unit_vectors", "layer_spreads",
-           "layer_diversities", "rank_two_diversity", "diversity_bounds"]
+           "layer_diversities", "rank_two_diversity", "diversity_bounds", "centred_activations",
+           "functional_scores"]
 
 
 def unit_spread(units: jax.Array) -> jax.Array:
@@ -60,6 +73,48 @@ def direction_diversity(W: jax.Array) -> jax.Array:
     if jax.default_backend() == "cpu":
         return _sequential_ratio(W)
     return _singular_value_ratio(W)
+
+
+def centred_activations(H: jax.Array) -> jax.Array:
+    """``H - 1 mean_n(H)`` for ``H: (n, units)``, computed so that bitwise-equal columns stay
+    bitwise equal and a constant column becomes exactly 0: shifted by its first row first (the
+    centred matrix is shift-invariant), the column sums taken with the unit axis padded
+    (:func:`jaxsym.core.dense.unit_sum`)."""
+    units = H.shape[1]
+    wide = padded(H, 1)
+    shifted = wide - wide[:1]
+    return (shifted - unit_sum(shifted) / H.shape[0])[:, :units]
+
+
+def _singular_values(M: jax.Array) -> jax.Array:
+    return jnp.linalg.svd(M, compute_uv=False)
+
+
+_sequential_singular_values = jax.custom_batching.sequential_vmap(_singular_values)
+
+
+def functional_scores(H: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(functional diversity, effective rank)`` of one layer's activations ``H: (n, units)``
+    (module doc): ``s_2 / s_1`` and ``exp(-sum p_i log p_i)`` of :func:`centred_activations`.
+    ``(0, 0)`` when the centred matrix is 0; ``(0, 1)`` when its columns are all bitwise equal;
+    ``(0, 1)`` too for a one-unit layer with a non-constant column."""
+    centred = centred_activations(H)
+    zero = jnp.zeros((), H.dtype)
+    if min(H.shape) < 2:
+        nonzero = jnp.any(centred != 0)
+        return zero, jnp.where(nonzero, jnp.ones((), H.dtype), zero)
+    s = (_sequential_singular_values(centred) if jax.default_backend() == "cpu"
+         else _singular_values(centred))
+    identical = jnp.all(centred == centred[:, :1])
+    s = jnp.where(identical & (jnp.arange(s.shape[0]) > 0), zero, s)
+    total = jnp.sum(s)
+    safe_total = jnp.where(total > 0, total, jnp.ones_like(total))
+    p = s / safe_total
+    entropy = -jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1.0)), zero))
+    erank = jnp.where(total > 0, jnp.exp(entropy), zero)
+    safe_top = jnp.where(s[0] > 0, s[0], jnp.ones_like(s[0]))
+    diversity = jnp.where(s[0] > 0, s[1] / safe_top, zero)
+    return diversity, erank
 
 
 def hidden_unit_vectors(params: nn.Params, layer: int, outgoing: bool = True) -> jax.Array:

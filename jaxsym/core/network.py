@@ -80,13 +80,18 @@ def run_network(key, knobs, data, spec: NetworkSpec):
         return train.loss_of_params(p, x, y, spec.activation, spec.loss, spec.layer_sizes[1:-1])
 
     # the checkpoint loss: the step's own loss for full batch, else the full training loss
-    checkpoint_loss = None if spec.batch_size in (0, x.shape[0]) else full_loss
+    full_batch = spec.batch_size in (0, x.shape[0])
+
+    def evaluate(p, loss_value):
+        value = loss_value if full_batch else full_loss(p)
+        return {"loss": value, **observers.functional_records(p, x, spec),
+                **_held_out_records(p, data, spec)}
 
     def step(carry, t):
         p, opt_state, state = carry
         loss_value, grads, new_p, new_opt_state = train_step(p, opt_state, t)
         state, loss_value = observers.check_update(state, t, loss_value, grads, spec)
-        state = observers.observe(state, t, p, loss_value, spec, checkpoint_loss)
+        state = observers.observe(state, t, p, loss_value, spec, evaluate)
         p, opt_state = observers.freeze(state.records["diverged"], (p, opt_state),
                                         (new_p, new_opt_state))
         return (p, opt_state, state), None
@@ -97,13 +102,31 @@ def run_network(key, knobs, data, spec: NetworkSpec):
     final_loss = jnp.where(jnp.isfinite(final_loss) & ~state.records["diverged"], final_loss,
                            state.last_loss)
     state = observers.observe(state, jnp.asarray(spec.steps, jnp.int32), params, final_loss,
-                              spec, checkpoint_loss)
+                              spec, evaluate)
     return _final_records(state, params, final_loss, x, data, spec)
 
 
 def _in_dtype(targets, dtype):
     """Float targets in the run dtype; integer labels as they are."""
     return targets.astype(dtype) if jnp.issubdtype(targets.dtype, jnp.floating) else targets
+
+
+def _held_out_records(params, data, spec: NetworkSpec) -> dict:
+    """The checkpoint records on the held-out sets: ``test_loss_curve`` (+
+    ``test_accuracy_curve`` for classification) and, with a validation split, ``val_loss`` (+
+    ``val_accuracy``)."""
+    dtype = jnp.dtype(spec.dtype)
+    widths = spec.layer_sizes[1:-1]
+    splits = [("test", "test_loss_curve", "test_accuracy_curve")]
+    if spec.validation:
+        splits.append(("val", "val_loss", "val_accuracy"))
+    out = {}
+    for split, loss_name, accuracy_name in splits:
+        outputs = nn.apply(params, data[f"x_{split}"].astype(dtype), spec.activation, widths)
+        out[loss_name] = nn.loss_fn(spec.loss)(outputs, _in_dtype(data[f"y_{split}"], dtype))
+        if spec.classification:
+            out[accuracy_name] = _accuracy(outputs, data[f"labels_{split}"])
+    return out
 
 
 def _accuracy(outputs, labels):
@@ -126,6 +149,7 @@ def _final_records(state, params, final_loss, x, data, spec: NetworkSpec) -> dic
     outputs_test = nn.apply(params, data["x_test"].astype(dtype), spec.activation, widths)
     test_loss = nn.loss_fn(spec.loss)(outputs_test, _in_dtype(data["y_test"], dtype))
     result = {**state.records, "final_loss": final_loss,
+              "functionally_broken": observers.functionally_broken(state, spec),
               "test_loss": jnp.where(jnp.isfinite(test_loss), test_loss, jnp.inf)}
     if spec.classification:
         outputs_train = nn.apply(params, x, spec.activation, widths)

@@ -28,7 +28,8 @@ from jaxsym.core.dense import dense
 from jaxsym.core.spec import LOSSES
 
 __all__ = [
-    "JAX", "Params", "activation_fn", "activation_names", "apply", "get_activation",
+    "JAX", "Params", "activation_fn", "activation_names", "apply", "hidden_activations",
+    "get_activation",
     "layer_sizes", "loss_fn", "ACTIVATIONS",
 ]
 
@@ -72,14 +73,24 @@ def apply(params: Params, x: jax.Array, activation: str | Activation,
     real width of each hidden layer; the activations of the padding units are set to exactly 0
     (``g(0)`` need not be 0), so they contribute nothing and get zero gradients.
     """
+    hidden = hidden_activations(params, x, activation, hidden_widths)
+    last = params[-1]
+    return dense(hidden[-1] if hidden else x, last["W"], last["b"])
+
+
+def hidden_activations(params: Params, x: jax.Array, activation: str | Activation,
+                       hidden_widths: tuple[int, ...] | None = None) -> list[jax.Array]:
+    """Every hidden layer's activations ``a_l = g(a_{l-1} W_l^T + b_l)``, ``(batch, n_l)``
+    each, for inputs ``x: (batch, n_in)`` (layer 1 first; as in :func:`apply`, whose hidden
+    layers these are, the padding units of training-layout params are exactly 0)."""
     g = activation_fn(activation)
-    a = x
+    a, hidden = x, []
     for l, layer in enumerate(params[:-1]):
         a = g(dense(a, layer["W"], layer["b"]))
         if hidden_widths is not None and hidden_widths[l] < a.shape[-1]:
             a = jnp.where(jnp.arange(a.shape[-1]) < hidden_widths[l], a, jnp.zeros_like(a))
-    last = params[-1]
-    return dense(a, last["W"], last["b"])
+        hidden.append(a)
+    return hidden
 
 
 def _mse(outputs, targets):

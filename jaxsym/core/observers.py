@@ -13,7 +13,9 @@ At step t (the parameters after t updates, before update t+1), in this order:
     step's loss becomes the last finite one; the first ``gradient_steps`` gradients' norms per
     layer ``||dL/dW_l||_F`` (0 where not finite) go to ``grad_norm (gradient_steps, depth)``.
   * :func:`observe` — at a checkpoint, ``loss`` (the full training loss), ``spread`` and
-    ``diversity`` (``(hidden,)`` each, :mod:`jaxsym.core.metrics`) go to slot
+    ``diversity`` (``(hidden,)`` each, :mod:`jaxsym.core.metrics`), the functional metric
+    ``functional_diversity`` and ``effective_rank`` of the hidden activations on the first
+    :data:`PROBE_INPUTS` training inputs (:func:`functional_records`) go to slot
     ``checkpoints.index(t)``; then the first step with training loss <= ``loss_threshold``
     (``time_to_converge``) and the first at which the exact s2/s1 of a hidden layer
     (``time_to_break_layer``) or of every hidden layer at once (``time_to_break``, with the
@@ -36,11 +38,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym.core import dense, metrics, records
+from jaxsym.core import dense, metrics, nn, records
 from jaxsym.core.spec import NetworkSpec
 
-__all__ = ["BOUND_MARGIN", "State", "initial_state", "metric_view", "check_update", "observe",
-           "freeze", "once", "scaled_norm"]
+__all__ = ["BOUND_MARGIN", "PROBE_INPUTS", "State", "initial_state", "metric_view",
+           "check_update", "observe", "functional_records", "functionally_broken", "freeze",
+           "once", "scaled_norm"]
 
 #: relative margin around the diversity threshold inside which the exact SVD decides (the
 #: two-trace bounds carry rounding of ~1e-3 relative in float32 near s2/s1 = 1e-2)
@@ -104,15 +107,16 @@ def check_update(state: State, t, loss_value, grads, spec: NetworkSpec):
     return State(rec, loss_value), loss_value
 
 
-def _checkpoint(state: State, t, params, loss_value, spec: NetworkSpec, full_loss):
-    """Store ``loss``, ``spread``, ``diversity`` of ``params`` in slot
-    ``checkpoints.index(t)`` if t is a checkpoint. ``full_loss``: None when ``loss_value`` is
-    the full training loss (full batch), else ``params -> full training loss``, evaluated
+def _checkpoint(state: State, t, params, loss_value, spec: NetworkSpec, evaluate):
+    """Store the checkpoint records of ``params`` in slot ``checkpoints.index(t)`` if t is a
+    checkpoint: ``spread`` and ``diversity`` from the parameters, and whatever
+    ``evaluate(params, loss_value) -> {name: value}`` returns for the data-dependent ones
+    (``loss``, ``functional_diversity``, ``effective_rank``: :func:`data_records`), evaluated
     inside the checkpoint branch only."""
     slot = np.full(spec.steps + 1, -1, np.int32)
     slot[list(spec.checkpoints)] = np.arange(len(spec.checkpoints))
     slot = jnp.asarray(slot)
-    names = [r.name for r in records.RECORDS if r.dims[:1] == ("step",)]
+    names = [r.name for r in records.records_of(spec) if r.dims[:1] == ("step",)]
 
     def store(rec):
         if spec.depth < 2:
@@ -121,14 +125,35 @@ def _checkpoint(state: State, t, params, loss_value, spec: NetworkSpec, full_los
         else:
             natural = metric_view(params, spec)
             spread, diversity = metrics.layer_spreads(natural), metrics.layer_diversities(natural)
-        value = loss_value if full_loss is None else full_loss(params)
-        new = {"loss": value, "spread": spread, "diversity": diversity}
+        new = {"spread": spread, "diversity": diversity, **evaluate(params, loss_value)}
         i = slot[t]
         return {name: rec[name].at[i].set(new[name].astype(rec[name].dtype)) for name in names}
 
     stored = jax.lax.cond(slot[t] >= 0, store, lambda r: r,
                           {name: state.records[name] for name in names})
     return state._replace(records={**state.records, **stored})
+
+
+#: the functional metric reads the hidden activations of the first PROBE_INPUTS training inputs
+PROBE_INPUTS = 512
+
+
+def functional_records(params, x, spec: NetworkSpec) -> dict:
+    """``functional_diversity`` and ``effective_rank`` ``(hidden,)`` of training-layout
+    ``params`` on the probe inputs ``x[:PROBE_INPUTS]`` (:func:`metrics.functional_scores`),
+    from the activations of the training layout (the exact forward pass) in the record dtype,
+    padding units dropped."""
+    rdtype = jnp.dtype(records.float_dtype(spec))
+    probe = x[:PROBE_INPUTS].astype(rdtype)
+    view = jax.tree.map(lambda a: a.astype(rdtype), params)
+    widths = spec.layer_sizes[1:-1]
+    hidden = nn.hidden_activations(view, probe, spec.activation, widths)
+    scores = [metrics.functional_scores(h[:, :w]) for h, w in zip(hidden, widths)]
+    if not scores:
+        empty = jnp.zeros((0,), rdtype)
+        return {"functional_diversity": empty, "effective_rank": empty}
+    return {"functional_diversity": jnp.stack([d for d, _ in scores]),
+            "effective_rank": jnp.stack([r for _, r in scores])}
 
 
 def _exact_scores(natural):
@@ -198,13 +223,19 @@ def _detect(state: State, t, params, loss_value, spec: NetworkSpec) -> State:
     return state._replace(records=rec)
 
 
-def observe(state: State, t, params, loss_value, spec: NetworkSpec,
-            full_loss: Callable | None = None) -> State:
+def observe(state: State, t, params, loss_value, spec: NetworkSpec, evaluate) -> State:
     """Checkpoint records, then convergence and break detection, of ``params`` after t updates
-    with training loss ``loss_value`` (the step's loss; ``full_loss`` as in the checkpoint:
-    None for full batch, else ``params -> full training loss``)."""
-    state = _checkpoint(state, t, params, loss_value, spec, full_loss)
+    with training loss ``loss_value`` (the step's loss); ``evaluate(params, loss_value)`` gives
+    the data-dependent checkpoint records (see :func:`_checkpoint`)."""
+    state = _checkpoint(state, t, params, loss_value, spec, evaluate)
     return _detect(state, t, params, loss_value, spec)
+
+
+def functionally_broken(state: State, spec: NetworkSpec):
+    """``()`` bool: every hidden layer's functional diversity at the last checkpoint (step
+    ``spec.steps``) exceeds ``spec.diversity_threshold``."""
+    last = state.records["functional_diversity"][-1]
+    return jnp.all(last > spec.diversity_threshold)
 
 
 def freeze(diverged, old, new):

@@ -42,6 +42,7 @@ class Record(NamedTuple):
       long_name, units: CF-style attributes (``"1"``: dimensionless; steps count updates).
       description: what the value means.
       classification_only: recorded only for classification tasks.
+      validation_only: recorded only for tasks with a validation split (``task.validation``).
       initial: the value it starts from in the training scan's state (``"zero"`` (False for
         bool), ``"steps"`` (right-censored time) or ``"nan"``), or None for a record computed
         after the scan.
@@ -55,6 +56,7 @@ class Record(NamedTuple):
     description: str
     classification_only: bool = False
     initial: str | None = "zero"
+    validation_only: bool = False
 
 
 _SPREAD = ("relative unit spread of each hidden layer: RMS ||u_j - mean|| / mean ||u_j||, "
@@ -67,6 +69,27 @@ RECORDS: tuple[Record, ...] = (
     Record("spread", ("step", "layer"), "float", "relative unit spread", "1", _SPREAD),
     Record("diversity", ("step", "layer"), "float", "direction diversity s2/s1", "1",
            "direction diversity s2/s1 of each hidden layer's weight matrix"),
+    Record("functional_diversity", ("step", "layer"), "float",
+           "functional diversity s2/s1 of the centred hidden activations", "1",
+           "s2/s1 of each hidden layer's centred activation matrix g(A W^T + b) over the probe "
+           "inputs (the first min(n_train, 512) training inputs): 0 when every unit computes "
+           "the same function up to a constant, > 0 for units that compute different functions "
+           "(jaxsym.core.metrics.functional_scores)"),
+    Record("effective_rank", ("step", "layer"), "float",
+           "effective rank of the centred hidden activations", "1",
+           "exp(entropy of s_i / sum s) of the same matrix (Roy & Vetterli 2007): 1 for one "
+           "function up to scale, up to the width for independent ones; 0 if all constant"),
+    Record("val_loss", ("step",), "float", "validation loss", "1",
+           "loss on the validation split (task.validation rows held out of the training set) "
+           "at the record step", validation_only=True),
+    Record("val_accuracy", ("step",), "float", "validation accuracy", "1",
+           "accuracy on the validation split at the record step", classification_only=True,
+           validation_only=True),
+    Record("test_loss_curve", ("step",), "float", "test loss at the record step", "1",
+           "test-set loss at the record step (the last one: after training)"),
+    Record("test_accuracy_curve", ("step",), "float", "test accuracy at the record step", "1",
+           "test-set accuracy at the record step (the last one: after training)",
+           classification_only=True),
     Record("grad_norm", ("grad_step", "weight_layer"), "float", "gradient norm ||dLoss/dW||_F",
            "1", "Frobenius norm of dLoss/dW per layer at each of the first steps"),
     Record("time_to_break", (), "int32", "steps to break the symmetry", "steps",
@@ -84,6 +107,10 @@ RECORDS: tuple[Record, ...] = (
            "broken): above the threshold for every broken network", initial="nan"),
     Record("broken", (), "bool", "symmetry broken", "1",
            "symmetry broken within the step budget"),
+    Record("functionally_broken", (), "bool", "functionally broken", "1",
+           "after the last step every hidden layer's functional diversity exceeds the "
+           "diversity threshold: its units compute different functions of the inputs",
+           initial=None),
     Record("time_to_converge", (), "int32", "steps to converge", "steps",
            "first step at which the training loss is <= the loss threshold (= steps if never: "
            "right-censored)", initial="steps"),
@@ -179,8 +206,10 @@ def dim_coords(spec) -> dict[str, np.ndarray]:
 
 
 def records_of(spec) -> tuple[Record, ...]:
-    """The records a run of ``spec`` returns (the accuracies for classification only)."""
-    return tuple(r for r in RECORDS if spec.classification or not r.classification_only)
+    """The records a run of ``spec`` returns (the accuracies for classification only, the
+    validation records with a validation split only)."""
+    return tuple(r for r in RECORDS if (spec.classification or not r.classification_only)
+                 and (spec.validation or not r.validation_only))
 
 
 def record_shapes(spec) -> dict[str, tuple[int, ...]]:
@@ -218,7 +247,9 @@ def schema_markdown() -> str:
              "|---|---|---|---|---|"]
     for r in RECORDS:
         dims = ", ".join(("seed",) + r.dims)
-        extra = " (classification tasks only)" if r.classification_only else ""
+        extra = "".join(note for flag, note in (
+            (r.classification_only, " (classification tasks only)"),
+            (r.validation_only, " (with a validation split only)")) if flag)
         lines.append(f"| `{r.name}` | {dims} | {kinds[r.kind]} | {r.units} | "
                      f"{cell(r.description)}{extra} |")
     lines += ["", "| coordinate | long name | units | meaning |", "|---|---|---|---|"]

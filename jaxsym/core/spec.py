@@ -20,8 +20,9 @@ __all__ = ["KNOBS", "WEIGHT_MODES", "LOSSES", "OPTIMIZERS", "DTYPES", "NetworkSp
 
 #: The numeric, traced settings of one network (weight_mode as an index into WEIGHT_MODES).
 KNOBS = ("sigma_b", "weight_value", "W_std", "learning_rate", "eps", "noise", "weight_mode")
-#: Weight init schemes (hidden and output layers); biases are always N(0, sigma_b^2).
-WEIGHT_MODES = ("constant", "zero", "glorot", "normal", "tied")
+#: Weight init schemes (hidden and output layers); biases are N(0, sigma_b^2), except in
+#: torch_default (PyTorch's nn.Linear default: W and b uniform on +-1/sqrt(fan_in)).
+WEIGHT_MODES = ("constant", "zero", "glorot", "normal", "tied", "torch_default")
 #: Training losses: mse (targets (batch, n_out)), bce (0/1 labels (batch, n_out)),
 #: softmax_ce (integer labels (batch,)); see :mod:`jaxsym.core.nn`.
 LOSSES = ("mse", "bce", "softmax_ce")
@@ -47,6 +48,7 @@ class NetworkSpec:
       diversity_threshold, loss_threshold: the break and convergence thresholds.
       classification: the task has integer labels (accuracy records).
       noisy: the per-step parameter noise is compiled in (its size is the ``noise`` knob).
+      validation: the task has a validation split (``x_val``, ``y_val``: validation records).
     """
 
     layer_sizes: tuple[int, ...]
@@ -63,6 +65,7 @@ class NetworkSpec:
     loss_threshold: float
     classification: bool
     noisy: bool = False  # the per-step parameter noise is compiled in (its size is the knob)
+    validation: bool = False  # the data has a validation split (val_* records)
 
     @property
     def depth(self) -> int:

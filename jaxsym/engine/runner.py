@@ -35,11 +35,17 @@ __all__ = ["make_runner", "Runner", "blas_threads", "nets_per_map_step", "defaul
 
 def task_data(task: tasks.Task, loss: str) -> dict:
     """Device arrays of the task, with targets in the format ``loss`` expects: ``x_train,
-    y_train, x_test, y_test`` (+ integer ``labels_train, labels_test`` for classification)."""
+    y_train, x_test, y_test`` (+ ``x_val, y_val`` with a validation split; + integer
+    ``labels_train, labels_test[, labels_val]`` for classification)."""
     data = {"x_train": task.x_train, "y_train": tasks.targets_for_loss(task, task.y_train, loss),
             "x_test": task.x_test, "y_test": tasks.targets_for_loss(task, task.y_test, loss)}
+    if task.n_val:
+        data["x_val"] = task.x_val
+        data["y_val"] = tasks.targets_for_loss(task, task.y_val, loss)
     if task.kind == "classification":
         data["labels_train"], data["labels_test"] = task.y_train, task.y_test
+        if task.n_val:
+            data["labels_val"] = task.y_val
     return {k: jnp.asarray(v) for k, v in data.items()}
 
 

@@ -54,9 +54,10 @@ MECHANISM = (
 
 def _table(rows) -> str:
     head = ("| weight init | activation | P(broken), sigma_b = 0 | P(broken), largest sigma_b | "
+            "P(fn broken), sigma_b = 0 | P(fn broken), largest sigma_b | "
             "smallest sigma_b with P >= 0.9 | median steps to converge, largest sigma_b | "
             "Glorot baseline (b = 0) | slope b (steps/decade) |")
-    lines = [head, "|" + "---|" * 8]
+    lines = [head, "|" + "---|" * 10]
     for r in rows:
         fit = r["fit"]
         slope = (f"{fit.b + 0:.1f} [{fit.b_low + 0:.1f}, {fit.b_high + 0:.1f}]" if fit else "n/a")
@@ -65,7 +66,9 @@ def _table(rows) -> str:
         sigma_p90 = "none" if r["sigma_p90"] is None else f"{r['sigma_p90']:g}"
         lines.append(
             f"| {MODE_LABELS.get(r['weight_mode'], r['weight_mode'])} | {r['activation']} | "
-            f"{p_cell(r['p_broken_zero'])} | {p_cell(r['p_broken_top'])} | {sigma_p90} | "
+            f"{p_cell(r['p_broken_zero'])} | {p_cell(r['p_broken_top'])} | "
+            f"{p_cell(r.get('p_functional_zero'))} | {p_cell(r.get('p_functional_top'))} | "
+            f"{sigma_p90} | "
             f"{stats.format_median(r['median_top'], r['budget'])} | {glorot} | {slope} |")
     return "\n".join(lines)
 
@@ -92,12 +95,33 @@ def _mode_answer(name, loss, mode, mode_rows) -> str:
                  + ", ".join(f"{r['activation']} {r['median_top'].median:.0f} vs "
                              f"{stats.format_median(r['median_glorot'], r['budget'])}"
                              for r in conv) + "; ")
+    text += _disagreement(mode_rows)
     fitted = [r for r in mode_rows if r["fit"] is not None]
     if fitted:
         text += ("each decade less sigma_b costs " + ", ".join(
             f"{steps(r['fit'].b)} [{steps(r['fit'].b_low)}, {steps(r['fit'].b_high)}]"
             f" steps ({r['activation']})" for r in fitted) + ".")
     return text.rstrip("; ") + ("" if text.endswith(".") else ".")
+
+
+def _disagreement(mode_rows) -> str:
+    """Where the two metrics disagree at the largest sigma_b (their Wilson intervals do not
+    overlap): the units compute different functions while W's rows stay parallel, or the
+    reverse."""
+    fn_only = [r for r in mode_rows if r.get("p_functional_top")
+               and r["p_functional_top"][1] > r["p_broken_top"][2]]
+    w_only = [r for r in mode_rows if r.get("p_functional_top")
+              and r["p_broken_top"][1] > r["p_functional_top"][2]]
+    text = ""
+    if fn_only:
+        text += ("at the largest sigma_b the units compute different functions although W's "
+                 "rows stay parallel (distinct biases on one direction) for " + ", ".join(
+                     f"{r['activation']} (P(fn broken) {r['p_functional_top'][0]:.2f} vs "
+                     f"P(broken) {r['p_broken_top'][0]:.2f})" for r in fn_only) + "; ")
+    if w_only:
+        text += ("W's rows separate but the units end up computing one function (up to "
+                 "constants) for " + ", ".join(r["activation"] for r in w_only) + "; ")
+    return text
 
 
 def _answer(rows_by_experiment) -> str:
@@ -210,7 +234,10 @@ def _experiment(ds, rows, survival, figures_dir) -> list[str]:
     save(fig_survival(ds, survival), figures_dir, stem)
     return [f"## {ds.attrs['name']}", "", description(ds), "", "### Setup", "", setup_table(ds),
             "", "### Results", "", _table(rows), "",
-            "P(broken) with 95% Wilson intervals; medians are Kaplan-Meier medians of the first "
+            "P(broken) (the rows of W stop being parallel: s2/s1 of W above the threshold "
+            "at some step) and P(fn broken) (the units compute different functions at the "
+            "end: s2/s1 of the centred hidden activations over the training inputs above the "
+            "threshold) with 95% Wilson intervals; medians are Kaplan-Meier medians of the first "
             "step with training loss below the threshold, with 95% CIs, right-censored at the "
             "budget ('> budget': not reached, never the mean of the runs that finished); slopes "
             "are least-squares fits of the per-sigma medians over sigma_b in "

@@ -17,7 +17,8 @@ __all__ = ["setup_table", "description", "source_label", "steps", "p_cell",
 LOSS_LABELS = {"mse": "MSE", "bce": "binary CE", "softmax_ce": "softmax CE"}
 MODE_LABELS = {"constant": "W constant (1/sqrt(fan_in))", "zero": "W = 0",
                "glorot": "Glorot W (baseline)", "normal": "W ~ N(0, W_std^2/fan_in)",
-               "tied": "W tied + eps noise"}
+               "tied": "W tied + eps noise",
+               "torch_default": "PyTorch default (W, b ~ U(+-1/sqrt(fan_in)))"}
 #: provenance rows of the setup tables: they may differ between two runs with equal numbers
 PROVENANCE_ROWS = ("| run |", "| machine |")
 

@@ -10,6 +10,8 @@ Schema (every section and key optional unless marked; defaults in :data:`DEFAULT
     [task]   name = "teacher_student"  seed = 0   (+ the task's own options, see jaxsym.study.tasks)
              draws = 1     # independent data draws: task seeds seed, seed + 1, ...; each
                            # grid point trains seeds.count networks on EVERY draw
+             validation = 0   # the last N training rows are held out as a validation split
+                              # (val_loss / val_accuracy records; to tune on, never the test set)
     [model]  depth = 2   width = 8   activation = "tanh"     # depth = number of weight layers
     [train]  loss = "mse"  optimizer = "sgd"  learning_rate = 0.1  steps = 1000
              batch_size = 0 (0 = full batch)   dtype = "float32" | "float64" | "bfloat16"
@@ -70,7 +72,7 @@ NUMERIC_AXES = ("sigma_b", "weight_value", "W_std", "learning_rate", "eps", "noi
 CATEGORICAL_AXES = ("activation", "loss", "weight_mode", "optimizer")
 
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "task": {"name": "teacher_student", "seed": 0, "draws": 1},
+    "task": {"name": "teacher_student", "seed": 0, "draws": 1, "validation": 0},
     "model": {"depth": 2, "width": 8, "activation": "tanh"},
     "train": {"loss": "mse", "optimizer": "sgd", "learning_rate": 0.1, "steps": 1000,
               "batch_size": 0, "dtype": "float32", "noise": 0.0},
@@ -152,9 +154,9 @@ class Study:
 
     @property
     def task_options(self) -> dict:
-        """The task's own options (everything in [task] but name, seed and draws)."""
+        """The task's own options (everything in [task] but name, seed, draws, validation)."""
         return {k: v for k, v in self.sections["task"].items()
-                if k not in ("name", "seed", "draws")}
+                if k not in ("name", "seed", "draws", "validation")}
 
     @classmethod
     def from_dataset(cls, ds) -> "Study":
@@ -166,11 +168,13 @@ class Study:
         return apply_overrides(study, json.loads(ds.attrs.get("overrides", "{}")))
 
     def make_task(self, draw: int = 0):
-        """The task of data draw ``draw`` (task seed ``task.seed + draw``)."""
+        """The task of data draw ``draw`` (task seed ``task.seed + draw``), with its last
+        ``task.validation`` training rows held out (:func:`jaxsym.study.tasks.hold_out`)."""
         if not 0 <= draw < self.sections["task"]["draws"]:
             raise ValueError(f"draw must be in [0, {self.sections['task']['draws']}), got {draw}")
-        return tasks.make_task(self.get("task.name"), seed=self.get("task.seed") + draw,
+        task = tasks.make_task(self.get("task.name"), seed=self.get("task.seed") + draw,
                                **self.task_options)
+        return tasks.hold_out(task, self.get("task.validation"))
 
 
 def _fail(key: str, message: str):
@@ -365,8 +369,9 @@ def _check_consistency(study: Study) -> None:
             _fail("train.loss", f"task {task['name']!r} is a regression; allowed: mse")
     n_train = task.get("n_train")
     batch = study.get("train.batch_size")
-    if n_train is not None and batch > n_train:
-        _fail("train.batch_size", f"must be <= task.n_train = {n_train} (0 = full batch)")
+    if n_train is not None and batch > n_train - task["validation"]:
+        _fail("train.batch_size", f"must be <= task.n_train - task.validation = "
+              f"{n_train - task['validation']} (0 = full batch)")
 
 
 def load_study(path: str | Path, preset: str | None = None) -> Study:

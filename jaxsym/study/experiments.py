@@ -15,7 +15,8 @@ import os
 from pathlib import Path
 
 __all__ = ["BUNDLED_DIR", "bundled_names", "SECTION_KINDS", "PRESETS", "STUDY_EXPERIMENTS",
-           "STUDY_FIGURES", "run_suffix", "run_name"]
+           "STUDY_FIGURES", "CALIBRATE_LEARNING_RATES", "CALIBRATE_BASELINES", "run_suffix",
+           "run_name"]
 
 #: the bundled experiments (package data, so an installed wheel has them too)
 BUNDLED_DIR = Path(__file__).parent.parent / "experiments"
@@ -30,7 +31,8 @@ def bundled_names() -> list[str]:
 #: break and to converge at every grid point) fits any study; the others are the bundled
 #: experiments' dedicated sections
 SECTION_KINDS = ("generic", "bias_only", "predict", "classify", "zero_init", "staircase",
-                 "escape", "noise_dose", "saddle_slope", "width_scaling", "phase_diagram")
+                 "escape", "noise_dose", "saddle_slope", "width_scaling", "phase_diagram",
+                 "calibrate")
 
 #: the presets of ``jaxsym study`` (every bundled config defines them), with what each is for
 PRESETS = {"quick": "minutes on a 2-core CPU",
@@ -39,6 +41,30 @@ PRESETS = {"quick": "minutes on a 2-core CPU",
            "large": ">= 512 seeds and every variant (a GPU or a day of CPU)"}
 
 _ALL = ("quick", "full", "large")
+
+#: the calibration's learning-rate grid per optimizer (sgd, momentum 0.9, Adam): 4 values
+#: each, a factor ~3 apart, around the usual defaults
+CALIBRATE_LEARNING_RATES = {"sgd": [0.03, 0.1, 0.3, 1.0], "momentum": [0.003, 0.01, 0.03, 0.1],
+                            "adam": [0.001, 0.003, 0.01, 0.03]}
+#: the calibration's random-W baselines: Glorot normal (b = 0), PyTorch's nn.Linear default
+#: (W and b uniform on +-1/sqrt(fan_in)), LeCun normal (Flax's default, b = 0)
+CALIBRATE_BASELINES = {"grid.weight_mode": ["glorot", "torch_default", "normal"],
+                       "grid.weight_value": [1.0], "grid.sigma_b": [0.0]}
+#: (task file, the optimizers the quick preset runs on it) of the calibration
+_CALIBRATE = (("calibrate_teacher", ("sgd", "adam")), ("calibrate_spirals", ("sgd", "adam")),
+              ("calibrate_digits", ("adam",)), ("calibrate_mnist1d", ()))
+
+
+def _calibrate_runs():
+    """The calibration's runs: per task and optimizer, constant W + random b, then the
+    random-W baselines (the same file with :data:`CALIBRATE_BASELINES`)."""
+    for name, quick in _CALIBRATE:
+        for optimizer, rates in CALIBRATE_LEARNING_RATES.items():
+            presets = (("quick",) if optimizer in quick else ()) + ("full", "large")
+            base = {"train.optimizer": optimizer, "grid.learning_rate": rates}
+            yield name, base, presets
+            yield name, {**base, **CALIBRATE_BASELINES}, presets
+
 
 #: the experiments ``jaxsym study`` runs, in order: (file stem in the bundled experiments,
 #: overrides, presets that include it). quick: minutes on a 2-core CPU (the README's first
@@ -74,7 +100,8 @@ STUDY_EXPERIMENTS = (("bias_only_regression", {}, _ALL),
                       ("full", "large")),
                      *(("phase_diagram", {"model.depth": d},
                         _ALL if d in (4, 8, 16, 24, 32) else ("full", "large"))
-                       for d in (2, 4, 8, 12, 16, 24, 32, 48, 64)))
+                       for d in (2, 4, 8, 12, 16, 24, 32, 48, 64)),
+                     *_calibrate_runs())
 
 #: where ``jaxsym study`` writes its report by default, per preset: the main job (quick) never
 #: overwrites the committed full-preset report in figures/

@@ -140,7 +140,7 @@ def _spec(study, point: dict, task: tasks.Task) -> NetworkSpec:
         gradient_steps=min(s["record"]["gradient_steps"], s["train"]["steps"]),
         diversity_threshold=s["thresholds"]["diversity"],
         loss_threshold=s["thresholds"]["loss"],
-        classification=task.kind == "classification",
+        classification=task.kind == "classification", validation=task.n_val > 0,
         noisy=bool(max(dict(study.grid).get("noise", (s["train"]["noise"],))) > 0))
 
 

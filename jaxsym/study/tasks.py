@@ -25,7 +25,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Task", "TASKS", "make_task", "task_names", "targets_for_loss", "output_width"]
+__all__ = ["Task", "TASKS", "make_task", "task_names", "targets_for_loss", "output_width",
+           "hold_out"]
 
 
 class Task(NamedTuple):
@@ -36,6 +37,7 @@ class Task(NamedTuple):
       kind: "regression" (labels float ``(n, 1)``) or "classification" (labels int ``(n,)``).
       n_classes: number of classes (0 for regression).
       x_train, y_train, x_test, y_test: NumPy arrays, inputs float64 ``(n, dim)``.
+      x_val, y_val: the validation split (:func:`hold_out`; None: no validation split).
     """
 
     name: str
@@ -45,6 +47,13 @@ class Task(NamedTuple):
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+
+    @property
+    def n_val(self) -> int:
+        """Rows of the validation split (0 without one)."""
+        return 0 if self.x_val is None else len(self.x_val)
 
     @property
     def dim(self) -> int:
@@ -195,6 +204,25 @@ def make_task(name: str, seed: int = 0, **options) -> Task:
     x_train, y_train, x_test, y_test = generator(np.random.default_rng(seed), **options)
     return Task(name, kind, n_classes, np.asarray(x_train, np.float64), y_train,
                 np.asarray(x_test, np.float64), y_test)
+
+
+def hold_out(task: Task, n_val: int) -> Task:
+    """``task`` with its LAST ``n_val`` training rows moved to a validation split (``x_val,
+    y_val``), the rest still training: hyperparameters are chosen on it, never on the test set.
+    ``n_val = 0`` returns ``task`` unchanged.
+
+    Raises:
+      ValueError: ``n_val`` is negative or leaves fewer than 2 training rows.
+    """
+    if n_val == 0:
+        return task
+    n = len(task.x_train)
+    if not 0 < n_val <= n - 2:
+        raise ValueError(f"task.validation must be in [0, {n - 2}] (the training set has {n} "
+                         f"rows), got {n_val}")
+    cut = n - n_val
+    return task._replace(x_train=task.x_train[:cut], y_train=task.y_train[:cut],
+                         x_val=task.x_train[cut:], y_val=task.y_train[cut:])
 
 
 def output_width(task: Task, loss: str) -> int:

@@ -1,0 +1,177 @@
+"""The calibration section: does constant W + random b train as well as random W, with how
+much sigma_b and at what cost? One recommendation row per (task, optimizer, activation), the
+sigma_90 table, and the test score and P(success) against sigma_b per (task, optimizer).
+
+Contract: :func:`render` ``(numbers, figures_dir) -> list of markdown lines`` from
+:func:`jaxsym.analysis.calibrate.analyse`; draws ``calibrate_<task>_<optimizer>``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from jaxsym.analysis.calibrate import ACCURACY_MARGIN, BASELINE_MODES, LOSS_FACTOR, P_TARGET
+from jaxsym.reporting.plotting import PALETTE, plt, save
+
+__all__ = ["render", "DEFINITIONS"]
+
+#: what every number of the section means (the analysis module states the same)
+DEFINITIONS = (
+    "Every init cell (a random-W baseline, or one (c, sigma_b) of constant W = c/sqrt(fan_in) "
+    "with biases N(0, sigma_b^2)) gets the learning rate of its grid with the best mean final "
+    "**validation** score (accuracy; minus the loss for regression); the test set is read only "
+    "after that choice. **Test score**: mean test accuracy with its Student-t 95% CI (clipped "
+    "to [0, 1]); for regression the geometric-mean test loss (CI on log10). A network "
+    "**succeeds** when its final test accuracy is at least "
+    f"{1 - ACCURACY_MARGIN:g} x the mean of Glorot's networks on the same data draw "
+    f"(regression: test loss at most {LOSS_FACTOR:g} x their geometric mean); the **cost "
+    "factor** is the ratio of the median steps to reach that target (first record step; "
+    "censored at the budget), init over Glorot, with a bootstrap 95% CI (n/a: Glorot's own "
+    f"median not reached). **sigma_{round(P_TARGET * 100)}** is where a logistic fit of "
+    f"P(success) in log10(sigma_b) reaches {P_TARGET:g} on its rising branch, with a stratified "
+    "bootstrap 95% CI ('<= x': at or below the smallest sigma_b tried; 'never': no sigma_b "
+    f"reached it; 'P < {P_TARGET:g} again at x': the success rate falls below it again at the "
+    "larger sigma_b = x). The "
+    "recommended cell is the constant-W cell with the best mean validation score; verdict "
+    "against the same target pooled over draws: 'yes' when its test score meets it, 'no' "
+    "when even the favourable end of its CI misses it, else 'unclear'. W broken / fn broken: "
+    "the fractions of its networks whose W rows stopped being parallel (s2/s1 of W) and whose "
+    "units compute different functions at the end (s2/s1 of the centred activations), both "
+    "against the diversity threshold.")
+
+
+def _score(interval, classification: bool) -> str:
+    if not np.isfinite(interval.mean):
+        return "n/a"
+    fmt = "{:.3f}" if classification else "{:.3g}"
+    if not np.isfinite(interval.low):
+        return fmt.format(interval.mean)
+    return f"{fmt.format(interval.mean)} [{fmt.format(interval.low)}, {fmt.format(interval.high)}]"
+
+
+def _ratio(ratio) -> str:
+    if not math.isfinite(ratio.value) and ratio.value != math.inf:
+        return "n/a"
+
+    def one(x):
+        return "inf" if not math.isfinite(x) else f"{x:.2f}"
+    return f"{one(ratio.value)} [{one(ratio.low)}, {one(ratio.high)}]"
+
+
+def _sigma(fit) -> str:
+    if fit.status == "never":
+        text = "never"
+    elif fit.status in ("always", "below"):
+        text = f"<= {fit.value:g}"
+    else:
+        text = f"{fit.value:.2g} [{fit.low:.2g}, {fit.high:.2g}]"
+    if fit.falls_above is not None and fit.status != "never":
+        text += f"; P < {P_TARGET:g} again at {fit.falls_above:g}"
+    return text
+
+
+def _recommendation_table(pairs) -> str:
+    head = ("| task | optimizer | activation | constant-W recipe (c, sigma_b, lr) | test score "
+            "[95% CI] | Glorot | PyTorch default | LeCun normal | cost factor vs Glorot | "
+            f"sigma_{round(P_TARGET * 100)} at that c | W broken / fn broken | as well as "
+            "Glorot? |")
+    lines = [head, "|" + "---|" * 12]
+    for pair in pairs:
+        cls = pair["classification"]
+        for row in pair["rows"]:
+            rec = row["recommendation"]
+            cell, base = rec["cell"], row["baselines"]
+            lines.append(
+                f"| {pair['task']} | {pair['optimizer']} | {row['activation']} | "
+                f"c = {rec['c']:g}, sigma_b = {rec['sigma_b']:g}, lr = {cell['learning_rate']:g} "
+                f"| {_score(cell['test'], cls)} | {_score(base['glorot']['test'], cls)} | "
+                f"{_score(base['torch_default']['test'], cls)} | "
+                f"{_score(base['normal']['test'], cls)} | {_ratio(cell['cost'])} | "
+                f"{_sigma(rec['fit'])} | {cell['p_broken']:.2f} / {cell['p_functional']:.2f} | "
+                f"{rec['verdict']} |")
+    return "\n".join(lines)
+
+
+def _sigma_table(pairs) -> str:
+    cs = sorted({c for pair in pairs for row in pair["rows"] for c in row["fits"]})
+    head = ("| task | optimizer | activation | "
+            + " | ".join(f"sigma_{round(P_TARGET * 100)}, c = {c:g}" for c in cs) + " |")
+    lines = [head, "|" + "---|" * (3 + len(cs))]
+    for pair in pairs:
+        for row in pair["rows"]:
+            cells = [(_sigma(row["fits"][c]) if c in row["fits"] else "n/a") for c in cs]
+            lines.append(f"| {pair['task']} | {pair['optimizer']} | {row['activation']} | "
+                         + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _panel(ax, row, classification: bool, steps: int, what: str) -> None:
+    cells = row["cells"]
+    cs = sorted({c for c, _ in cells})
+    for i, c in enumerate(cs):
+        sigmas = np.array(sorted(s for cc, s in cells if cc == c))
+        if what == "score":
+            values = [cells[(c, s)]["test"] for s in sigmas]
+            y = np.array([v.mean for v in values])
+            low = np.array([v.low if np.isfinite(v.low) else v.mean for v in values])
+            high = np.array([v.high if np.isfinite(v.high) else v.mean for v in values])
+            ax.errorbar(sigmas, y, yerr=[y - low, high - y], fmt="o-", ms=3, lw=1, capsize=2,
+                        color=PALETTE[i], label=f"constant W, c = {c:g}")
+        else:
+            ax.plot(sigmas, [cells[(c, s)]["p_success"] for s in sigmas], "o-", ms=3,
+                    color=PALETTE[i], label=f"constant W, c = {c:g}")
+    if what == "score":
+        for j, mode in enumerate(BASELINE_MODES):
+            base = row["baselines"][mode]["test"]
+            ax.axhline(base.mean, color=PALETTE[4 + j], lw=1, ls="--",
+                       label={"glorot": "Glorot", "torch_default": "PyTorch default",
+                              "normal": "LeCun normal"}[mode])
+        ax.axhline(row["target"], color="grey", lw=0.8, ls=":", label="target")
+        ax.set_ylabel("test accuracy" if classification else "test loss")
+        if not classification:
+            ax.set_yscale("log")
+    else:
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_ylabel("P(success)")
+    ax.set_xscale("log")
+    ax.set_xlabel("sigma_b")
+    ax.set_title(row["activation"])
+
+
+def fig_pair(pair):
+    """Per activation: the tuned test score against sigma_b per c (95% CIs) with the baselines
+    and the target (top), and P(success) (bottom)."""
+    rows = pair["rows"]
+    fig, axes = plt.subplots(2, len(rows), figsize=(2.3 * len(rows) + 0.6, 4.8), squeeze=False)
+    for k, row in enumerate(rows):
+        _panel(axes[0, k], row, pair["classification"], pair["steps"], "score")
+        _panel(axes[1, k], row, pair["classification"], pair["steps"], "p")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8), frameon=False)
+    fig.suptitle(f"{pair['task']}, {pair['optimizer']}: tuned test score and P(success) vs "
+                 f"sigma_b ({pair['draws']} data draws x {pair['seeds'] // pair['draws']} "
+                 f"seeds per cell, {pair['steps']} steps)", fontsize=8.5)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
+def render(numbers, figures_dir) -> list[str]:
+    """The section's markdown lines (and its figures in ``figures_dir``)."""
+    pairs = numbers["pairs"]
+    lines = ["## Does random b instead of random W train as well? (calibration)", "",
+             DEFINITIONS, ""]
+    if numbers["missing"]:
+        lines += ["Runs without their partner (constant W or baselines), not shown: "
+                  + ", ".join(f"{t}/{o}" for t, o in numbers["missing"]) + ".", ""]
+    if not pairs:
+        return lines
+    lines += ["### Recommendation", "", _recommendation_table(pairs), "",
+              f"### sigma_{round(P_TARGET * 100)} per constant weight c", "",
+              _sigma_table(pairs), ""]
+    for pair in pairs:
+        stem = f"calibrate_{pair['task']}_{pair['optimizer']}"
+        save(fig_pair(pair), figures_dir, stem)
+        lines += [f"![{pair['task']} {pair['optimizer']}]({stem}.png)", ""]
+    return lines

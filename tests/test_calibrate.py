@@ -1,0 +1,119 @@
+"""The calibration's analysis on synthetic results: the learning rate is chosen on the
+validation split (never the test set), targets are Glorot's per data draw, verdicts and cost
+factors follow their definitions, and the registry pairs each run with its baselines."""
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from jaxsym.analysis import calibrate
+from jaxsym.study import experiments
+
+STEPS = np.array([0, 10, 100, 1000])
+DRAWS, SEEDS = 3, 2
+
+
+def _dataset(modes, values, sigmas, score, val, optimizer="adam"):
+    """A result with the calibration's dims; ``score(mode, c, sigma, lr, seed) -> final test
+    accuracy`` (the curve rises linearly in log-step to it), ``val`` the same for validation."""
+    lrs = np.array([0.01, 0.1])
+    shape = (1, len(modes), len(values), len(sigmas), len(lrs), DRAWS * SEEDS)
+    test = np.empty(shape)
+    valid = np.empty(shape)
+    for idx in np.ndindex(shape):
+        _, m, c, s, lr, seed = idx
+        test[idx] = score(modes[m], values[c], sigmas[s], lrs[lr], seed)
+        valid[idx] = val(modes[m], values[c], sigmas[s], lrs[lr], seed)
+    ramp = np.array([0.1, 0.4, 0.8, 1.0])
+    dims = ("activation", "weight_mode", "weight_value", "sigma_b", "learning_rate", "seed")
+    coords = {"activation": ["tanh"], "weight_mode": list(modes), "weight_value": values,
+              "sigma_b": sigmas, "learning_rate": lrs, "seed": np.arange(DRAWS * SEEDS),
+              "step": STEPS, "layer": [1]}
+    curve = test[..., None] * ramp
+    study = {"sections": {"task": {"name": "digits", "draws": DRAWS},
+                          "train": {"optimizer": optimizer, "loss": "softmax_ce"}}}
+    return xr.Dataset(
+        {"test_accuracy": (dims, test), "test_accuracy_curve": (dims + ("step",), curve),
+         "val_accuracy": (dims + ("step",), valid[..., None] * ramp),
+         "broken": (dims, test > 0.5), "functionally_broken": (dims, test > 0.5),
+         "effective_rank": (dims + ("step", "layer"), np.ones(shape + (4, 1)))},
+        coords=coords, attrs={"steps": 1000, "study": json.dumps(study), "name": "calibrate"})
+
+
+def _baseline_score(mode, c, sigma, lr, seed):
+    return 0.95 + 0.01 * (seed // SEEDS)  # Glorot per draw: 0.95, 0.96, 0.97
+
+
+def _baseline_val(mode, c, sigma, lr, seed):
+    return 0.9 if lr == 0.01 else 0.8
+
+
+def test_learning_rate_is_tuned_on_validation_never_on_test():
+    # lr 0.1 has the better TEST score everywhere, lr 0.01 the better validation score
+    def score(mode, c, sigma, lr, seed):
+        return 0.99 if lr == 0.1 else 0.5 + 0.4 * (sigma >= 0.1)
+
+    def val(mode, c, sigma, lr, seed):
+        return 0.9 if lr == 0.01 else 0.1
+
+    const = _dataset(["constant"], [1.0], [1e-3, 0.1, 1.0], score, val)
+    base = _dataset(list(calibrate.BASELINE_MODES), [1.0], [0.0], _baseline_score,
+                    _baseline_val)
+    out = calibrate.analyse([(const, None), (base, None)])
+    (pair,) = out["pairs"]
+    row = pair["rows"][0]
+    cells = row["cells"]
+    assert all(cell["learning_rate"] == 0.01 for cell in cells.values())
+    assert cells[(1.0, 1e-3)]["test"].mean == pytest.approx(0.5)
+    assert cells[(1.0, 0.1)]["test"].mean == pytest.approx(0.9)
+    # per-draw targets: 0.98 x (0.95, 0.96, 0.97); 0.9 misses every one of them
+    assert calibrate.targets(base.sel(weight_mode="glorot", activation="tanh").isel(
+        weight_value=0, sigma_b=0, learning_rate=0), DRAWS, True) == pytest.approx(
+        0.98 * np.array([0.95, 0.96, 0.97]))
+    assert cells[(1.0, 0.1)]["p_success"] == 0.0
+    assert row["recommendation"]["verdict"] == "no"  # 0.9 with a zero-width CI < 0.941
+    assert row["fits"][1.0].status == "never"
+    assert row["baselines"]["glorot"]["p_success"] == 1.0
+
+
+def test_success_cost_and_sigma_90():
+    """Constant W at sigma_b >= 0.1 matches Glorot exactly (same curves): success, cost 1."""
+    def score(mode, c, sigma, lr, seed):
+        return _baseline_score(mode, c, sigma, lr, seed) if sigma >= 0.1 else 0.3
+
+    def val(mode, c, sigma, lr, seed):
+        return score(mode, c, sigma, lr, seed) - 0.1 * (lr == 0.1) - 0.01 * (c == 0.5)
+
+    const = _dataset(["constant"], [0.5, 1.0], [1e-3, 1e-2, 0.1, 1.0], score, val)
+    base = _dataset(list(calibrate.BASELINE_MODES), [1.0], [0.0], _baseline_score,
+                    _baseline_val)
+    row = calibrate.analyse([(base, None), (const, None)])["pairs"][0]["rows"][0]
+    good = row["cells"][(1.0, 1.0)]
+    assert good["p_success"] == 1.0 and good["cost"].value == pytest.approx(1.0)
+    assert row["cells"][(1.0, 1e-3)]["cost"].value == np.inf
+    fit = row["fits"][1.0]
+    assert fit.status == "fit" and 1e-2 <= fit.value <= 0.1 and fit.falls_above is None
+    rec = row["recommendation"]
+    assert rec["verdict"] == "yes" and rec["c"] == 1.0 and rec["sigma_b"] >= 0.1
+
+
+def test_runs_without_a_partner_are_listed_not_analysed():
+    const = _dataset(["constant"], [1.0], [0.1], _baseline_score, _baseline_val, "sgd")
+    out = calibrate.analyse([(const, None)])
+    assert out["pairs"] == [] and out["missing"] == [("digits", "sgd")]
+
+
+def test_registry_runs_every_task_and_optimizer_with_its_baselines():
+    runs = [(name, overrides) for name, overrides, presets in experiments.STUDY_EXPERIMENTS
+            if name.startswith("calibrate_") and "full" in presets]
+    tasks = {name for name, _ in runs}
+    assert tasks == {"calibrate_digits", "calibrate_mnist1d", "calibrate_spirals",
+                     "calibrate_teacher"}
+    for task in tasks:
+        for optimizer, rates in experiments.CALIBRATE_LEARNING_RATES.items():
+            mine = [o for n, o in runs if n == task and o["train.optimizer"] == optimizer]
+            assert len(mine) == 2 and all(o["grid.learning_rate"] == rates for o in mine)
+            assert sum("grid.weight_mode" in o for o in mine) == 1
+            assert len(rates) >= 4
