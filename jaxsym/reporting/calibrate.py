@@ -15,7 +15,7 @@ import numpy as np
 from jaxsym.analysis.calibrate import ACCURACY_MARGIN, BASELINE_MODES, LOSS_FACTOR, P_TARGET
 from jaxsym.reporting.plotting import PALETTE, plt, save
 
-__all__ = ["render", "DEFINITIONS"]
+__all__ = ["render", "answer", "DEFINITIONS"]
 
 #: what every number of the section means (the analysis module states the same)
 DEFINITIONS = (
@@ -157,6 +157,45 @@ def fig_pair(pair):
     return fig
 
 
+def _cells(rows) -> str:
+    return ", ".join(f"{t}/{o}/{a}" for t, o, a in rows)
+
+
+def answer(pairs) -> str:
+    """The measured answer in plain words, every count and number taken from the
+    recommendation table (rows named task/optimizer/activation)."""
+    rows = [(pair["task"], pair["optimizer"], row) for pair in pairs for row in pair["rows"]]
+    verdicts = {v: [(t, o, r["activation"]) for t, o, r in rows
+                    if r["recommendation"]["verdict"] == v] for v in ("yes", "unclear", "no")}
+    costs = [r["recommendation"]["cell"]["cost"].value for _, _, r in rows
+             if r["recommendation"]["verdict"] == "yes"
+             and math.isfinite(r["recommendation"]["cell"]["cost"].value)]
+    tiny = [(t, o, r["activation"]) for t, o, r in rows
+            if r["recommendation"]["fit"].status in ("always", "below")]
+    never = [(t, o, r["activation"]) for t, o, r in rows
+             if r["recommendation"]["fit"].status == "never"]
+    text = (f"Constant W plus random biases, with the learning rate tuned for it, reached "
+            f"Glorot's test score (within the margin above) in {len(verdicts['yes'])} of "
+            f"{len(rows)} task/optimizer/activation cells of the recommendation table")
+    text += (f"; it fell short in {len(verdicts['no'])} ({_cells(verdicts['no'])})"
+             if verdicts["no"] else "; it fell clearly short in none")
+    text += (f", and {len(verdicts['unclear'])} are undecided at this number of networks "
+             f"({_cells(verdicts['unclear'])})." if verdicts["unclear"] else ".")
+    if costs:
+        text += (f" Where it did, it needed {np.median(costs):.2g}x Glorot's median steps to "
+                 f"reach the target (median over those cells; range {min(costs):.2g}-"
+                 f"{max(costs):.2g}).")
+    if tiny:
+        text += (f" A tiny spread was enough (sigma_{round(P_TARGET * 100)} at or below the "
+                 f"smallest sigma_b tried) in {len(tiny)} cells ({_cells(tiny)})")
+        text += (f"; no sigma_b reached P(success) >= {P_TARGET:g} in {len(never)} "
+                 f"({_cells(never)})." if never else ".")
+    elif never:
+        text += (f" No sigma_b reached P(success) >= {P_TARGET:g} in {len(never)} cells "
+                 f"({_cells(never)}).")
+    return text
+
+
 def render(numbers, figures_dir) -> list[str]:
     """The section's markdown lines (and its figures in ``figures_dir``)."""
     pairs = numbers["pairs"]
@@ -167,7 +206,7 @@ def render(numbers, figures_dir) -> list[str]:
                   + ", ".join(f"{t}/{o}" for t, o in numbers["missing"]) + ".", ""]
     if not pairs:
         return lines
-    lines += ["### Recommendation", "", _recommendation_table(pairs), "",
+    lines += ["### Recommendation", "", answer(pairs), "", _recommendation_table(pairs), "",
               f"### sigma_{round(P_TARGET * 100)} per constant weight c", "",
               _sigma_table(pairs), ""]
     for pair in pairs:

@@ -93,13 +93,13 @@ STUDY_EXPERIMENTS = (("bias_only_regression", {}, _ALL),
                      # classification tasks; the large preset's runs are in figures/predicted/
                      ("predict", {}, _ALL),
                      ("predict", {"model.depth": 3}, ("large",)),
-                     ("predict_circles", {}, _ALL),
+                     ("predict_circles", {}, ("full", "large")),
                      ("classify", {}, _ALL),
                      ("classify", {"task.name": "circles"}, ("full", "large")),
                      ("classify", {"task.name": "teacher_student", "grid.loss": ["mse"]},
                       ("full", "large")),
                      *(("phase_diagram", {"model.depth": d},
-                        _ALL if d in (4, 8, 16, 24, 32) else ("full", "large"))
+                        _ALL if d in (4, 8, 16) else ("full", "large"))
                        for d in (2, 4, 8, 12, 16, 24, 32, 48, 64)),
                      *_calibrate_runs())
 
