@@ -116,4 +116,29 @@ def test_registry_runs_every_task_and_optimizer_with_its_baselines():
             mine = [o for n, o in runs if n == task and o["train.optimizer"] == optimizer]
             assert len(mine) == 2 and all(o["grid.learning_rate"] == rates for o in mine)
             assert sum("grid.weight_mode" in o for o in mine) == 1
+            (alternatives,) = [o["grid.weight_mode"] for o in mine if "grid.weight_mode" in o]
+            # with constant W + random b: >= 7 methods against each other
+            assert set(calibrate.BASELINE_MODES) <= set(alternatives)
+            assert len(alternatives) + 1 >= 7
             assert len(rates) >= 4
+
+
+def test_alternatives_table_lists_every_baseline_mode(tmp_path):
+    from jaxsym.reporting import calibrate as render_calibrate
+
+    modes = list(calibrate.BASELINE_MODES) + ["orthogonal", "hadamard"]
+
+    def score(mode, c, sigma, lr, seed):
+        return 0.5 if mode == "hadamard" else _baseline_score(mode, c, sigma, lr, seed)
+
+    const = _dataset(["constant"], [1.0], [1e-3, 0.1], _baseline_score, _baseline_val)
+    base = _dataset(modes, [1.0], [0.0], score, _baseline_val)
+    numbers = calibrate.analyse([(const, None), (base, None)])
+    lines = "\n".join(render_calibrate.render(numbers, tmp_path))
+    assert "### Is random W the only choice? The alternatives" in lines
+    assert "Hadamard rows (ZerO-style)" in lines and "| 0.500 [0.500, 0.500] (0.00 / 0.00) |" in lines
+    assert (tmp_path / "calibrate_digits_adam.png").is_file()
+    # with only the three baselines there is no alternatives table
+    three = calibrate.analyse([(const, None), (_dataset(list(calibrate.BASELINE_MODES), [1.0],
+                                                          [0.0], score, _baseline_val), None)])
+    assert "alternatives" not in "\n".join(render_calibrate.render(three, tmp_path))

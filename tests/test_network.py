@@ -68,10 +68,11 @@ def test_modes_share_one_compile():
         calls.append(1)
         knobs = {k: jnp.asarray(0.5, jnp.float64) for k in KNOBS}
         knobs["weight_mode"] = mode
-        return init.init_params(jax.random.key(0), knobs, SPEC)[0]["W"]
+        return init.init_params(jax.random.key(0), knobs, SPEC)
 
     outs = [run(jnp.asarray(float(i))) for i in range(len(WEIGHT_MODES))]
-    assert len(calls) == 1 and len({np.asarray(o).tobytes() for o in outs}) == len(WEIGHT_MODES)
+    flat = {b"".join(np.asarray(layer["W"]).tobytes() for layer in o) for o in outs}
+    assert len(calls) == 1 and len(flat) == len(WEIGHT_MODES)
 
 
 def test_torch_default_is_pytorchs_uniform_for_weights_and_biases():
@@ -95,3 +96,34 @@ def test_torch_default_is_pytorchs_uniform_for_weights_and_biases():
     # the other modes keep their N(0, sigma_b^2) biases
     normal = init.init_params(jax.random.key(2), _knobs("normal", sigma_b=5.0), spec)
     assert np.std(np.asarray(normal[0]["b"])) > 3.0
+
+
+def test_the_alternatives_to_random_w_follow_their_laws():
+    """orthogonal: semi-orthogonal x W_std; random_output / signed_output: constant hidden
+    layers with a Glorot / alternating-sign output layer; hadamard: deterministic +-1/sqrt(n_in)
+    rows, orthogonal when n_in is a power of two >= n_out."""
+    spec = NetworkSpec(layer_sizes=(8, 6, 3), activation="tanh", loss="mse", optimizer="sgd",
+                       fan_in_scaled=True, steps=1, batch_size=0, dtype="float64",
+                       checkpoints=(0, 1), gradient_steps=0, diversity_threshold=1e-2,
+                       loss_threshold=1e-2, classification=False)
+    key = jax.random.key(4)
+    ortho = init.init_params(key, _knobs("orthogonal", W_std=1.5), spec)
+    W1, W2 = (np.asarray(layer["W"]) for layer in ortho)
+    np.testing.assert_allclose(W1 @ W1.T, 2.25 * np.eye(6), atol=1e-12)  # rows (6 < 8)
+    np.testing.assert_allclose(W2 @ W2.T, 2.25 * np.eye(3), atol=1e-12)
+    glorot = init.init_params(key, _knobs("glorot"), spec)
+    for mode in ("random_output", "signed_output"):
+        params = init.init_params(key, _knobs(mode), spec)
+        np.testing.assert_array_equal(params[0]["W"], np.full((6, 8), 0.7 / np.sqrt(8)))
+    np.testing.assert_array_equal(init.init_params(key, _knobs("random_output"), spec)[1]["W"],
+                                  glorot[1]["W"])
+    signed = np.asarray(init.init_params(key, _knobs("signed_output"), spec)[1]["W"])
+    np.testing.assert_array_equal(signed, 0.7 / np.sqrt(6) * np.tile([1, -1, 1, -1, 1, -1],
+                                                                    (3, 1)))
+    had = [np.asarray(layer["W"]) for layer in
+           init.init_params(key, _knobs("hadamard"), spec)]
+    assert set(np.unique(np.abs(had[0]))) == {1 / np.sqrt(8)}
+    np.testing.assert_allclose(had[0] @ had[0].T, np.eye(6), atol=1e-12)
+    assert len({row.tobytes() for row in had[0]}) == 6  # distinct units
+    again = init.init_params(jax.random.key(99), _knobs("hadamard"), spec)
+    np.testing.assert_array_equal(again[0]["W"], had[0])  # deterministic

@@ -16,21 +16,29 @@ import numpy as np
 
 from jaxsym.core.spec import WEIGHT_MODES, Architecture, NetworkSpec
 
-__all__ = ["weights_from_draws", "biases_from_draws", "uniform_from_normal", "init_params",
-           "init_mlp"]
+__all__ = ["weights_from_draws", "biases_from_draws", "uniform_from_normal",
+           "orthogonal_from_normal", "hadamard_rows", "init_params", "init_mlp"]
 
 
-def weights_from_draws(spec: NetworkSpec, knobs, z: jax.Array, noise: jax.Array) -> jax.Array:
+def weights_from_draws(spec: NetworkSpec, knobs, z: jax.Array, noise: jax.Array,
+                       output: bool = False) -> jax.Array:
     """One layer's weights ``(n_out, n_in)`` in the scheme selected by the traced
-    ``knobs["weight_mode"]`` index, from two standard normal draws ``z, noise: (n_out, n_in)``:
+    ``knobs["weight_mode"]`` index, from two standard normal draws ``z, noise: (n_out, n_in)``
+    (``output``: this is the output layer, static):
 
     constant: ``weight_value`` (``/ sqrt(n_in)`` if ``fan_in_scaled``); zero;
     glorot: ``sqrt(2 / (n_in + n_out)) Z`` (Glorot & Bengio's normal, untruncated);
     normal: ``(W_std / sqrt(n_in)) Z`` (LeCun's normal for ``W_std = 1``, Flax's default);
     tied: every unit the row ``(W_std / sqrt(n_in)) Z[0]``, plus ``eps E``; torch_default:
     :func:`uniform_from_normal` of Z on ``+-1 / sqrt(n_in)`` (PyTorch's ``nn.Linear``:
-    ``kaiming_uniform_(a=sqrt(5))``). The schemes share the two draws and are chosen by
-    ``jnp.select``, so they share one compiled program.
+    ``kaiming_uniform_(a=sqrt(5))``); orthogonal: ``W_std`` x the (semi-)orthogonal factor of
+    Z's QR (:func:`orthogonal_from_normal`, PyTorch's ``orthogonal_``); random_output: hidden
+    layers constant, the output layer Glorot; signed_output: hidden layers constant, the output
+    layer's column j ``(-1)^j`` x the constant (two groups of units with opposite outgoing
+    weights); hadamard: the deterministic rows ``H[:n_out, :n_in] / sqrt(n_in)`` of the
+    Sylvester Hadamard matrix (:func:`hadamard_rows`; distinct rows only as far as ``n_in``
+    columns allow: ``2^n_in`` sign patterns at most). The schemes share the two draws and are
+    chosen by ``jnp.select``, so they share one compiled program.
     """
     n_out, n_in = z.shape
     dtype = z.dtype
@@ -38,12 +46,49 @@ def weights_from_draws(spec: NetworkSpec, knobs, z: jax.Array, noise: jax.Array)
     value = knobs["weight_value"].astype(dtype)
     if spec.fan_in_scaled:
         value = value / np.sqrt(n_in).astype(dtype)
+    constant = jnp.full(z.shape, value, dtype)
+    glorot = np.sqrt(2.0 / (n_in + n_out)).astype(dtype) * z
     normal = knobs["W_std"].astype(dtype) / np.sqrt(n_in).astype(dtype) * z
-    candidates = [jnp.full(z.shape, value, dtype), jnp.zeros(z.shape, dtype),
-                  np.sqrt(2.0 / (n_in + n_out)).astype(dtype) * z, normal,
+    signs = np.where(np.arange(n_in) % 2 == 0, 1.0, -1.0).astype(dtype)
+    candidates = [constant, jnp.zeros(z.shape, dtype), glorot, normal,
                   jnp.broadcast_to(normal[:1], z.shape) + knobs["eps"].astype(dtype) * noise,
-                  uniform_from_normal(z, n_in)]
+                  uniform_from_normal(z, n_in),
+                  knobs["W_std"].astype(dtype) * orthogonal_from_normal(z),
+                  glorot if output else constant,
+                  constant * signs if output else constant,
+                  jnp.asarray(hadamard_rows(n_out, n_in), dtype)]
     return jnp.select([index == i for i in range(len(WEIGHT_MODES))], candidates)
+
+
+def hadamard_rows(n_out: int, n_in: int) -> np.ndarray:
+    """``H[:n_out, :n_in] / sqrt(n_in)`` of the Sylvester Hadamard matrix of order
+    ``2^ceil(log2(max(n_out, n_in)))`` (``scipy.linalg.hadamard``): entries ``+-1/sqrt(n_in)``,
+    deterministic, rows orthogonal when ``n_in`` is that order."""
+    from scipy.linalg import hadamard
+
+    order = 1 << max(int(np.ceil(np.log2(max(n_out, n_in, 1)))), 0)
+    return hadamard(order)[:n_out, :n_in] / np.sqrt(n_in)
+
+
+def _orthogonal(z):
+    tall = z.shape[0] >= z.shape[1]
+    q, r = jnp.linalg.qr(z if tall else z.T)
+    q = q * jnp.sign(jnp.diagonal(r))[None, :]
+    return q if tall else q.T
+
+
+#: QR one matrix at a time under vmap on CPU (a batched LAPACK call waits on the thread pool:
+#: see jaxsym.core.metrics._sequential_ratio)
+_sequential_orthogonal = jax.custom_batching.sequential_vmap(_orthogonal)
+
+
+def orthogonal_from_normal(z: jax.Array) -> jax.Array:
+    """The (semi-)orthogonal factor of the QR of ``z: (n_out, n_in)`` with the signs of R's
+    diagonal (Mezzadri's uniform Haar draw): orthonormal columns if ``n_out >= n_in``, else
+    orthonormal rows. Computed in float32 for a bfloat16 ``z`` (LAPACK has no bfloat16)."""
+    work = z.astype(jnp.float32) if z.dtype == jnp.bfloat16 else z
+    q = _sequential_orthogonal(work) if jax.default_backend() == "cpu" else _orthogonal(work)
+    return q.astype(z.dtype)
 
 
 def uniform_from_normal(z: jax.Array, fan_in: int) -> jax.Array:
@@ -85,7 +130,8 @@ def init_params(key, knobs, spec: NetworkSpec | Architecture):
         noise = flat[start + size:start + 2 * size].reshape(n_out, n_in)
         bias = flat[start + 2 * size:start + 2 * size + n_out]
         start += 2 * size + n_out
-        params.append({"W": weights_from_draws(spec, knobs, z, noise),
+        output = len(params) == len(shapes) - 1
+        params.append({"W": weights_from_draws(spec, knobs, z, noise, output),
                        "b": biases_from_draws(knobs, bias, n_in)})
     return params
 

@@ -21,8 +21,12 @@ __all__ = ["KNOBS", "WEIGHT_MODES", "LOSSES", "OPTIMIZERS", "DTYPES", "NetworkSp
 #: The numeric, traced settings of one network (weight_mode as an index into WEIGHT_MODES).
 KNOBS = ("sigma_b", "weight_value", "W_std", "learning_rate", "eps", "noise", "weight_mode")
 #: Weight init schemes (hidden and output layers); biases are N(0, sigma_b^2), except in
-#: torch_default (PyTorch's nn.Linear default: W and b uniform on +-1/sqrt(fan_in)).
-WEIGHT_MODES = ("constant", "zero", "glorot", "normal", "tied", "torch_default")
+#: torch_default (PyTorch's nn.Linear default: W and b uniform on +-1/sqrt(fan_in)). The last
+#: four are the alternatives to random W: orthogonal (Saxe et al.), constant hidden W with a
+#: random (Glorot) output layer, constant hidden W with alternating-sign output weights (two
+#: unit groups), and deterministic distinct Hadamard rows (ZerO-style); see jaxsym.core.init.
+WEIGHT_MODES = ("constant", "zero", "glorot", "normal", "tied", "torch_default", "orthogonal",
+                "random_output", "signed_output", "hadamard")
 #: Training losses: mse (targets (batch, n_out)), bce (0/1 labels (batch, n_out)),
 #: softmax_ce (integer labels (batch,)); see :mod:`jaxsym.core.nn`.
 LOSSES = ("mse", "bce", "softmax_ce")

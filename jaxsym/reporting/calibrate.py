@@ -94,6 +94,43 @@ def _recommendation_table(pairs) -> str:
     return "\n".join(lines)
 
 
+#: how the tables name each init (the baselines' and alternatives' weight modes)
+INIT_LABELS = {"glorot": "Glorot", "torch_default": "PyTorch default", "normal": "LeCun normal",
+               "orthogonal": "orthogonal", "random_output": "random output layer only",
+               "signed_output": "alternating-sign output weights",
+               "hadamard": "Hadamard rows (ZerO-style)"}
+
+
+def _alternatives_table(pairs) -> str | None:
+    """Every random-W baseline and alternative (b = 0) next to constant W + random b, tuned
+    test score with its 95% CI and the fractions W broken / fn broken; None when the runs hold
+    only the three baselines."""
+    modes = []
+    for pair in pairs:
+        for mode in pair["rows"][0]["baselines"]:
+            if mode not in modes:
+                modes.append(mode)
+    if len(modes) <= len(BASELINE_MODES):
+        return None
+    head = ("| task | optimizer | activation | constant W + random b (recommended) | "
+            + " | ".join(INIT_LABELS.get(m, m) for m in modes) + " |")
+    lines = [head, "|" + "---|" * (4 + len(modes))]
+    for pair in pairs:
+        cls = pair["classification"]
+        for row in pair["rows"]:
+            cell = row["recommendation"]["cell"]
+
+            def entry(numbers):
+                return (f"{_score(numbers['test'], cls)} ({numbers['p_broken']:.2f} / "
+                        f"{numbers['p_functional']:.2f})")
+            base = row["baselines"]
+            lines.append(f"| {pair['task']} | {pair['optimizer']} | {row['activation']} | "
+                         f"{entry(cell)} | "
+                         + " | ".join(entry(base[m]) if m in base else "n/a" for m in modes)
+                         + " |")
+    return "\n".join(lines)
+
+
 def _sigma_table(pairs) -> str:
     cs = sorted({c for pair in pairs for row in pair["rows"] for c in row["fits"]})
     head = ("| task | optimizer | activation | "
@@ -126,8 +163,7 @@ def _panel(ax, row, classification: bool, steps: int, what: str) -> None:
         for j, mode in enumerate(BASELINE_MODES):
             base = row["baselines"][mode]["test"]
             ax.axhline(base.mean, color=PALETTE[4 + j], lw=1, ls="--",
-                       label={"glorot": "Glorot", "torch_default": "PyTorch default",
-                              "normal": "LeCun normal"}[mode])
+                       label=INIT_LABELS[mode])
         ax.axhline(row["target"], color="grey", lw=0.8, ls=":", label="target")
         ax.set_ylabel("test accuracy" if classification else "test loss")
         if not classification:
@@ -209,6 +245,14 @@ def render(numbers, figures_dir) -> list[str]:
     lines += ["### Recommendation", "", answer(pairs), "", _recommendation_table(pairs), "",
               f"### sigma_{round(P_TARGET * 100)} per constant weight c", "",
               _sigma_table(pairs), ""]
+    alternatives = _alternatives_table(pairs)
+    if alternatives:
+        lines += ["### Is random W the only choice? The alternatives", "",
+                  "Tuned test score [95% CI] of every init (b = 0 in all but constant W + "
+                  "random b and PyTorch's default), each with its own learning rate chosen on "
+                  "the validation split; in parentheses the fractions of networks whose W rows "
+                  "separated (W broken) and whose units compute different functions at the end "
+                  "(fn broken).", "", alternatives, ""]
     for pair in pairs:
         stem = f"calibrate_{pair['task']}_{pair['optimizer']}"
         save(fig_pair(pair), figures_dir, stem)

@@ -15,7 +15,8 @@ import os
 from pathlib import Path
 
 __all__ = ["BUNDLED_DIR", "bundled_names", "SECTION_KINDS", "PRESETS", "STUDY_EXPERIMENTS",
-           "STUDY_FIGURES", "CALIBRATE_LEARNING_RATES", "CALIBRATE_BASELINES", "run_suffix",
+           "STUDY_FIGURES", "CALIBRATE_LEARNING_RATES", "CALIBRATE_BASELINES",
+           "CALIBRATE_ALTERNATIVES", "run_suffix",
            "run_name"]
 
 #: the bundled experiments (package data, so an installed wheel has them too)
@@ -50,6 +51,12 @@ CALIBRATE_LEARNING_RATES = {"sgd": [0.03, 0.1, 0.3, 1.0], "momentum": [0.003, 0.
 #: (W and b uniform on +-1/sqrt(fan_in)), LeCun normal (Flax's default, b = 0)
 CALIBRATE_BASELINES = {"grid.weight_mode": ["glorot", "torch_default", "normal"],
                        "grid.weight_value": [1.0], "grid.sigma_b": [0.0]}
+#: the full and large presets' baseline runs add the other answers to "is random W the only
+#: choice?": orthogonal W, constant hidden W with a random output layer or with alternating-sign
+#: output weights (two unit groups), deterministic Hadamard rows (all with b = 0)
+CALIBRATE_ALTERNATIVES = {**CALIBRATE_BASELINES, "grid.weight_mode": [
+    "glorot", "torch_default", "normal", "orthogonal", "random_output", "signed_output",
+    "hadamard"]}
 #: (task file, the optimizers the quick preset runs on it) of the calibration
 _CALIBRATE = (("calibrate_teacher", ("sgd", "adam")), ("calibrate_spirals", ("sgd", "adam")),
               ("calibrate_digits", ("adam",)), ("calibrate_mnist1d", ()))
@@ -57,13 +64,16 @@ _CALIBRATE = (("calibrate_teacher", ("sgd", "adam")), ("calibrate_spirals", ("sg
 
 def _calibrate_runs():
     """The calibration's runs: per task and optimizer, constant W + random b, then the
-    random-W baselines (the same file with :data:`CALIBRATE_BASELINES`)."""
+    random-W baselines (the same file with :data:`CALIBRATE_BASELINES`; in the full and large
+    presets with the alternatives too, :data:`CALIBRATE_ALTERNATIVES`)."""
     for name, quick in _CALIBRATE:
         for optimizer, rates in CALIBRATE_LEARNING_RATES.items():
-            presets = (("quick",) if optimizer in quick else ()) + ("full", "large")
             base = {"train.optimizer": optimizer, "grid.learning_rate": rates}
-            yield name, base, presets
-            yield name, {**base, **CALIBRATE_BASELINES}, presets
+            if optimizer in quick:
+                yield name, base, ("quick",)
+                yield name, {**base, **CALIBRATE_BASELINES}, ("quick",)
+            yield name, base, ("full", "large")
+            yield name, {**base, **CALIBRATE_ALTERNATIVES}, ("full", "large")
 
 
 #: the experiments ``jaxsym study`` runs, in order: (file stem in the bundled experiments,
