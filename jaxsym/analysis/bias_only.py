@@ -42,8 +42,10 @@ def summarize(ds, fits=None) -> list[dict]:
 
     Columns: P(broken) at sigma_b = 0 and at the largest sigma_b (with Wilson CIs), the same for
     P(functionally broken) (the units compute different functions at the end), the smallest
-    sigma_b > 0 with P(broken) >= 0.9, the median steps to converge at the largest sigma_b and at
-    the Glorot baseline (sigma_b = 0), and the fitted log-law slope with its bootstrap CI.
+    sigma_b > 0 with P(broken) >= 0.9 (observed; and with its Wilson LOWER bound >= 0.9), the
+    logistic sigma_90 with its bootstrap CI (:func:`stats.fit_sigma_p`), the median steps to
+    converge at the largest sigma_b and at the Glorot baseline (sigma_b = 0), and the fitted
+    log-law slope with its bootstrap CI.
     """
     fits = fit_slopes(ds) if fits is None else fits
     budget = ds.attrs["steps"]
@@ -63,6 +65,11 @@ def summarize(ds, fits=None) -> list[dict]:
             functional = None if kf is None else (kf / n, *stats.wilson_interval(
                 kf, np.full_like(kf, n)))
             ok = [s for s, q in zip(sigma, p) if s > 0 and q >= P_TARGET]
+            wilson_ok = [s for s, lo in zip(sigma, low) if s > 0 and lo >= P_TARGET]
+            positive = sigma > 0
+            broken = a.broken.transpose("sigma_b", "seed").values[positive]
+            sigma_fit = stats.fit_sigma_p(np.repeat(sigma[positive], n), broken.ravel(),
+                                          P_TARGET)
             top = a.sel(sigma_b=sigma.max())
             med = stats.median_time(top.time_to_converge.values, top.converged.values)
             row = {"experiment": ds.attrs["name"], "loss": loss_of(ds), "weight_mode": mode,
@@ -74,6 +81,8 @@ def summarize(ds, fits=None) -> list[dict]:
                    "p_functional_top": (None if functional is None else
                                         tuple(x[-1] for x in functional)),
                    "sigma_p90": min(ok) if ok else None,
+                   "sigma_p90_wilson": min(wilson_ok) if wilson_ok else None,
+                   "sigma_90_fit": sigma_fit,
                    "p_converged_top": float(top.converged.mean()),
                    "median_top": med, "fit": fits.get((ds.attrs["name"], mode, str(act)))}
             if base_ds is not None:

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from jaxsym.analysis.calibrate import ACCURACY_MARGIN, BASELINE_MODES, LOSS_FACTOR, P_TARGET
+from jaxsym.reporting.common import sigma_fit_cell
 from jaxsym.reporting.plotting import PALETTE, plt, save
 
 __all__ = ["render", "answer", "DEFINITIONS"]
@@ -60,18 +61,6 @@ def _ratio(ratio) -> str:
     return f"{one(ratio.value)} [{one(ratio.low)}, {one(ratio.high)}]"
 
 
-def _sigma(fit) -> str:
-    if fit.status == "never":
-        text = "never"
-    elif fit.status in ("always", "below"):
-        text = f"<= {fit.value:g}"
-    else:
-        text = f"{fit.value:.2g} [{fit.low:.2g}, {fit.high:.2g}]"
-    if fit.falls_above is not None and fit.status != "never":
-        text += f"; P < {P_TARGET:g} again at {fit.falls_above:g}"
-    return text
-
-
 def _recommendation_table(pairs) -> str:
     head = ("| task | optimizer | activation | constant-W recipe (c, sigma_b, lr) | test score "
             "[95% CI] | Glorot | PyTorch default | LeCun normal | cost factor vs Glorot | "
@@ -89,7 +78,7 @@ def _recommendation_table(pairs) -> str:
                 f"| {_score(cell['test'], cls)} | {_score(base['glorot']['test'], cls)} | "
                 f"{_score(base['torch_default']['test'], cls)} | "
                 f"{_score(base['normal']['test'], cls)} | {_ratio(cell['cost'])} | "
-                f"{_sigma(rec['fit'])} | {cell['p_broken']:.2f} / {cell['p_functional']:.2f} | "
+                f"{sigma_fit_cell(rec['fit'])} | {cell['p_broken']:.2f} / {cell['p_functional']:.2f} | "
                 f"{rec['verdict']} |")
     return "\n".join(lines)
 
@@ -138,7 +127,7 @@ def _sigma_table(pairs) -> str:
     lines = [head, "|" + "---|" * (3 + len(cs))]
     for pair in pairs:
         for row in pair["rows"]:
-            cells = [(_sigma(row["fits"][c]) if c in row["fits"] else "n/a") for c in cs]
+            cells = [(sigma_fit_cell(row["fits"][c]) if c in row["fits"] else "n/a") for c in cs]
             lines.append(f"| {pair['task']} | {pair['optimizer']} | {row['activation']} | "
                          + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from jaxsym.analysis.common import study_sections
 
-__all__ = ["setup_table", "description", "source_label", "steps", "p_cell",
+__all__ = ["setup_table", "description", "source_label", "steps", "p_cell", "sigma_fit_cell",
            "write_text_if_changed", "PROVENANCE_ROWS", "LOSS_LABELS", "MODE_LABELS"]
 
 LOSS_LABELS = {"mse": "MSE", "bce": "binary CE", "softmax_ce": "softmax CE"}
@@ -26,6 +26,21 @@ PROVENANCE_ROWS = ("| run |", "| machine |")
 def steps(x: float) -> str:
     """Whole steps, without a '-0'."""
     return f"{round(x) + 0:d}"
+
+
+def sigma_fit_cell(fit, p_target: float = 0.9) -> str:
+    """A :class:`jaxsym.analysis.stats.SigmaFit` as ``"0.0012 [0.0003, 0.01]"``, ``"<= 1e-08"``
+    (at or below the smallest sigma tried), ``"never"``, with ``"; P < 0.9 again at x"`` where
+    the rate falls below the target at a larger sigma."""
+    if fit.status == "never":
+        text = "never"
+    elif fit.status in ("always", "below"):
+        text = f"<= {fit.value:g}"
+    else:
+        text = f"{fit.value:.2g} [{fit.low:.2g}, {fit.high:.2g}]"
+    if fit.falls_above is not None and fit.status != "never":
+        text += f"; P < {p_target:g} again at {fit.falls_above:g}"
+    return text
 
 
 def p_cell(cell) -> str:
