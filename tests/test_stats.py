@@ -209,3 +209,16 @@ def test_fit_sigma_p_recovers_a_logistic_law_and_flags_degenerate_cases():
     fit = fit_sigma_p(bump, outcome, n_boot=50)
     assert fit.falls_above == pytest.approx(levels[levels > 1.0][0])
     assert 1e-3 <= fit.value <= 1e-2  # between the last failing and first succeeding level
+
+
+def test_fit_sigma_p_is_never_narrower_than_the_grid_and_flags_early_dips():
+    from jaxsym.analysis.stats import fit_sigma_p
+
+    levels = np.array([1e-8, 1e-7, 1e-6, 1e-5])
+    sigma = np.repeat(levels, 16)
+    separated = fit_sigma_p(sigma, sigma >= 1e-6)  # every replicate: the same perfect split
+    assert separated.low <= 1e-7 and separated.high >= 1e-6
+    assert 1e-7 <= separated.value <= 1e-6
+    # P reaches 0.9 at 1e-8, dips at 1e-7, recovers: non-monotone, flagged at the dip
+    outcome = np.concatenate([np.arange(16) < 15, np.arange(16) < 7, np.ones(32, bool)])
+    assert fit_sigma_p(sigma, outcome, n_boot=50).falls_above == 1e-7

@@ -292,14 +292,15 @@ def median_ratio(times_a, events_a, times_b, events_b, n_boot: int = 2000,
 class SigmaFit(NamedTuple):
     """Logistic fit ``P(sigma) = 1 / (1 + exp(-(a + b log10 sigma)))`` on the rising branch
     (sigma up to the first sigma with the largest observed P) and the sigma at which it
-    reaches ``p``, with a bootstrap ``[low, high]`` (both clipped to the fitted sigma range).
+    reaches ``p``, with a bootstrap ``[low, high]`` (clipped to the fitted sigma range, and
+    widened to the two tried sigmas around it whose rates lie on either side of ``p``).
     ``status``: "fit"; "always" (every network of the branch succeeded: ``value`` = the
     smallest sigma, an upper bound); "never" (no sigma reaches P >= p: ``value`` = inf);
     "below" (the fitted sigma_p lies below the smallest sigma: ``value`` = that sigma, an
     upper bound). A fitted value above the branch's last sigma (whose rate is >= p) is
     clipped to it.
-    ``falls_above``: the largest observed P is followed, at a larger sigma, by an observed P
-    below ``p`` (non-monotone: too large a sigma hurts again), else None."""
+    ``falls_above``: the first sigma whose observed P is below ``p`` although a smaller sigma
+    reached ``p`` (non-monotone), else None."""
 
     value: float
     low: float
@@ -338,14 +339,25 @@ def _sigma_at(a: float, b: float, p: float) -> float:
 
 
 def _rising_branch(s, y, p):
-    """The networks at sigma up to the first level with the largest success rate, and the
-    first larger level whose rate is below ``p`` (None if none)."""
+    """The networks at sigma up to the first level with the largest success rate, that rate,
+    the first level whose rate is below ``p`` after a smaller level reached ``p`` (None if
+    none: P never falls back), and every level with its rate."""
     levels = np.unique(s)
     rates = np.array([y[s == level].mean() for level in levels])
     peak = int(np.argmax(rates))
-    falls = [lv for lv, r in zip(levels[peak + 1:], rates[peak + 1:]) if r < p]
+    reached = np.maximum.accumulate(rates >= p)
+    falls = [lv for j, lv in enumerate(levels) if j > 0 and reached[j - 1] and rates[j] < p]
     keep = s <= levels[peak]
-    return s[keep], y[keep], float(rates[peak]), (float(falls[0]) if falls else None)
+    return (s[keep], y[keep], float(rates[peak]), (float(falls[0]) if falls else None),
+            levels[: peak + 1], rates[: peak + 1])
+
+
+def _grid_bracket(value, levels, rates, p):
+    """``(below, above)``: the largest tried sigma <= value whose rate is < p and the smallest
+    tried sigma >= value whose rate is >= p (the grid's own resolution of sigma_p)."""
+    below = [lv for lv, r in zip(levels, rates) if lv <= value and r < p]
+    above = [lv for lv, r in zip(levels, rates) if lv >= value and r >= p]
+    return (max(below) if below else value), (min(above) if above else value)
 
 
 def fit_sigma_p(sigma, success, p: float = 0.9, n_boot: int = 200, confidence: float = 0.95,
@@ -358,7 +370,7 @@ def fit_sigma_p(sigma, success, p: float = 0.9, n_boot: int = 200, confidence: f
     y = np.asarray(success, float).ravel()
     if s.shape != y.shape or np.any(~(s > 0)):
         raise ValueError("fit_sigma_p needs sigma > 0 and one outcome per network")
-    s, y, best, falls = _rising_branch(s, y, p)
+    s, y, best, falls, levels_kept, rates_kept = _rising_branch(s, y, p)
     if best < p:
         return SigmaFit(math.inf, math.inf, math.inf, math.nan, math.nan, "never", falls)
     if y.min() == 1.0:
@@ -384,4 +396,7 @@ def fit_sigma_p(sigma, success, p: float = 0.9, n_boot: int = 200, confidence: f
     value = _sigma_at(a, b, p) if b > 0 else math.inf
     status = "below" if value < s.min() else "fit"
     value = float(np.clip(value, s.min(), s.max()))
-    return SigmaFit(value, float(low), float(high), a, b, status, falls)
+    # never narrower than the grid: with perfectly separated outcomes every bootstrap
+    # replicate gives the same fit, but sigma_p is known only to lie between two tried sigmas
+    below, above = _grid_bracket(value, levels_kept, rates_kept, p)
+    return SigmaFit(value, float(min(low, below)), float(max(high, above)), a, b, status, falls)
