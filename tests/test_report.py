@@ -49,7 +49,7 @@ def test_report_from_a_tiny_run(tmp_path):
     ds = _train(TINY, run)
     path = reporting.write_report([run], tmp_path / "figures")
     text = path.read_text()
-    for stem in ("p_broken", "time_to_converge", "survival_tiny_bias_only"):
+    for stem in ("p_broken", "time_to_converge", "p_converged", "survival_tiny_bias_only"):
         assert (tmp_path / "figures" / f"{stem}.png").stat().st_size > 10_000
         assert (tmp_path / "figures" / f"{stem}.pdf").exists()
         assert f"({stem}.png)" in text
@@ -62,8 +62,11 @@ def test_report_from_a_tiny_run(tmp_path):
     low, high = stats.wilson_interval(k, n)
     assert rows[0]["p_broken_top"] == (k / n, low, high)
     assert f"{k / n:.2f} [{low:.2f}, {high:.2f}]" in text
-    # sigma_b = 0 with constant weights never breaks symmetry
-    assert rows[0]["p_broken_zero"][0] == 0.0
+    # sigma_b = 0 with constant weights never breaks symmetry, parameters or functions
+    assert rows[0]["p_broken_zero"][0] == 0.0 and rows[0]["p_functional_zero"][0] == 0.0
+    fn_top = ds.functionally_broken.sel(weight_mode="constant", activation="tanh",
+                                        sigma_b=1e-2)
+    assert rows[0]["p_functional_top"][0] == float(fn_top.mean())
     assert "| task | teacher_student" in text and "## Answer" in text
     expected = stats.median_time(
         ds.time_to_converge.sel(weight_mode="zero", activation="tanh", sigma_b=1e-2).values,

@@ -103,9 +103,10 @@ def survival_curves(ds, activation: str = "tanh", mode: str = "constant", sigmas
 
 
 def _panel(ds, mode) -> dict:
-    """The figure numbers of one (experiment, weight mode) panel: P(broken) with Wilson bounds
-    and the KM median steps to converge per (activation, sigma_b), and the Glorot baseline's
-    median per activation (None without one)."""
+    """The figure numbers of one (experiment, weight mode) panel: P(broken) and P(converged by
+    the budget) with Wilson bounds and the KM median steps to converge per (activation,
+    sigma_b), and the Glorot baseline's median and P(converged) per activation (None without
+    one)."""
     sub = select_mode(ds, mode)
     baseline = None
     if "weight_mode" in ds.dims and "glorot" in ds.weight_mode.values:
@@ -113,8 +114,15 @@ def _panel(ds, mode) -> dict:
             ds.sel(weight_mode="glorot", activation=act, sigma_b=0.0).time_to_converge.values,
             ds.sel(weight_mode="glorot", activation=act, sigma_b=0.0).converged.values)
             for act in sub.activation.values}
+    glorot_p = None
+    if baseline is not None:
+        glorot_p = {str(act): float(ds.sel(weight_mode="glorot", activation=act,
+                                           sigma_b=0.0).converged.mean())
+                    for act in sub.activation.values}
     return {"ds": ds, "mode": mode, "p_broken": analysis.p_broken(sub),
-            "converge": analysis.median_time(sub, "time_to_converge"), "glorot": baseline}
+            "p_converged": analysis.p_event(sub, "converged"),
+            "converge": analysis.median_time(sub, "time_to_converge"), "glorot": baseline,
+            "glorot_p_converged": glorot_p}
 
 
 def analyse(entries) -> dict:

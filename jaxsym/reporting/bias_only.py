@@ -146,28 +146,58 @@ def _grid(n_panels, height, sharey=False):
     return plt.subplots(rows, 2, squeeze=False, figsize=(7.2, height * rows), sharey=sharey)
 
 
+def _probability_panel(ax, p, panel, ylabel, glorot=None) -> None:
+    """One panel of P(event) vs sigma_b with Wilson bands: sigma_b > 0 joined by a line,
+    sigma_b = 0 (identical units) its own square marker; ``glorot``: ``{activation: P}`` of
+    the Glorot baseline, dashed."""
+    sigma = p.sigma_b.values
+    x = sigma_positions(sigma)
+    positive = sigma > 0
+    for i, act in enumerate(p.activation.values):
+        one = p.sel(activation=act)
+        ax.plot(x[positive], one.p.values[positive], "o-", ms=3, color=PALETTE[i],
+                label=str(act))
+        ax.fill_between(x[positive], one.low.values[positive], one.high.values[positive],
+                        color=PALETTE[i], alpha=0.18, lw=0)
+        ax.plot(x[~positive], one.p.values[~positive], "s", ms=4, color=PALETTE[i])
+        if glorot is not None and str(act) in glorot:
+            ax.axhline(glorot[str(act)], color=PALETTE[i], lw=0.8, ls="--")
+    if glorot is not None:
+        ax.plot([], [], "k--", lw=0.8, label="Glorot baseline (b = 0)")
+    ax.plot([], [], "ks", ms=4, label="sigma_b = 0 (identical units)")
+    log_axis(ax, sigma)
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title(panel["ds"], panel["mode"]))
+
+
 def fig_p_broken(panels, datasets):
     """P(symmetry broken by the step budget) vs sigma_b, Wilson 95% bands; one line per
     activation, one panel per (experiment, weight mode)."""
     fig, axes = _grid(len(panels), 2.6, sharey=True)
     for ax, panel in zip(axes.flat, panels):
-        p = panel["p_broken"]
-        sigma = p.sigma_b.values
-        x = sigma_positions(sigma)
-        for i, act in enumerate(p.activation.values):
-            one = p.sel(activation=act)
-            ax.plot(x, one.p.values, "o-", ms=3, color=PALETTE[i], label=str(act))
-            ax.fill_between(x, one.low.values, one.high.values, color=PALETTE[i], alpha=0.18,
-                            lw=0)
-        log_axis(ax, sigma)
-        ax.set_ylim(-0.03, 1.03)
-        ax.set_ylabel("P(broken by step budget)")
-        ax.set_title(title(panel["ds"], panel["mode"]))
+        _probability_panel(ax, panel["p_broken"], panel, "P(broken by step budget)")
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     finish(fig, axes, f"Probability that random biases break symmetry (s2/s1 > "
            f"{datasets[0].attrs['diversity_threshold']:g} in every hidden layer) by the step "
-           f"budget; {seeds_label(datasets)} seeds per grid point; bands: 95% Wilson intervals")
+           f"budget; {seeds_label(datasets)} seeds per grid point; bands: 95% Wilson intervals; "
+           "squares: sigma_b = 0")
+    return fig
+
+
+def fig_p_converged(panels, datasets):
+    """The companion of the time-to-converge figure: P(converged by the step budget) vs
+    sigma_b with Wilson bands, the Glorot baseline's dashed."""
+    fig, axes = _grid(len(panels), 2.6, sharey=True)
+    for ax, panel in zip(axes.flat, panels):
+        _probability_panel(ax, panel["p_converged"], panel, "P(converged by step budget)",
+                           panel.get("glorot_p_converged"))
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    finish(fig, axes, "Probability of reaching the loss threshold within the step budget; "
+           f"{seeds_label(datasets)} seeds per grid point; bands: 95% Wilson intervals; "
+           "dashed: Glorot baseline (b = 0); squares: sigma_b = 0")
     return fig
 
 
@@ -181,9 +211,13 @@ def _converge_panel(ax, panel, fits) -> None:
         med, low = one.median_steps.values, one.low.values
         high = np.minimum(one.high.values, budget)
         reached = np.isfinite(med)
-        ax.errorbar(x[reached], med[reached], yerr=[med[reached] - low[reached],
-                    high[reached] - med[reached]], fmt="o-", ms=3, lw=1, capsize=2,
-                    color=PALETTE[i], label=str(act))
+        zero = sigma == 0
+        line = reached & ~zero
+        ax.errorbar(x[line], med[line], yerr=[med[line] - low[line], high[line] - med[line]],
+                    fmt="o-", ms=3, lw=1, capsize=2, color=PALETTE[i], label=str(act))
+        point = reached & zero
+        ax.errorbar(x[point], med[point], yerr=[med[point] - low[point],
+                    high[point] - med[point]], fmt="s", ms=4, capsize=2, color=PALETTE[i])
         ax.plot(x[~reached], np.full((~reached).sum(), budget), "o", ms=4, mfc="none",
                 color=PALETTE[i])
         fit = fits.get((ds.attrs["name"], panel["mode"], str(act)))
@@ -193,6 +227,9 @@ def _converge_panel(ax, panel, fits) -> None:
         base = (panel["glorot"] or {}).get(str(act))
         if base is not None and base.reached:
             ax.axhspan(base.low, min(base.high, budget), color=PALETTE[i], alpha=0.08, lw=0)
+    if panel["glorot"]:
+        ax.fill_between([], [], [], color="grey", alpha=0.2, lw=0,
+                        label="Glorot baseline (b = 0), median CI")
     ax.axhline(budget, color="grey", lw=0.6, ls=":")
     log_axis(ax, sigma)
     ax.set_ylabel("median steps to converge")
@@ -260,10 +297,14 @@ def render(numbers, figures_dir) -> list[str]:
     save(fig_p_broken(numbers["panels"], datasets), figures_dir, "p_broken")
     save(fig_time_to_converge(numbers["panels"], datasets, fits), figures_dir,
          "time_to_converge")
+    save(fig_p_converged(numbers["panels"], datasets), figures_dir, "p_converged")
     lines = ["## Answer", "", MECHANISM, "", "Measured (quick or full preset, see the setup "
              "tables):", "", _answer(numbers["rows"]), "", "## P(symmetry broken) vs sigma_b",
              "", "![P(broken)](p_broken.png)", "", "## Time to converge vs sigma_b", "",
-             "![time to converge](time_to_converge.png)", ""]
+             "![time to converge](time_to_converge.png)", "",
+             "Its companion, the probability of converging within the budget (a median above "
+             "the budget says only that fewer than half converged):", "",
+             "![P(converged)](p_converged.png)", ""]
     for ds in datasets:
         name = ds.attrs["name"]
         lines += _experiment(ds, numbers["rows"][name], numbers["survival"][name], figures_dir)

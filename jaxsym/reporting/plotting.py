@@ -65,10 +65,12 @@ def seeds_label(datasets) -> str:
 def finish(fig, axes, text: str) -> None:
     """Shared legend under the panels, wrapped title on top."""
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, title="activation", loc="lower center", ncol=len(labels),
+    ncol = min(len(labels), 6)
+    rows = -(-len(labels) // ncol) if labels else 1
+    fig.legend(handles, labels, title="activation", loc="lower center", ncol=ncol,
                frameon=False)
     fig.suptitle("\n".join(textwrap.wrap(text, 110)), fontsize=8.5)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.tight_layout(rect=(0, 0.035 + 0.035 * rows, 1, 1))
 
 
 def save(fig, directory: Path, stem: str) -> list[Path]:
