@@ -86,6 +86,7 @@ EXPECTED_KINDS = {"bias_only_regression": "bias_only", "bias_only_classification
                   "zero_init": "zero_init", "staircase": "staircase", "escape": "escape",
                   "noise_dose": "noise_dose", "saddle_slope": "saddle_slope",
                   "phase_diagram": "phase_diagram", "example": "generic",
+                  "weight_decay": "weight_decay",
                   **{f"calibrate_{t}": "calibrate" for t in ("digits", "mnist1d", "spirals",
                                                              "teacher")}}
 
@@ -115,7 +116,8 @@ def test_registry_run_names_and_width_scaling_sections():
     calibrate = [name for name in names if name.startswith("calibrate_")]
     # 4 tasks x 3 optimizers x (constant W, random-W baselines)
     assert len(calibrate) == 24 and "calibrate_digits-adam-0.001+0.003+0.01+0.03-large" in names
-    assert len(names) == len(set(names)) == 30 + len(calibrate)
+    assert "weight_decay-large" in names
+    assert len(names) == len(set(names)) == 31 + len(calibrate)
     with pytest.raises(ValueError, match="unknown preset 'huge'; allowed: quick, full, large"):
         api.experiment_studies("huge")
 

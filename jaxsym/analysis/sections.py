@@ -15,7 +15,7 @@ from pathlib import Path
 
 from jaxsym import analysis
 from jaxsym.analysis import (bias_only, calibrate, classify, escape, noise_dose, phase,
-                             predict, saddle, staircase, zero_init)
+                             predict, saddle, staircase, weight_decay, zero_init)
 from jaxsym.study.experiments import SECTION_KINDS
 
 __all__ = ["ANALYSES", "ALSO_READS", "REPORT_ORDER", "section_kind", "load", "analyse",
@@ -34,13 +34,15 @@ ANALYSES = {"bias_only": bias_only.analyse, "predict": predict.analyse,
             "staircase": staircase.analyse, "escape": escape.analyse,
             "noise_dose": noise_dose.analyse, "width_scaling": saddle.analyse_width,
             "saddle_slope": saddle.analyse_slope, "phase_diagram": phase.analyse,
-            "calibrate": calibrate.analyse, "generic": analyse_generic}
+            "calibrate": calibrate.analyse, "weight_decay": weight_decay.analyse,
+            "generic": analyse_generic}
 #: sections that also read the runs of other kinds (the width-scaling table has a row for
 #: the base saddle_slope run)
 ALSO_READS = {"width_scaling": ("saddle_slope",)}
 #: the order of the sections in REPORT.md
-REPORT_ORDER = ("calibrate", "bias_only", "predict", "classify", "zero_init", "staircase", "escape",
-                "noise_dose", "width_scaling", "saddle_slope", "phase_diagram", "generic")
+REPORT_ORDER = ("calibrate", "bias_only", "predict", "classify", "weight_decay", "zero_init",
+                "staircase", "escape", "noise_dose", "width_scaling", "saddle_slope",
+                "phase_diagram", "generic")
 
 
 def section_kind(ds) -> str:

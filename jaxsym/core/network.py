@@ -13,7 +13,9 @@ Randomness: ``key_init, key_batches = split(key)``; init uses
 :func:`jaxsym.core.init.init_params`, and the minibatch of step t is
 ``randint(fold_in(key_batches, t), (batch_size,), 0, n_train)`` (with replacement); the
 optional parameter noise (``spec.noisy``, size ``knobs["noise"]``) of step t draws from
-``fold_in(fold_in(key, 1), t)``. A network's result depends only on its key.
+``fold_in(fold_in(key, 1), t)``. A network's result depends only on its key. With
+``spec.decayed`` the optimizer follows ``L + (weight_decay / 2) ||theta||^2``
+(:func:`jaxsym.core.train.make_step`); without it the step is the plain one, bit for bit.
 
 Step convention: "step t" means after t updates (t = 0 is the initial network). At every step
 ``t = 0..steps`` the scan checks, on the parameters *before* update t+1:
@@ -45,7 +47,7 @@ import jax.numpy as jnp
 
 from jaxsym.core import dense, nn, observers, records, train
 from jaxsym.core.init import init_params
-from jaxsym.core.spec import KNOBS, NetworkSpec
+from jaxsym.core.spec import KNOBS, OPTIONAL_KNOBS, NetworkSpec
 
 __all__ = ["run_network"]
 
@@ -62,7 +64,7 @@ def run_network(key, knobs, data, spec: NetworkSpec):
       spec: the static :class:`jaxsym.core.spec.NetworkSpec`.
     """
     dtype = jnp.dtype(spec.dtype)
-    knobs = {k: jnp.asarray(knobs[k], dtype) for k in KNOBS}
+    knobs = {k: jnp.asarray(knobs[k] if k in knobs else OPTIONAL_KNOBS[k], dtype) for k in KNOBS}
     key_init, key_batches = jax.random.split(key)
     # trained in the padded layout (exact symmetry, see jaxsym.core.dense); records use the
     # natural view (observers.metric_view)
@@ -74,7 +76,8 @@ def run_network(key, knobs, data, spec: NetworkSpec):
                                      learning_rate=knobs["learning_rate"],
                                      batch_size=spec.batch_size, key=key_batches,
                                      noise=knobs["noise"] if spec.noisy else None,
-                                     noise_key=jax.random.fold_in(key, 1))
+                                     noise_key=jax.random.fold_in(key, 1),
+                                     weight_decay=knobs["weight_decay"] if spec.decayed else None)
 
     def full_loss(p):
         return train.loss_of_params(p, x, y, spec.activation, spec.loss, spec.layer_sizes[1:-1])

@@ -15,11 +15,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["KNOBS", "WEIGHT_MODES", "LOSSES", "OPTIMIZERS", "DTYPES", "NetworkSpec",
-           "Architecture", "checkpoint_steps"]
+__all__ = ["KNOBS", "OPTIONAL_KNOBS", "WEIGHT_MODES", "LOSSES", "OPTIMIZERS", "DTYPES",
+           "NetworkSpec",            "Architecture", "checkpoint_steps"]
 
 #: The numeric, traced settings of one network (weight_mode as an index into WEIGHT_MODES).
-KNOBS = ("sigma_b", "weight_value", "W_std", "learning_rate", "eps", "noise", "weight_mode")
+KNOBS = ("sigma_b", "weight_value", "W_std", "learning_rate", "eps", "noise", "weight_mode",
+         "weight_decay")
+#: knobs that a caller may leave out (each is off at this value, and compiled in only when a
+#: study turns it on: ``NetworkSpec.decayed``)
+OPTIONAL_KNOBS = {"weight_decay": 0.0}
 #: Weight init schemes (hidden and output layers); biases are N(0, sigma_b^2), except in
 #: torch_default (PyTorch's nn.Linear default: W and b uniform on +-1/sqrt(fan_in)). The last
 #: four are the alternatives to random W: orthogonal (Saxe et al.), constant hidden W with a
@@ -53,6 +57,10 @@ class NetworkSpec:
       classification: the task has integer labels (accuracy records).
       noisy: the per-step parameter noise is compiled in (its size is the ``noise`` knob).
       validation: the task has a validation split (``x_val``, ``y_val``: validation records).
+      decayed: L2 weight decay is compiled in (its rate is the ``weight_decay`` knob): the
+        optimizer sees ``grad + weight_decay * p`` for every parameter (all weights and biases),
+        the gradient of ``L + (weight_decay / 2) ||theta||^2`` (:func:`jaxsym.core.train.
+        make_optimizer`); the recorded losses stay the data loss L.
     """
 
     layer_sizes: tuple[int, ...]
@@ -70,6 +78,7 @@ class NetworkSpec:
     classification: bool
     noisy: bool = False  # the per-step parameter noise is compiled in (its size is the knob)
     validation: bool = False  # the data has a validation split (val_* records)
+    decayed: bool = False  # L2 weight decay is compiled in (its rate is the knob)
 
     @property
     def depth(self) -> int:

@@ -40,8 +40,17 @@ _FACTORIES: dict[str, Callable] = {
 }
 
 
-def make_optimizer(kind: str, learning_rate) -> optax.GradientTransformation:
+def make_optimizer(kind: str, learning_rate, weight_decay=None) -> optax.GradientTransformation:
     """The optax transformation of ``kind`` with a (possibly traced) ``learning_rate``.
+
+    ``weight_decay`` (None: off, the transformation is exactly the plain one; else a possibly
+    traced rate lambda >= 0): coupled L2 decay, ``optax.add_decayed_weights(lambda)`` chained
+    BEFORE the optimizer, so every optimizer follows the gradient of
+    ``L(theta) + (lambda / 2) ||theta||^2`` over all parameters, weights and biases alike
+    (sgd: ``p <- p - lr (grad + lambda p)``, PyTorch's ``SGD(weight_decay=lambda)``; for Adam
+    this is L2-regularised Adam, ``Adam(weight_decay=lambda)``, not AdamW). Its fixed points are
+    the critical points of the decayed loss, which :func:`jaxsym.theory.splitting.
+    antisymmetric_block` analyses.
 
     Raises:
       ValueError: unknown kind, listing the allowed kinds.
@@ -51,7 +60,9 @@ def make_optimizer(kind: str, learning_rate) -> optax.GradientTransformation:
     except (KeyError, TypeError):
         raise ValueError(
             f"unknown optimizer {kind!r}; allowed: {', '.join(OPTIMIZERS)}") from None
-    return factory(learning_rate)
+    if weight_decay is None:
+        return factory(learning_rate)
+    return optax.chain(optax.add_decayed_weights(weight_decay), factory(learning_rate))
 
 
 def loss_of_params(params: nn.Params, x: jax.Array, y: jax.Array, activation: str,
@@ -85,7 +96,8 @@ def update(tx: optax.GradientTransformation, objective: Callable[[nn.Params], ja
 
 def make_step(x: jax.Array, y: jax.Array, *, layer_sizes, activation: str, loss: str,
               optimizer: str, learning_rate, batch_size: int = 0,
-              key: jax.Array | None = None, noise=None, noise_key: jax.Array | None = None):
+              key: jax.Array | None = None, noise=None, noise_key: jax.Array | None = None,
+              weight_decay=None):
     """The optimizer step of one network ``layer_sizes = (n_in, ..., n_out)`` on training set
     ``x: (n, n_in)``, ``y``, acting on params in the TRAINING LAYOUT
     (:func:`jaxsym.core.dense.pad_params`: hidden unit axes padded to 16, padding units masked and
@@ -105,6 +117,10 @@ def make_step(x: jax.Array, y: jax.Array, *, layer_sizes, activation: str, loss:
     kernels whose rounding differs from unit to unit. Padding units stay 0 (the noise is
     relative). With ``noise = None`` the step is exact (identical units stay identical).
 
+    ``weight_decay`` (None: off; else a possibly traced rate >= 0): coupled L2 decay
+    (:func:`make_optimizer`); the returned ``loss`` and ``grads`` stay those of the data loss.
+    Decay keeps identical units identical (the same ``lambda p`` for each) and padding at 0.
+
     Raises:
       ValueError: a minibatch without a key, or ``batch_size`` outside ``[0, n]``.
     """
@@ -116,7 +132,7 @@ def make_step(x: jax.Array, y: jax.Array, *, layer_sizes, activation: str, loss:
         raise ValueError("batch_size given without key; minibatches need a PRNG key")
     if noise is not None and noise_key is None:
         raise ValueError("noise given without noise_key; the noise needs a PRNG key")
-    tx = make_optimizer(optimizer, learning_rate)
+    tx = make_optimizer(optimizer, learning_rate, weight_decay)
     hidden_widths = tuple(int(w) for w in layer_sizes[1:-1])
 
     def step(params, opt_state, t):
@@ -160,7 +176,7 @@ class Trajectory(NamedTuple):
 
 def train(params: nn.Params, x: jax.Array, y: jax.Array, *, activation: str, loss: str,
           optimizer: str, learning_rate, steps: int, batch_size: int | None = None,
-          key: jax.Array | None = None) -> Trajectory:
+          key: jax.Array | None = None, weight_decay=None) -> Trajectory:
     """Train one network for ``steps`` optimizer steps (:func:`make_step` in ``lax.scan``, on
     the training layout; params in and out are in the natural layout).
 
@@ -173,6 +189,7 @@ def train(params: nn.Params, x: jax.Array, y: jax.Array, *, activation: str, los
       steps: number of updates (static).
       batch_size: ``None`` for full batch; else rows per step (1..n), drawn with ``key``.
       key: PRNG key, required for minibatches.
+      weight_decay: None (off) or the coupled L2 rate (:func:`make_optimizer`).
 
     Returns:
       :class:`Trajectory` with the final params and the per-step losses.
@@ -182,7 +199,7 @@ def train(params: nn.Params, x: jax.Array, y: jax.Array, *, activation: str, los
     sizes = nn.layer_sizes(params)
     tx, step = make_step(x, y, layer_sizes=sizes, activation=activation, loss=loss,
                          optimizer=optimizer, learning_rate=learning_rate,
-                         batch_size=batch_size or 0, key=key)
+                         batch_size=batch_size or 0, key=key, weight_decay=weight_decay)
 
     def body(carry, t):
         p, opt_state = carry

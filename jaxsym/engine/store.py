@@ -102,10 +102,21 @@ class RunWriteError(OSError):
 PRESENTATION_SECTIONS = ("report",)
 
 
+#: ``(section, key, value)`` of settings added after run directories existed whose value
+#: here means "off", compiled out, so that results are bit for bit those of the code before
+#: the setting existed: left out of a run's identity at that value, so older run directories
+#: still resume (and a report re-renders from them) under the newer code
+NEUTRAL_SETTINGS = (("train", "weight_decay", 0.0),)
+
+
 def study_identity(study) -> str:
     """Canonical JSON of everything that determines the results (every section except
-    :data:`PRESENTATION_SECTIONS`, and the grid)."""
-    sections = {k: v for k, v in study.sections.items() if k not in PRESENTATION_SECTIONS}
+    :data:`PRESENTATION_SECTIONS`, and the grid; the settings of :data:`NEUTRAL_SETTINGS` at
+    their neutral value are left out)."""
+    sections = {k: dict(v) for k, v in study.sections.items() if k not in PRESENTATION_SECTIONS}
+    for section, key, neutral in NEUTRAL_SETTINGS:
+        if section in sections and sections[section].get(key, None) == neutral:
+            del sections[section][key]
     return json.dumps({"sections": sections, "grid": [[a, list(v)] for a, v in study.grid]},
                       sort_keys=True, indent=1)
 

@@ -20,7 +20,8 @@ from jaxsym.reporting.plotting import PALETTE, plt, save, sigma_positions
 __all__ = ["render", "overview_axes", "fig_overview"]
 
 #: numeric grid axes, in the order the overview figure prefers for its x axis
-NUMERIC_X = ("sigma_b", "noise", "weight_value", "W_std", "learning_rate", "eps")
+NUMERIC_X = ("sigma_b", "noise", "weight_value", "W_std", "learning_rate", "eps",
+             "weight_decay")
 #: the overview figure draws at most this many curves per panel
 OVERVIEW_CURVES = 12
 

@@ -17,13 +17,16 @@ Schema (every section and key optional unless marked; defaults in :data:`DEFAULT
              batch_size = 0 (0 = full batch)   dtype = "float32" | "float64" | "bfloat16"
              noise = 0.0     # after every update, p <- p (1 + noise N(0, 1)) elementwise:
                              # emulated non-deterministic kernels (0 = off, exact arithmetic)
+             weight_decay = 0.0   # coupled L2: the optimizer follows L + (wd / 2) ||theta||^2
+                                  # (all weights and biases; 0 = off, the plain step bit for bit)
     [init]   weight_mode = "constant" | "zero" | "glorot" | "normal" | "tied"
              weight_value = 1.0  fan_in_scaled = true   # constant mode: value / sqrt(fan_in)
              W_std = 1.0                                 # normal, tied: N(0, W_std^2 / fan_in)
              sigma_b = 0.0                               # every bias ~ N(0, sigma_b^2)
              eps = 0.0                                   # tied: + eps * N(0, 1)
     [grid]   AXIS = [v1, v2, ...]  or  AXIS = {logspace = [lo, hi], num = n, zero = true}
-             numeric axes (traced): sigma_b, weight_value, W_std, learning_rate, eps, noise
+             numeric axes (traced): sigma_b, weight_value, W_std, learning_rate, eps, noise,
+             weight_decay
              categorical axes: activation, loss, optimizer (one compile each), weight_mode
              (traced as an index: init schemes share one compile)
     [seeds]  count = 8   root = 0
@@ -35,7 +38,7 @@ Schema (every section and key optional unless marked; defaults in :data:`DEFAULT
     [preset.NAME] "section.key" = value ...   # named overrides, e.g. quick / full
 
 Ranges: each knob and threshold is checked against what it is compared with; sigma_b, W_std,
-eps, noise >= 0; ``train.learning_rate >= 0`` (0 is a legitimate control: the networks stay at
+eps, noise, weight_decay >= 0; ``train.learning_rate >= 0`` (0 is a legitimate control: the networks stay at
 their init, so whatever is broken is broken by the init alone).
 
 A preset is applied only when asked for (``parse_study(text, preset="quick")``); its keys are
@@ -68,14 +71,16 @@ __all__ = ["ConfigError", "Study", "parse_study", "load_study", "NUMERIC_AXES",
            "CATEGORICAL_AXES", "WEIGHT_MODES", "DEFAULTS", "apply_overrides", "BUNDLED_DIR",
            "bundled_names"]
 
-NUMERIC_AXES = ("sigma_b", "weight_value", "W_std", "learning_rate", "eps", "noise")
+NUMERIC_AXES = ("sigma_b", "weight_value", "W_std", "learning_rate", "eps", "noise",
+                "weight_decay")
 CATEGORICAL_AXES = ("activation", "loss", "weight_mode", "optimizer")
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "task": {"name": "teacher_student", "seed": 0, "draws": 1, "validation": 0},
     "model": {"depth": 2, "width": 8, "activation": "tanh"},
     "train": {"loss": "mse", "optimizer": "sgd", "learning_rate": 0.1, "steps": 1000,
-              "batch_size": 0, "dtype": "float32", "noise": 0.0},
+              "batch_size": 0, "dtype": "float32", "noise": 0.0,
+              "weight_decay": 0.0},
     "init": {"weight_mode": "constant", "weight_value": 1.0, "fan_in_scaled": True,
              "W_std": 1.0, "sigma_b": 0.0, "eps": 0.0},
     "seeds": {"count": 8, "root": 0},
@@ -90,9 +95,10 @@ _CHOICES = {"model.activation": activation_names(), "train.loss": LOSSES,
             "report.section": SECTION_KINDS}
 # where each grid axis lives in the config
 AXIS_SECTION = {"sigma_b": "init", "weight_value": "init", "W_std": "init", "eps": "init",
-                "learning_rate": "train", "noise": "train", "activation": "model", "loss": "train",
+                "learning_rate": "train", "noise": "train", "weight_decay": "train", "activation": "model", "loss": "train",
                 "weight_mode": "init", "optimizer": "train"}
-_NONNEGATIVE = {"init.sigma_b", "init.W_std", "init.eps", "train.learning_rate", "train.noise"}
+_NONNEGATIVE = {"init.sigma_b", "init.W_std", "init.eps", "train.learning_rate", "train.noise",
+                "train.weight_decay"}
 #: thresholds: (low, high) open interval (None: unbounded) and what the value is compared with
 _OPEN_RANGE = {
     "thresholds.diversity": (0.0, 1.0, "it is compared with s2/s1, which lies in [0, 1]"),

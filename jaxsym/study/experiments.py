@@ -33,7 +33,7 @@ def bundled_names() -> list[str]:
 #: experiments' dedicated sections
 SECTION_KINDS = ("generic", "bias_only", "predict", "classify", "zero_init", "staircase",
                  "escape", "noise_dose", "saddle_slope", "width_scaling", "phase_diagram",
-                 "calibrate")
+                 "calibrate", "weight_decay")
 
 #: the presets of ``jaxsym study`` (every bundled config defines them), with what each is for
 PRESETS = {"quick": "minutes on a 2-core CPU",
@@ -108,6 +108,7 @@ STUDY_EXPERIMENTS = (("bias_only_regression", {}, _ALL),
                      ("classify", {"task.name": "circles"}, ("full", "large")),
                      ("classify", {"task.name": "teacher_student", "grid.loss": ["mse"]},
                       ("full", "large")),
+                     ("weight_decay", {}, ("full", "large")),
                      *(("phase_diagram", {"model.depth": d},
                         _ALL if d in (4, 8, 16) else ("full", "large"))
                        for d in (2, 4, 8, 12, 16, 24, 32, 48, 64)),

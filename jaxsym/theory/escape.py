@@ -262,8 +262,8 @@ class PooledPrediction:
 
 
 def linearised_escape(params, x, y, activation: str, loss: str, optimizer: str,
-                      learning_rate: float, steps: int, threshold: float = 1e-2
-                      ) -> EscapePrediction:
+                      learning_rate: float, steps: int, threshold: float = 1e-2,
+                      weight_decay: float = 0.0) -> EscapePrediction:
     """Propagate each hidden layer's unit-norm antisymmetric bias perturbation along the
     symmetric trajectory from ``params`` and return ``a*_t`` (module doc) for every step.
 
@@ -276,6 +276,9 @@ def linearised_escape(params, x, y, activation: str, loss: str, optimizer: str,
         :func:`jaxsym.core.train.make_optimizer`).
       learning_rate, steps: as in the study.
       threshold: the study's ``thresholds.diversity``.
+      weight_decay: the study's coupled L2 rate (0: off; the optimizer of
+        :func:`jaxsym.core.train.make_optimizer` with it, so the trajectory and its tangents
+        are those of the decayed step the study runs).
     """
     import jax.numpy as jnp
 
@@ -285,9 +288,11 @@ def linearised_escape(params, x, y, activation: str, loss: str, optimizer: str,
     widths = tuple(int(p["b"].shape[0]) for p in params[:-1])
     if min(widths) < 2:
         raise ValueError(f"every hidden layer needs >= 2 units to break symmetry, got {widths}")
-    program = _escape_program(widths, activation, loss, optimizer, int(steps), float(threshold))
+    program = _escape_program(widths, activation, loss, optimizer, int(steps), float(threshold),
+                              bool(weight_decay))
     dtype = params[0]["W"].dtype
-    amps, losses, kinks = program(params, x, y, jnp.asarray(learning_rate, dtype))
+    amps, losses, kinks = program(params, x, y, jnp.asarray(learning_rate, dtype),
+                                  jnp.asarray(weight_decay, dtype))
     amps = np.asarray(amps, np.float64)
     return EscapePrediction(widths, float(threshold), amps[0], np.asarray(losses, np.float64),
                             amps[1], log_kink_margin=np.asarray(kinks, np.float64))
@@ -372,18 +377,19 @@ def _propagate(step_map, state, tangents):
 
 
 @functools.lru_cache(maxsize=64)
-def _escape_program(widths, activation, loss, optimizer, steps, threshold):
-    """The jitted ``(params, x, y, learning_rate) -> (log a*_t, loss_t, log tau_t)`` of
-    :func:`linearised_escape`: one compile per static configuration, reused across data
-    draws and learning rates."""
+def _escape_program(widths, activation, loss, optimizer, steps, threshold, decayed=False):
+    """The jitted ``(params, x, y, learning_rate, weight_decay) -> (log a*_t, loss_t,
+    log tau_t)`` of :func:`linearised_escape`: one compile per static configuration (decay
+    compiled in only when ``decayed``), reused across data draws, learning rates and decay
+    rates."""
     import jax
     import jax.numpy as jnp
 
     from jaxsym.core import train
     from jaxsym.theory.saddle import symmetric_projection
 
-    def run(p, x, y, learning_rate):
-        tx = train.make_optimizer(optimizer, learning_rate)
+    def run(p, x, y, learning_rate, weight_decay):
+        tx = train.make_optimizer(optimizer, learning_rate, weight_decay if decayed else None)
 
         def objective(q):
             return train.loss_of_params(q, x, y, activation, loss)

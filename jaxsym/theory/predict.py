@@ -16,6 +16,8 @@ which also caches these predictions next to ``results.nc``.
   as the engine draws it (for per-network predictions ``T(sigma_b ||d||)``).
 * :func:`classify_study`: the mechanism and P(broken) of every (cell, draw, sigma_b).
 * :func:`analyse_saddle`: the Hessian at the collapsed point and its predicted log-law slope.
+* :func:`decayed_endpoints`: the antisymmetric block at the weight-decayed collapsed point of
+  every cell and draw (the sign that decides whether decay lets random biases break).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from jaxsym.core.precision import with_float64
 from jaxsym.study import plan, tasks
 
 __all__ = ["escape_predictions", "pooled_escape", "deviation_norms", "classify_study",
-           "analyse_saddle"]
+           "analyse_saddle", "decayed_endpoints"]
 
 
 def _full_batch(study, task) -> bool:
@@ -104,7 +106,7 @@ def escape_predictions(study, trajectory_steps: int | None = None, draw: int = 0
             out[(group.categorical, knobs)] = linearised_escape(
                 params, x, y, spec.activation, spec.loss, spec.optimizer,
                 values["learning_rate"], trajectory_steps or spec.steps,
-                spec.diversity_threshold)
+                spec.diversity_threshold, weight_decay=values["weight_decay"])
     return out
 
 
@@ -156,20 +158,26 @@ def deviation_norms(study, seeds) -> np.ndarray:
 
 
 def classify_study(study) -> dict:
-    """``{(categorical, draw, sigma_b): CellPrediction}`` for every cell of a study with
-    constant weights (theory only: one linearised escape per cell and data draw; the
-    mechanisms are those of :func:`jaxsym.theory.classify.mechanism`)."""
+    """``{(cell, draw, sigma_b): CellPrediction}`` for every cell of a study with constant
+    weights (theory only: one linearised escape per cell and data draw; the mechanisms are
+    those of :func:`jaxsym.theory.classify.mechanism`). ``cell`` is the group's categorical
+    ``((axis, value), ...)`` followed by the study's other numeric grid axes (sigma_b aside,
+    e.g. ``("weight_decay", 0.01)``) at their values, in grid order."""
     import jax.numpy as jnp
 
+    from jaxsym.study.config import NUMERIC_AXES
     from jaxsym.theory.classify import CellPrediction, kink_exposure, mechanism, piecewise_linear
 
     sigmas = [float(s) for s in dict(study.grid).get("sigma_b", (study.get("init.sigma_b"),))]
+    numeric = [a for a in study.grid_axes if a in NUMERIC_AXES and a != "sigma_b"]
     out = {}
     for draw in range(study.get("task.draws")):
         task = study.make_task(draw)
         value = study.get("init.weight_value") / (math.sqrt(task.dim)
                                                   if study.get("init.fan_in_scaled") else 1.0)
-        for (categorical, _), pred in escape_predictions(study, draw=draw).items():
+        for (group_cell, knobs), pred in escape_predictions(study, draw=draw).items():
+            values = dict(knobs)
+            categorical = group_cell + tuple((a, values[a]) for a in numeric)
             activation = dict(categorical).get("activation", study.get("model.activation"))
             kinked = piecewise_linear(activation)
             for sigma in sigmas:
@@ -245,3 +253,77 @@ def analyse_saddle(study, grad_tol: float = 1e-12, max_steps: int = 200_000,
         local = np.where(growth > 0, math.log(10.0) / np.maximum(growth, 1e-300), np.inf)
     return saddle.SaddleAnalysis(spectrum, steps, lr, spec.optimizer, slope, local, reached,
                                  grad_norm)
+
+
+@with_float64
+def decayed_endpoints(study, max_steps: int = 50_000, grad_tol: float = 1e-9) -> dict:
+    """The antisymmetric block at the (decayed) collapsed point of every cell and data draw of
+    a one-hidden-layer, full-batch, constant-weight study (:mod:`jaxsym.theory.splitting`,
+    "Weight decay"): gradient descent on ``L + (lambda / 2) ||theta||^2`` from the symmetric
+    init (:func:`jaxsym.theory.saddle.collapsed_point`, projected onto the symmetric subspace,
+    at the study's learning rate), then ``B_lambda = B + lambda I`` there.
+
+    Returns:
+      ``{(cell, draw): {...}}`` with ``cell`` as in :func:`classify_study` and the values
+      ``lambda_min`` (of B_lambda: < 0 means the decayed collapsed point is a saddle in the
+      antisymmetric directions, so every sigma_b > 0 eventually breaks; > 0: it heals),
+      ``splitting_min`` (lambda_min(S) + lambda), ``schur_min`` (one output: the smallest
+      eigenvalue of ``S + lambda (I - u u^T / v^2)``, whose sign is B_lambda's at an exact
+      critical point with v != 0; nan otherwise), ``balance`` (``|u| / |v|``), ``norm``
+      (``||theta*||``), ``reached`` (``||grad|| <= grad_tol`` within ``max_steps``),
+      ``grad_norm`` and ``steps``.
+
+    Raises:
+      ValueError: more than one hidden layer, or minibatch training.
+    """
+    import jax
+
+    from jaxsym.core import init
+    from jaxsym.study.config import NUMERIC_AXES
+    from jaxsym.theory import saddle, splitting
+
+    if study.get("model.depth") != 2:
+        raise ValueError(f"{study.name}: decayed_endpoints needs one hidden layer "
+                         f"(model.depth = 2), got depth {study.get('model.depth')}")
+    numeric = [a for a in study.grid_axes if a in NUMERIC_AXES and a != "sigma_b"]
+    table = plan.knob_table(study)
+    out = {}
+    for draw in range(study.get("task.draws")):
+        task = study.make_task(draw)
+        if not _full_batch(study, task):
+            raise ValueError(f"{study.name}: decayed_endpoints needs full-batch training")
+        for group in plan.plan_groups(study, task):
+            spec = group.spec
+            x, y = _float64_data(task, spec.loss)
+            for g in group.grid_indices:
+                row = table[g]
+                values = {k: float(row[i]) for i, k in enumerate(core_spec.KNOBS)}
+                key = (group.categorical + tuple((a, values[a]) for a in numeric), draw)
+                if key in out:
+                    continue
+                params = init.init_params(
+                    jax.random.key(0), _float64_knobs(row, sigma_b=0.0),
+                    core_spec.Architecture(spec.layer_sizes, spec.fan_in_scaled, "float64"))
+                lam = values["weight_decay"]
+                point, steps, grad_norm = saddle.collapsed_point(
+                    params, x, y, spec.activation, spec.loss, values["learning_rate"],
+                    max_steps, grad_tol, weight_decay=lam)
+                block = splitting.antisymmetric_block(point, x, y, spec.activation, spec.loss,
+                                                      weight_decay=lam)
+                u = np.concatenate([np.asarray(point[0]["W"][0], np.float64),
+                                    [float(point[0]["b"][0])]])
+                v = np.asarray(point[1]["W"][:, 0], np.float64)
+                schur = math.nan
+                if v.size == 1 and lam > 0 and abs(v[0]) > 0:
+                    schur = float(np.linalg.eigvalsh(
+                        block.S + lam * (np.eye(u.size) - np.outer(u, u) / v[0] ** 2))[0])
+                theta = np.concatenate([np.ravel(np.asarray(leaf, np.float64))
+                                        for layer in point for leaf in layer.values()])
+                out[key] = {"lambda_min": block.lambda_min,
+                            "splitting_min": block.splitting_min, "schur_min": schur,
+                            "balance": float(np.linalg.norm(u) / max(np.linalg.norm(v),
+                                                                     1e-300)),
+                            "norm": float(np.linalg.norm(theta)),
+                            "reached": bool(grad_norm <= grad_tol),
+                            "grad_norm": float(grad_norm), "steps": int(steps)}
+    return out

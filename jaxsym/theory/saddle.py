@@ -84,7 +84,10 @@ def simulate_balanced_linear(s: float, tau: float, u0: float, u_final: float,
 # The collapsed saddle of an MLP (JAX)
 # ---------------------------------------------------------------------------------------------
 
-def _loss_and_ravel(params, x, y, activation: str, loss: str):
+def _loss_and_ravel(params, x, y, activation: str, loss: str, weight_decay: float = 0.0):
+    """``(flat, unravel, objective)``: the raveled params and the training loss of the flat
+    vector, plus ``(weight_decay / 2) ||theta||^2`` when ``weight_decay`` > 0 (the objective
+    whose gradient the decayed optimizer follows, :func:`jaxsym.core.train.make_optimizer`)."""
     from jax.flatten_util import ravel_pytree
 
     from jaxsym.core import train
@@ -92,14 +95,19 @@ def _loss_and_ravel(params, x, y, activation: str, loss: str):
     flat, unravel = ravel_pytree(params)
 
     def objective(theta):
-        return train.loss_of_params(unravel(theta), x, y, activation, loss)
+        value = train.loss_of_params(unravel(theta), x, y, activation, loss)
+        if weight_decay:
+            value = value + 0.5 * weight_decay * (theta @ theta)
+        return value
 
     return flat, unravel, objective
 
 
 def collapsed_point(params, x, y, activation: str, loss: str, learning_rate: float,
-                    max_steps: int = 200_000, grad_tol: float = 1e-12, project: bool = True):
-    """Run full-batch gradient descent from ``params`` until ``||grad L|| <= grad_tol``.
+                    max_steps: int = 200_000, grad_tol: float = 1e-12, project: bool = True,
+                    weight_decay: float = 0.0):
+    """Run full-batch gradient descent from ``params`` until ``||grad L|| <= grad_tol``
+    (``L`` with ``(weight_decay / 2) ||theta||^2`` added when ``weight_decay`` > 0).
 
     Started from a symmetric network (identical hidden units, e.g. constant weights and zero
     biases) it stays symmetric in exact arithmetic, so it ends at the collapsed critical point
@@ -125,7 +133,7 @@ def collapsed_point(params, x, y, activation: str, loss: str, learning_rate: flo
     import jax.numpy as jnp
     from jax.flatten_util import ravel_pytree
 
-    flat, unravel, objective = _loss_and_ravel(params, x, y, activation, loss)
+    flat, unravel, objective = _loss_and_ravel(params, x, y, activation, loss, weight_decay)
     grad = jax.grad(objective)
 
     def cond(state):
@@ -188,15 +196,16 @@ class SaddleSpectrum:
     eigenvectors: np.ndarray
 
 
-def saddle_spectrum(params, x, y, activation: str, loss: str, rtol: float = 1e-6
-                    ) -> SaddleSpectrum:
+def saddle_spectrum(params, x, y, activation: str, loss: str, rtol: float = 1e-6,
+                    weight_decay: float = 0.0) -> SaddleSpectrum:
     """Hessian of the training loss at ``params`` (``jax.hessian`` on the raveled parameters,
     in the parameters' dtype), its eigen-decomposition (``numpy.linalg.eigh``), the most negative
-    eigenvalue, its multiplicity and how symmetric its eigenvectors are."""
+    eigenvalue, its multiplicity and how symmetric its eigenvectors are; with ``weight_decay``
+    of the decayed loss (its Hessian is the plain one + ``weight_decay * I``)."""
     import jax
     from jax.flatten_util import ravel_pytree
 
-    flat, unravel, objective = _loss_and_ravel(params, x, y, activation, loss)
+    flat, unravel, objective = _loss_and_ravel(params, x, y, activation, loss, weight_decay)
     hessian = np.asarray(jax.jit(jax.hessian(objective))(flat), np.float64)
     hessian = 0.5 * (hessian + hessian.T)
     eigenvalues, vectors = np.linalg.eigh(hessian)

@@ -32,6 +32,31 @@ scales as ``1 / m`` (through v) and R does not (for one output it is 0 there): w
 ``lambda_min = lambda_min(S_1) / m`` with multiplicity m - 1. Tested against ``jax.hessian``
 in tests/test_splitting.py.
 
+Weight decay (coupled L2). The decayed optimizer (:func:`jaxsym.core.train.make_optimizer`)
+follows ``L_lambda = L + (lambda / 2) ||theta||^2`` over every parameter (weights and biases of
+all layers). Its Hessian is ``H + lambda I``, and ``lambda I`` maps the antisymmetric subspace
+to itself with the same metric, so the block is exactly
+
+    B_lambda = B + lambda I_{d+1+n_out}
+
+(constant 1 in the ``lambda / 2`` convention, which is PyTorch's and optax's
+``weight_decay = lambda``; a penalty written ``lambda ||theta||^2`` doubles it), with ``S`` and
+``R`` evaluated where the block is taken. The point moves, though: the DECAYED collapsed
+critical point solves ``R v = -lambda u`` (``u = (w, b)``, the common incoming vector) and
+``sum_n g(z_n) l_n = -lambda v``, so with one output R no longer vanishes there:
+``R = -(lambda / v) u``. Schur's complement on the output entry (``lambda > 0``) then gives, for
+``n_out = 1``,
+
+    B_lambda > 0  <=>  S + lambda (I - u u^T / v^2) > 0,
+
+so decay stabilises every direction orthogonal to ``u`` by ``lambda`` but the direction ``u``
+itself only by ``lambda (1 - |u|^2 / v^2)``: random biases still break the symmetry at the
+decayed point unless ``lambda`` outweighs the negative curvature of S in the metric
+``I - u u^T / v^2``, not merely when ``lambda > -lambda_min(S)``. For a positively homogeneous
+g (relu, leaky_relu, linear) the decayed critical point is balanced, ``|u| = |v|``
+(``u . dL/du = v dL/dv`` unit by unit), so the shift along ``u`` vanishes. Tested against
+``jax.hessian`` of the decayed loss in tests/test_weight_decay.py.
+
 Groups of units (signed output weights). The derivation only uses that the units moved are
 identical: for a GROUP G of identical units (same ``u`` and ``v``) inside any network, the
 directions that move the units of G by ``a_j t`` with ``sum_{j in G} a_j = 0`` (the others
@@ -58,12 +83,14 @@ class SplittingBlock:
       S: ``(d+1, d+1)`` splitting matrix.  R: ``(d+1, n_out)``.  B: ``(d+1+n_out,)*2``.
       eigenvalues: eigenvalues of B, ascending (each with multiplicity ``width - 1`` in H).
       width: m.
+      weight_decay: lambda of the decayed loss (module doc): B includes ``+ lambda I``.
     """
 
-    def __init__(self, S, R, width):
-        self.S, self.R, self.width = S, R, width
+    def __init__(self, S, R, width, weight_decay: float = 0.0):
+        self.S, self.R, self.width, self.weight_decay = S, R, width, float(weight_decay)
         n_out = R.shape[1]
-        self.B = np.block([[S, R], [R.T, np.zeros((n_out, n_out))]])
+        self.B = (np.block([[S, R], [R.T, np.zeros((n_out, n_out))]])
+                  + self.weight_decay * np.eye(S.shape[0] + n_out))
         self.eigenvalues = np.linalg.eigvalsh(self.B)
 
     @property
@@ -72,8 +99,9 @@ class SplittingBlock:
 
     @property
     def splitting_min(self) -> float:
-        """lambda_min(S): < 0 iff splitting the units lowers the loss to second order."""
-        return float(np.linalg.eigvalsh(self.S)[0])
+        """lambda_min(S) (+ lambda with weight decay: the S-block of B): < 0 iff splitting the
+        units along incoming directions alone lowers the (decayed) loss to second order."""
+        return float(np.linalg.eigvalsh(self.S)[0]) + self.weight_decay
 
 
 def is_symmetric_layer(params, atol: float = 0.0, units=None) -> bool:
@@ -87,7 +115,7 @@ def is_symmetric_layer(params, atol: float = 0.0, units=None) -> bool:
 
 
 def antisymmetric_block(params, x, y, activation: str, loss: str,
-                        units=None) -> SplittingBlock:
+                        units=None, weight_decay: float = 0.0) -> SplittingBlock:
     """The antisymmetric Hessian block ``B`` (module doc) of the training loss at ``params``.
 
     Args:
@@ -98,6 +126,8 @@ def antisymmetric_block(params, x, y, activation: str, loss: str,
       units: ``None`` (every hidden unit) or a group of identical units (index array or
         boolean mask): the block of the directions antisymmetric within the group, the other
         units fixed (module doc, "Groups of units"); its ``width`` is the group's size.
+      weight_decay: lambda >= 0 of the decayed loss ``L + (lambda / 2) ||theta||^2`` (module
+        doc, "Weight decay"): ``B + lambda I``, S and R taken at ``params``.
     """
     import jax
     import jax.numpy as jnp
@@ -124,7 +154,9 @@ def antisymmetric_block(params, x, y, activation: str, loss: str,
     dl = np.asarray(jax.grad(lambda f: nn.loss_fn(loss)(f, y))(outputs), np.float64)
     S = (xt * ((dl @ v) * act.d2g(z))[:, None]).T @ xt
     R = (xt * act.dg(z)[:, None]).T @ dl
-    return SplittingBlock(S, R, width=int(group.size))
+    if not weight_decay >= 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    return SplittingBlock(S, R, width=int(group.size), weight_decay=weight_decay)
 
 
 def antisymmetric_basis(params) -> np.ndarray:
