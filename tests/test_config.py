@@ -129,3 +129,11 @@ def test_registry_imports_only_the_standard_library():
     code = ("import sys; import jaxsym.study.experiments; "
             "assert not {'jax', 'numpy'} & set(sys.modules), sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_groups_is_a_positive_integer_knob():
+    study = config.parse_study('[init]\nweight_mode = "grouped"\n[grid]\ngroups = [1, 2, 4]\n')
+    assert dict(study.grid)["groups"] == (1, 2, 4)
+    for bad in ('[init]\ngroups = 0\n', '[grid]\ngroups = [1, 2.5]\n', '[init]\ngroups = true\n'):
+        with pytest.raises(config.ConfigError, match="groups"):
+            config.parse_study(bad)

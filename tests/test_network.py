@@ -127,3 +127,29 @@ def test_the_alternatives_to_random_w_follow_their_laws():
     assert len({row.tobytes() for row in had[0]}) == 6  # distinct units
     again = init.init_params(jax.random.key(99), _knobs("hadamard"), spec)
     np.testing.assert_array_equal(again[0]["W"], had[0])  # deterministic
+
+
+def test_grouped_mode_is_k_groups_of_identical_units_and_glorot_at_the_width():
+    """grouped: hidden unit j takes group j mod k's Glorot row (first layer) and column
+    (output layer), bitwise; k = 1 is one collapsed unit; k >= the width is Glorot itself."""
+    spec = NetworkSpec(layer_sizes=(3, 8, 2), activation="tanh", loss="mse", optimizer="sgd",
+                       fan_in_scaled=True, steps=1, batch_size=0, dtype="float64",
+                       checkpoints=(0, 1), gradient_steps=0, diversity_threshold=1e-2,
+                       loss_threshold=1e-2, classification=False)
+    key = jax.random.key(4)
+    glorot = init.init_params(key, _knobs("glorot"), spec)
+
+    def grouped(k):
+        return init.init_params(key, {**_knobs("grouped"), "groups": jnp.asarray(k, jnp.float64)},
+                                spec)
+
+    for k in (8, 11):
+        for a, b in zip(jax.tree.leaves(grouped(k)), jax.tree.leaves(glorot)):
+            np.testing.assert_array_equal(a, b)
+    for k in (1, 3):
+        params = grouped(k)
+        W1, V = np.asarray(params[0]["W"]), np.asarray(params[1]["W"])
+        g = np.arange(8) % k
+        np.testing.assert_array_equal(W1, np.asarray(glorot[0]["W"])[g])
+        np.testing.assert_array_equal(V, np.asarray(glorot[1]["W"])[:, g])
+        assert len({tuple(row) for row in W1}) == k  # exactly k distinct units

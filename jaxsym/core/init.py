@@ -21,7 +21,7 @@ __all__ = ["weights_from_draws", "biases_from_draws", "uniform_from_normal",
 
 
 def weights_from_draws(spec: NetworkSpec, knobs, z: jax.Array, noise: jax.Array,
-                       output: bool = False) -> jax.Array:
+                       output: bool = False, first: bool = False) -> jax.Array:
     """One layer's weights ``(n_out, n_in)`` in the scheme selected by the traced
     ``knobs["weight_mode"]`` index, from two standard normal draws ``z, noise: (n_out, n_in)``
     (``output``: this is the output layer, static):
@@ -37,8 +37,13 @@ def weights_from_draws(spec: NetworkSpec, knobs, z: jax.Array, noise: jax.Array,
     layer's column j ``(-1)^j`` x the constant (two groups of units with opposite outgoing
     weights); hadamard: the deterministic rows ``H[:n_out, :n_in] / sqrt(n_in)`` of the
     Sylvester Hadamard matrix (:func:`hadamard_rows`; distinct rows only as far as ``n_in``
-    columns allow: ``2^n_in`` sign patterns at most). The schemes share the two draws and are
-    chosen by ``jnp.select``, so they share one compiled program.
+    columns allow: ``2^n_in`` sign patterns at most); grouped: Glorot's
+    ``sqrt(2 / (n_in + n_out)) Z[g(i), g(j)]`` with hidden unit j in group ``g(j) = j mod k``,
+    ``k = knobs["groups"]`` (input features and output units are their own groups), so the
+    hidden units form k groups of identical units (same incoming rows and outgoing columns,
+    bitwise): k = 1 is one collapsed unit, k >= the width is Glorot itself (``first``: this is
+    the first layer, whose inputs are features, static). The schemes share the two draws and
+    are chosen by ``jnp.select``, so they share one compiled program.
     """
     n_out, n_in = z.shape
     dtype = z.dtype
@@ -56,8 +61,19 @@ def weights_from_draws(spec: NetworkSpec, knobs, z: jax.Array, noise: jax.Array,
                   knobs["W_std"].astype(dtype) * orthogonal_from_normal(z),
                   glorot if output else constant,
                   constant * signs if output else constant,
-                  jnp.asarray(hadamard_rows(n_out, n_in), dtype)]
+                  jnp.asarray(hadamard_rows(n_out, n_in), dtype),
+                  _grouped(glorot, knobs.get("groups", 1.0), output, first)]
     return jnp.select([index == i for i in range(len(WEIGHT_MODES))], candidates)
+
+
+def _grouped(w: jax.Array, groups, output: bool, first: bool) -> jax.Array:
+    """``w[g(i), g(j)]`` with ``g(j) = j mod groups`` on the hidden axes (rows unless
+    ``output``, columns unless ``first``): every unit of a group gets its group's entries."""
+    k = jnp.maximum(jnp.asarray(groups).astype(jnp.int32), 1)
+    n_out, n_in = w.shape
+    rows = jnp.arange(n_out) if output else jnp.arange(n_out) % k
+    cols = jnp.arange(n_in) if first else jnp.arange(n_in) % k
+    return w[rows[:, None], cols[None, :]]
 
 
 def hadamard_rows(n_out: int, n_in: int) -> np.ndarray:
@@ -131,7 +147,8 @@ def init_params(key, knobs, spec: NetworkSpec | Architecture):
         bias = flat[start + 2 * size:start + 2 * size + n_out]
         start += 2 * size + n_out
         output = len(params) == len(shapes) - 1
-        params.append({"W": weights_from_draws(spec, knobs, z, noise, output),
+        params.append({"W": weights_from_draws(spec, knobs, z, noise, output,
+                                               first=not params),
                        "b": biases_from_draws(knobs, bias, n_in)})
     return params
 

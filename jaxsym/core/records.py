@@ -156,6 +156,7 @@ GRID_ATTRS = {
     "learning_rate": ("learning rate", "1"), "eps": ("tied-init noise scale eps", "1"),
     "noise": ("per-step relative parameter noise", "1"),
     "weight_decay": ("L2 weight decay rate lambda (coupled: grad + lambda p)", "1"),
+    "groups": ("number of groups of identical hidden units (grouped init)", "1"),
     "activation": ("hidden activation", ""), "loss": ("loss function", ""),
     "optimizer": ("optimizer", ""), "weight_mode": ("weight init scheme", ""),
 }

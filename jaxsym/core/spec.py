@@ -20,17 +20,19 @@ __all__ = ["KNOBS", "OPTIONAL_KNOBS", "WEIGHT_MODES", "LOSSES", "OPTIMIZERS", "D
 
 #: The numeric, traced settings of one network (weight_mode as an index into WEIGHT_MODES).
 KNOBS = ("sigma_b", "weight_value", "W_std", "learning_rate", "eps", "noise", "weight_mode",
-         "weight_decay")
+         "weight_decay", "groups")
 #: knobs that a caller may leave out (each is off at this value, and compiled in only when a
 #: study turns it on: ``NetworkSpec.decayed``)
-OPTIONAL_KNOBS = {"weight_decay": 0.0}
+OPTIONAL_KNOBS = {"weight_decay": 0.0, "groups": 1.0}
 #: Weight init schemes (hidden and output layers); biases are N(0, sigma_b^2), except in
 #: torch_default (PyTorch's nn.Linear default: W and b uniform on +-1/sqrt(fan_in)). The last
-#: four are the alternatives to random W: orthogonal (Saxe et al.), constant hidden W with a
+#: five are the alternatives to random W: orthogonal (Saxe et al.), constant hidden W with a
 #: random (Glorot) output layer, constant hidden W with alternating-sign output weights (two
-#: unit groups), and deterministic distinct Hadamard rows (ZerO-style); see jaxsym.core.init.
+#: unit groups), and deterministic distinct Hadamard rows (ZerO-style); grouped: Glorot
+#: weights shared by ``groups`` groups of identical hidden units (1: all identical; the
+#: width: Glorot itself); see jaxsym.core.init.
 WEIGHT_MODES = ("constant", "zero", "glorot", "normal", "tied", "torch_default", "orthogonal",
-                "random_output", "signed_output", "hadamard")
+                "random_output", "signed_output", "hadamard", "grouped")
 #: Training losses: mse (targets (batch, n_out)), bce (0/1 labels (batch, n_out)),
 #: softmax_ce (integer labels (batch,)); see :mod:`jaxsym.core.nn`.
 LOSSES = ("mse", "bce", "softmax_ce")

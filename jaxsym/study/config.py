@@ -19,14 +19,16 @@ Schema (every section and key optional unless marked; defaults in :data:`DEFAULT
                              # emulated non-deterministic kernels (0 = off, exact arithmetic)
              weight_decay = 0.0   # coupled L2: the optimizer follows L + (wd / 2) ||theta||^2
                                   # (all weights and biases; 0 = off, the plain step bit for bit)
-    [init]   weight_mode = "constant" | "zero" | "glorot" | "normal" | "tied"
+    [init]   weight_mode = "constant" | "zero" | "glorot" | "normal" | "tied" | ... (WEIGHT_MODES)
              weight_value = 1.0  fan_in_scaled = true   # constant mode: value / sqrt(fan_in)
              W_std = 1.0                                 # normal, tied: N(0, W_std^2 / fan_in)
              sigma_b = 0.0                               # every bias ~ N(0, sigma_b^2)
              eps = 0.0                                   # tied: + eps * N(0, 1)
+             groups = 1          # grouped: Glorot W shared by this many groups of identical
+                                 # hidden units (integer >= 1; >= the width: Glorot itself)
     [grid]   AXIS = [v1, v2, ...]  or  AXIS = {logspace = [lo, hi], num = n, zero = true}
              numeric axes (traced): sigma_b, weight_value, W_std, learning_rate, eps, noise,
-             weight_decay
+             weight_decay, groups
              categorical axes: activation, loss, optimizer (one compile each), weight_mode
              (traced as an index: init schemes share one compile)
     [seeds]  count = 8   root = 0
@@ -72,7 +74,7 @@ __all__ = ["ConfigError", "Study", "parse_study", "load_study", "NUMERIC_AXES",
            "bundled_names"]
 
 NUMERIC_AXES = ("sigma_b", "weight_value", "W_std", "learning_rate", "eps", "noise",
-                "weight_decay")
+                "weight_decay", "groups")
 CATEGORICAL_AXES = ("activation", "loss", "weight_mode", "optimizer")
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -82,7 +84,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
               "batch_size": 0, "dtype": "float32", "noise": 0.0,
               "weight_decay": 0.0},
     "init": {"weight_mode": "constant", "weight_value": 1.0, "fan_in_scaled": True,
-             "W_std": 1.0, "sigma_b": 0.0, "eps": 0.0},
+             "W_std": 1.0, "sigma_b": 0.0, "eps": 0.0, "groups": 1},
     "seeds": {"count": 8, "root": 0},
     "record": {"checkpoints": 24, "gradient_steps": 12},
     "thresholds": {"diversity": 1e-2, "loss": 1e-2},
@@ -95,6 +97,7 @@ _CHOICES = {"model.activation": activation_names(), "train.loss": LOSSES,
             "report.section": SECTION_KINDS}
 # where each grid axis lives in the config
 AXIS_SECTION = {"sigma_b": "init", "weight_value": "init", "W_std": "init", "eps": "init",
+                "groups": "init",
                 "learning_rate": "train", "noise": "train", "weight_decay": "train", "activation": "model", "loss": "train",
                 "weight_mode": "init", "optimizer": "train"}
 _NONNEGATIVE = {"init.sigma_b", "init.W_std", "init.eps", "train.learning_rate", "train.noise",
@@ -104,7 +107,7 @@ _OPEN_RANGE = {
     "thresholds.diversity": (0.0, 1.0, "it is compared with s2/s1, which lies in [0, 1]"),
     "thresholds.loss": (0.0, None, "it is compared with the training loss, which is >= 0")}
 _POSITIVE_INT = {"model.depth", "model.width", "train.steps", "seeds.count", "task.draws",
-                 "record.checkpoints"}
+                 "init.groups", "record.checkpoints"}
 
 
 class ConfigError(ValueError):

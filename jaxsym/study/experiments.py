@@ -16,7 +16,7 @@ from pathlib import Path
 
 __all__ = ["BUNDLED_DIR", "bundled_names", "SECTION_KINDS", "PRESETS", "STUDY_EXPERIMENTS",
            "STUDY_FIGURES", "CALIBRATE_LEARNING_RATES", "CALIBRATE_BASELINES",
-           "CALIBRATE_ALTERNATIVES", "run_suffix",
+           "CALIBRATE_ALTERNATIVES", "CALIBRATE_ZERO", "CALIBRATE_GROUPS", "run_suffix",
            "run_name"]
 
 #: the bundled experiments (package data, so an installed wheel has them too)
@@ -57,6 +57,16 @@ CALIBRATE_BASELINES = {"grid.weight_mode": ["glorot", "torch_default", "normal"]
 CALIBRATE_ALTERNATIVES = {**CALIBRATE_BASELINES, "grid.weight_mode": [
     "glorot", "torch_default", "normal", "orthogonal", "random_output", "signed_output",
     "hadamard"]}
+#: the full and large presets' W = 0 runs (every weight zero, biases N(0, sigma_b^2) over the
+#: file's sigma_b grid): the bias-only recipe with nothing else, for sgd and Adam
+CALIBRATE_ZERO = {"grid.weight_mode": ["zero"], "grid.weight_value": [1.0]}
+#: the full and large presets' unit-group runs: Glorot W shared by k groups of identical hidden
+#: units (b = 0), k = 1 (one collapsed unit) .. 16 (the width of the narrowest calibration
+#: network: there it is Glorot): how many distinct groups training needs
+CALIBRATE_GROUPS = {"grid.weight_mode": ["grouped"], "grid.weight_value": [1.0],
+                    "grid.sigma_b": [0.0], "grid.groups": [1, 2, 4, 8, 16]}
+#: the optimizers of the W = 0 and unit-group runs
+_EXTRA_OPTIMIZERS = ("sgd", "adam")
 #: (task file, the optimizers the quick preset runs on it) of the calibration
 _CALIBRATE = (("calibrate_teacher", ("sgd", "adam")), ("calibrate_spirals", ("sgd", "adam")),
               ("calibrate_digits", ("adam",)), ("calibrate_mnist1d", ()))
@@ -65,7 +75,10 @@ _CALIBRATE = (("calibrate_teacher", ("sgd", "adam")), ("calibrate_spirals", ("sg
 def _calibrate_runs():
     """The calibration's runs: per task and optimizer, constant W + random b, then the
     random-W baselines (the same file with :data:`CALIBRATE_BASELINES`; in the full and large
-    presets with the alternatives too, :data:`CALIBRATE_ALTERNATIVES`)."""
+    presets with the alternatives too, :data:`CALIBRATE_ALTERNATIVES`); then, full and large
+    only, per task for sgd and Adam, W = 0 + random b (:data:`CALIBRATE_ZERO`) and the unit
+    groups (:data:`CALIBRATE_GROUPS`), after every earlier run (so that a study resumed
+    from runs made before they existed trains only them)."""
     for name, quick in _CALIBRATE:
         for optimizer, rates in CALIBRATE_LEARNING_RATES.items():
             base = {"train.optimizer": optimizer, "grid.learning_rate": rates}
@@ -74,6 +87,12 @@ def _calibrate_runs():
                 yield name, {**base, **CALIBRATE_BASELINES}, ("quick",)
             yield name, base, ("full", "large")
             yield name, {**base, **CALIBRATE_ALTERNATIVES}, ("full", "large")
+    for name, _ in _CALIBRATE:
+        for optimizer in _EXTRA_OPTIMIZERS:
+            base = {"train.optimizer": optimizer,
+                    "grid.learning_rate": CALIBRATE_LEARNING_RATES[optimizer]}
+            yield name, {**base, **CALIBRATE_ZERO}, ("full", "large")
+            yield name, {**base, **CALIBRATE_GROUPS}, ("full", "large")
 
 
 #: the experiments ``jaxsym study`` runs, in order: (file stem in the bundled experiments,
