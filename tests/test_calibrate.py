@@ -114,9 +114,12 @@ def test_registry_runs_every_task_and_optimizer_with_its_baselines():
     for task in tasks:
         for optimizer, rates in experiments.CALIBRATE_LEARNING_RATES.items():
             mine = [o for n, o in runs if n == task and o["train.optimizer"] == optimizer]
-            assert len(mine) == 2 and all(o["grid.learning_rate"] == rates for o in mine)
-            assert sum("grid.weight_mode" in o for o in mine) == 1
-            (alternatives,) = [o["grid.weight_mode"] for o in mine if "grid.weight_mode" in o]
+            extra = 2 if optimizer in ("sgd", "adam") else 0  # W = 0, the unit groups
+            assert len(mine) == 2 + extra and all(o["grid.learning_rate"] == rates
+                                                  for o in mine)
+            kinds = [tuple(o.get("grid.weight_mode", ("constant",))) for o in mine]
+            assert kinds.count(("zero",)) == kinds.count(("grouped",)) == extra // 2
+            (alternatives,) = [k for k in kinds if "glorot" in k]
             # with constant W + random b: >= 7 methods against each other
             assert set(calibrate.BASELINE_MODES) <= set(alternatives)
             assert len(alternatives) + 1 >= 7
@@ -142,3 +145,37 @@ def test_alternatives_table_lists_every_baseline_mode(tmp_path):
     three = calibrate.analyse([(const, None), (_dataset(list(calibrate.BASELINE_MODES), [1.0],
                                                           [0.0], score, _baseline_val), None)])
     assert "alternatives" not in "\n".join(render_calibrate.render(three, tmp_path))
+
+
+def test_zero_weights_and_unit_groups_tables(tmp_path):
+    """W = 0 + random b: the sigma_b of the best validation score and its verdict; unit
+    groups: each k tuned and judged, 'groups needed' the smallest k whose verdict is yes."""
+    from jaxsym.reporting import calibrate as render_calibrate
+
+    def by_sigma(mode, c, sigma, lr, seed):
+        return 0.3 if sigma < 0.1 else _baseline_score(mode, c, sigma, lr, seed)
+
+    def val_by_sigma(mode, c, sigma, lr, seed):
+        return 0.2 if sigma < 0.1 else _baseline_val(mode, c, sigma, lr, seed)
+
+    modes = list(calibrate.BASELINE_MODES) + ["orthogonal"]
+    const = _dataset(["constant"], [1.0], [1e-3, 0.1], _baseline_score, _baseline_val)
+    base = _dataset(modes, [1.0], [0.0], _baseline_score, _baseline_val)
+    zero = _dataset(["zero"], [1.0], [1e-3, 0.1], by_sigma, val_by_sigma)
+    level = {1: 0.3, 2: 0.9, 4: 0.96, 8: 0.97}
+    grouped = xr.concat([_dataset(["grouped"], [1.0], [0.0],
+                                  lambda m, c, s, lr, seed, k=k: level[k], _baseline_val)
+                         for k in level], dim="groups").assign_coords(groups=list(level))
+    numbers = calibrate.analyse([(const, None), (base, None), (zero, None), (grouped, None)])
+    row = numbers["pairs"][0]["rows"][0]
+    assert row["zero"]["best"] == 0.1 and row["zero"]["verdict"] == "yes"
+    assert row["zero"]["cells"][1e-3]["p_success"] == 0.0
+    assert row["groups"]["verdicts"] == {1: "no", 2: "no", 4: "yes", 8: "yes"}
+    assert row["groups"]["needed"] == 4
+    text = "\n".join(render_calibrate.render(numbers, tmp_path))
+    assert "### How many distinct units does training need?" in text
+    assert "at sigma_b = 0.1: yes" in text and "| 4 |" in text
+    assert "with 4 groups needed at the median" in text
+    # without the extra runs (momentum, the quick preset) the rows say so
+    bare = calibrate.analyse([(const, None), (base, None)])["pairs"][0]["rows"][0]
+    assert bare["zero"] is None and bare["groups"] is None

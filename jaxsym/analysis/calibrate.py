@@ -28,6 +28,10 @@ Definitions (stated once, used everywhere in the section):
   VALIDATION score. Verdict against the pooled target (the same rule on all of Glorot's
   networks): "yes" when its test score meets it, "no" when even the favourable end of its
   CI misses it, else "unclear".
+* **W = 0 + random b** (full preset, sgd and Adam): the same tuning per sigma_b, then the
+  sigma_b with the best mean validation score and its verdict, like the recommendation.
+* **Unit groups**: Glorot W shared by k groups of identical hidden units (b = 0), tuned per k;
+  "groups needed" is the smallest k whose verdict is "yes" (None: no k tried was enough).
 """
 
 from __future__ import annotations
@@ -149,6 +153,8 @@ def _baselines(base, activation, draws: int, classification: bool):
     rows = {mode: _cell_numbers(cell, lr, reference, classification)
             for mode, (lr, cell) in tuned.items()}
     pooled = _pooled_target(_test_score(glorot, classification), classification)
+    for numbers in rows.values():  # every baseline and alternative judged like the recipe
+        numbers["verdict"] = _verdict(numbers["test"], pooled, classification)
     return rows, pooled, reference
 
 
@@ -192,9 +198,40 @@ def _recommend(cells, fits, target, classification) -> dict:
             "verdict": _verdict(best["test"], target, classification)}
 
 
-def analyse_pair(const, base) -> dict:
+def _zero_cells(zero, activation, reference, target, classification) -> dict:
+    """W = 0 + random b for one activation: ``{"cells": {sigma_b: numbers}, "best": sigma_b
+    of the best mean validation score, "verdict", "fit": SigmaFit of P(success)}``."""
+    one = zero.sel(activation=activation).isel(weight_mode=0, weight_value=0)
+    cells = {}
+    for sigma in one.sigma_b.values:
+        lr, cell = tune(one.sel(sigma_b=sigma))
+        cells[float(sigma)] = _cell_numbers(cell, lr, reference, classification)
+    best = max(cells, key=lambda s: cells[s]["val"])
+    x = np.concatenate([np.full(cells[s]["n"], s) for s in sorted(cells)])
+    y = np.concatenate([cells[s]["success"] for s in sorted(cells)])
+    return {"cells": cells, "best": best, "cell": cells[best],
+            "verdict": _verdict(cells[best]["test"], target, classification),
+            "fit": stats.fit_sigma_p(x, y, P_TARGET)}
+
+
+def _group_cells(grouped, activation, reference, target, classification) -> dict:
+    """Unit groups for one activation: ``{"cells": {k: numbers}, "verdicts": {k: verdict},
+    "needed": the smallest k whose verdict is "yes", or None}``."""
+    one = grouped.sel(activation=activation).isel(weight_mode=0, weight_value=0, sigma_b=0)
+    cells, verdicts = {}, {}
+    for k in one.groups.values:
+        lr, cell = tune(one.sel(groups=k))
+        cells[int(k)] = _cell_numbers(cell, lr, reference, classification)
+        verdicts[int(k)] = _verdict(cells[int(k)]["test"], target, classification)
+    needed = next((k for k in sorted(cells) if verdicts[k] == "yes"), None)
+    return {"cells": cells, "verdicts": verdicts, "needed": needed}
+
+
+def analyse_pair(const, base, zero=None, grouped=None) -> dict:
     """Every number of one (task, optimizer): per activation the baselines, the constant-W
-    cells, the sigma_90 fits and the recommendation."""
+    cells, the sigma_90 fits and the recommendation; with the W = 0 run (``zero``) and the
+    unit-group run (``grouped``) of the pair, their numbers too (``row["zero"]``,
+    ``row["groups"]``; None without)."""
     classification = _classification(const)
     sections = study_sections(const)
     draws = int(sections["task"]["draws"])
@@ -205,7 +242,13 @@ def analyse_pair(const, base) -> dict:
         fits = _sigma_fits(cells)
         rows.append({"activation": str(activation), "baselines": baselines, "target": target,
                      "cells": cells, "fits": fits,
-                     "recommendation": _recommend(cells, fits, target, classification)})
+                     "recommendation": _recommend(cells, fits, target, classification),
+                     "zero": (None if zero is None else
+                              _zero_cells(zero, activation, reference, target,
+                                          classification)),
+                     "groups": (None if grouped is None else
+                                _group_cells(grouped, activation, reference, target,
+                                             classification))})
     return {"task": sections["task"]["name"], "optimizer": sections["train"]["optimizer"],
             "classification": classification, "steps": int(const.attrs["steps"]),
             "seeds": int(const.sizes["seed"]), "draws": draws,
@@ -218,17 +261,29 @@ def _key(ds):
     return sections["task"]["name"], sections["train"]["optimizer"]
 
 
+def _run_kind(ds) -> str:
+    """Which calibration run ``ds`` is: "base" (holds Glorot), "zero" (W = 0 only),
+    "grouped" (the unit groups only) or "const" (constant W)."""
+    modes = [str(m) for m in ds.weight_mode.values] if "weight_mode" in ds.dims else []
+    if "glorot" in modes:
+        return "base"
+    return modes[0] if modes in (["zero"], ["grouped"]) else "const"
+
+
 def analyse(entries) -> dict:
     """``{"pairs": [analyse_pair(...)]}`` per (task, optimizer) present with both its
-    constant-W run and its baseline run (in the order the runs came), ``"missing"``: the
-    (task, optimizer) of runs without a partner."""
-    const, base, order = {}, {}, []
+    constant-W run and its baseline run (in the order the runs came; with its W = 0 and
+    unit-group runs where present), ``"missing"``: the (task, optimizer) of runs without a
+    partner."""
+    runs = {"const": {}, "base": {}, "zero": {}, "grouped": {}}
+    order = []
     for ds, _ in entries:
         key = _key(ds)
-        modes = [str(m) for m in ds.weight_mode.values] if "weight_mode" in ds.dims else []
-        (base if "glorot" in modes else const)[key] = ds
+        runs[_run_kind(ds)][key] = ds
         if key not in order:
             order.append(key)
-    pairs = [analyse_pair(const[k], base[k]) for k in order if k in const and k in base]
+    const, base = runs["const"], runs["base"]
+    pairs = [analyse_pair(const[k], base[k], runs["zero"].get(k), runs["grouped"].get(k))
+             for k in order if k in const and k in base]
     missing = [k for k in order if not (k in const and k in base)]
     return {"pairs": pairs, "missing": missing}

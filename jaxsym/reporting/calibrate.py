@@ -90,10 +90,22 @@ INIT_LABELS = {"glorot": "Glorot", "torch_default": "PyTorch default", "normal":
                "hadamard": "Hadamard rows (ZerO-style)"}
 
 
+def _entry(numbers, cls: bool) -> str:
+    """Tuned test score [CI] (W broken / fn broken) of one cell."""
+    return (f"{_score(numbers['test'], cls)} ({numbers['p_broken']:.2f} / "
+            f"{numbers['p_functional']:.2f})")
+
+
+def _zero_entry(zero, cls: bool) -> str:
+    if zero is None:
+        return "n/a"
+    return f"{_entry(zero['cell'], cls)} at sigma_b = {zero['best']:g}: {zero['verdict']}"
+
+
 def _alternatives_table(pairs) -> str | None:
-    """Every random-W baseline and alternative (b = 0) next to constant W + random b, tuned
-    test score with its 95% CI and the fractions W broken / fn broken; None when the runs hold
-    only the three baselines."""
+    """Every random-W baseline and alternative (b = 0) next to constant W + random b and
+    W = 0 + random b, tuned test score with its 95% CI and the fractions W broken / fn broken;
+    None when the runs hold only the three baselines."""
     modes = []
     for pair in pairs:
         for mode in pair["rows"][0]["baselines"]:
@@ -102,21 +114,49 @@ def _alternatives_table(pairs) -> str | None:
     if len(modes) <= len(BASELINE_MODES):
         return None
     head = ("| task | optimizer | activation | constant W + random b (recommended) | "
+            "W = 0 + random b (best sigma_b: verdict) | "
             + " | ".join(INIT_LABELS.get(m, m) for m in modes) + " |")
-    lines = [head, "|" + "---|" * (4 + len(modes))]
+    lines = [head, "|" + "---|" * (5 + len(modes))]
     for pair in pairs:
         cls = pair["classification"]
         for row in pair["rows"]:
             cell = row["recommendation"]["cell"]
-
-            def entry(numbers):
-                return (f"{_score(numbers['test'], cls)} ({numbers['p_broken']:.2f} / "
-                        f"{numbers['p_functional']:.2f})")
             base = row["baselines"]
             lines.append(f"| {pair['task']} | {pair['optimizer']} | {row['activation']} | "
-                         f"{entry(cell)} | "
-                         + " | ".join(entry(base[m]) if m in base else "n/a" for m in modes)
-                         + " |")
+                         f"{_entry(cell, cls)} | {_zero_entry(row.get('zero'), cls)} | "
+                         + " | ".join(_entry(base[m], cls) if m in base else "n/a"
+                                      for m in modes) + " |")
+    return "\n".join(lines)
+
+
+#: how a verdict is marked in the unit-group table
+_MARK = {"yes": "yes", "no": "no", "unclear": "?"}
+
+
+def _groups_table(pairs) -> str | None:
+    """Per (task, optimizer, activation): the tuned test score of Glorot W shared by k groups
+    of identical units, each k's verdict, and the smallest k that trains as well as Glorot;
+    None without unit-group runs."""
+    ks = sorted({k for pair in pairs for row in pair["rows"] if row.get("groups")
+                 for k in row["groups"]["cells"]})
+    if not ks:
+        return None
+    head = ("| task | optimizer | activation | "
+            + " | ".join(f"k = {k}" for k in ks) + " | Glorot | groups needed |")
+    lines = [head, "|" + "---|" * (5 + len(ks))]
+    for pair in pairs:
+        cls = pair["classification"]
+        for row in pair["rows"]:
+            groups = row.get("groups")
+            if not groups:
+                continue
+            cells = [f"{_score(groups['cells'][k]['test'], cls)} "
+                     f"{_MARK[groups['verdicts'][k]]}" if k in groups["cells"] else "n/a"
+                     for k in ks]
+            needed = groups["needed"]
+            lines.append(f"| {pair['task']} | {pair['optimizer']} | {row['activation']} | "
+                         + " | ".join(cells) + f" | {_score(row['baselines']['glorot']['test'], cls)}"
+                         f" | {needed if needed is not None else f'> {max(ks)}'} |")
     return "\n".join(lines)
 
 
@@ -221,6 +261,20 @@ def answer(pairs) -> str:
     return text
 
 
+def _groups_sentence(pairs) -> str:
+    rows = [row for pair in pairs for row in pair["rows"] if row.get("groups")]
+    needed = [row["groups"]["needed"] for row in rows]
+    found = [k for k in needed if k is not None]
+    if not rows:
+        return ""
+    text = (f"A group count trained as well as Glorot in {len(found)} of {len(rows)} "
+            "task/optimizer/activation rows")
+    if found:
+        text += (f", with {int(np.median(found))} groups needed at the median (range "
+                 f"{min(found)}-{max(found)})")
+    return text + "."
+
+
 def render(numbers, figures_dir) -> list[str]:
     """The section's markdown lines (and its figures in ``figures_dir``)."""
     pairs = numbers["pairs"]
@@ -231,17 +285,30 @@ def render(numbers, figures_dir) -> list[str]:
                   + ", ".join(f"{t}/{o}" for t, o in numbers["missing"]) + ".", ""]
     if not pairs:
         return lines
-    lines += ["### Recommendation", "", answer(pairs), "", _recommendation_table(pairs), "",
+    lines += ["### Recommendation", "", "<!-- recommendation:start -->", answer(pairs), "",
+              _recommendation_table(pairs), "<!-- recommendation:end -->", "",
               f"### sigma_{round(P_TARGET * 100)} per constant weight c", "",
               _sigma_table(pairs), ""]
     alternatives = _alternatives_table(pairs)
     if alternatives:
         lines += ["### Is random W the only choice? The alternatives", "",
-                  "Tuned test score [95% CI] of every init (b = 0 in all but constant W + "
-                  "random b and PyTorch's default), each with its own learning rate chosen on "
+                  "Tuned test score [95% CI] of every init (b = 0 in all but the two random-b "
+                  "recipes and PyTorch's default), each with its own learning rate chosen on "
                   "the validation split; in parentheses the fractions of networks whose W rows "
                   "separated (W broken) and whose units compute different functions at the end "
-                  "(fn broken).", "", alternatives, ""]
+                  "(fn broken). W = 0 + random b (sgd and Adam only): every weight zero, the "
+                  "sigma_b of its grid with the best validation score, and its verdict as in "
+                  "the recommendation table.", "", alternatives, ""]
+    groups = _groups_table(pairs)
+    if groups:
+        lines += ["### How many distinct units does training need?", "",
+                  "Glorot W shared by k groups of identical hidden units (unit j in group "
+                  "j mod k: same incoming row and outgoing column, b = 0; k = 1 is one "
+                  "collapsed unit, k = the width is Glorot itself), the learning rate tuned "
+                  "per k; tuned test score [95% CI] and its verdict against Glorot's target "
+                  "(yes / no / ? unclear). Groups of identical units stay identical under "
+                  "gradient descent, so k is the number of distinct units the network keeps. "
+                  + _groups_sentence(pairs), "", groups, ""]
     for pair in pairs:
         stem = f"calibrate_{pair['task']}_{pair['optimizer']}"
         save(fig_pair(pair), figures_dir, stem)

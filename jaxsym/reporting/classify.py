@@ -128,9 +128,13 @@ def _classify_text(tables, slow_slope) -> str:
                  for task, r in tally["disagree"]]
     by_mechanism = ", ".join(f"{m} {a} of {n}" for m, (a, n) in tally["by_mechanism"].items())
     agree, total = tally["agree"], tally["total"]
+    trivial = sum(r["baseline_agree"] for _, rows in tables for r in rows)
     return "\n".join([
         INTRO + f"**{agree} of {total} ({100 * agree / max(total, 1):.0f}%)** (cell, draw, "
-        f"sigma_b) entries agree (by predicted mechanism: {by_mechanism}). The draws of one "
+        f"sigma_b) entries agree (by predicted mechanism: {by_mechanism}). The baseline to beat "
+        "is the rule that needs no theory, \"smooth activations break, relu-type ones do not\" "
+        f"(P = 1 or 0, judged the same way): it scores {trivial} of {total} "
+        f"({100 * trivial / max(total, 1):.0f}%). The draws of one "
         "cell often differ (xor is the extreme case): the prediction follows each draw."
         + _kink_text(tables), "", header,
         "|---|---|---|---|---|" + "---|" * len(sigmas), *lines, "",

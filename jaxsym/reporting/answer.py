@@ -1,0 +1,207 @@
+"""The plain-language answer that opens REPORT.md (and, copied verbatim, README.md): the three
+sub-questions of the thread, each claim a count or number taken from a table of the report and
+linked to it.
+
+Contract: :func:`answer_lines` ``(sections, link) -> markdown lines`` from the analysed sections
+(``{kind: numbers}`` of :func:`jaxsym.analysis.sections.analyse`; a question whose tables are
+missing is left out); ``link`` prefixes every anchor (``""`` inside REPORT.md,
+``"figures/REPORT.md"`` in the README). :func:`sync_readme` copies the marked blocks
+(:data:`BLOCKS`: this answer and the recommendation table) from a report into a README
+(``python -m jaxsym.reporting.answer README.md figures/REPORT.md``), so the README's answer is
+the committed report's, never typed in. At most :data:`MAX_WORDS` words (tested).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["answer_lines", "words", "sync_readme", "block", "markers", "START", "END", "BLOCKS",
+           "MAX_WORDS", "ANCHORS"]
+
+START, END = "<!-- answer:start -->", "<!-- answer:end -->"
+#: the marked blocks :func:`sync_readme` copies from the report (the answer, then the
+#: calibration's recommendation table, :mod:`jaxsym.reporting.calibrate`)
+BLOCKS = ("answer", "recommendation")
+MAX_WORDS = 250
+#: the report's headings each claim links to (GitHub's anchors of the section titles)
+ANCHORS = {
+    "recommendation": "#recommendation",
+    "alternatives": "#is-random-w-the-only-choice-the-alternatives",
+    "groups": "#how-many-distinct-units-does-training-need",
+    "classify": "#which-activation-x-loss-x-task-breaks-predicted-from-theory-alone",
+    "decay": "#weight-decay-as-a-cost-function-axis-predicted-from-theory-alone",
+}
+#: how the answer names the alternatives (b = 0)
+_ALTERNATIVES = {"orthogonal": "orthogonal W", "hadamard": "deterministic Hadamard rows",
+                 "random_output": "a random output layer alone",
+                 "signed_output": "two groups of opposite output sign"}
+
+
+def _rows(calibrate):
+    return [(pair["task"], pair["optimizer"], row) for pair in calibrate["pairs"]
+            for row in pair["rows"]]
+
+
+def _names(rows, limit: int = 3) -> str:
+    names = [f"{t}/{o}/{r['activation']}" for t, o, r in rows]
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more"
+                                       if len(names) > limit else "")
+
+
+def _q1(calibrate, link) -> str | None:
+    rows = _rows(calibrate)
+    modes = [m for m in _ALTERNATIVES if all(m in r["baselines"] for _, _, r in rows)]
+    if not rows or not modes:
+        return None
+    counts = [f"{_ALTERNATIVES[m]} {sum(r['baselines'][m]['verdict'] == 'yes' for _, _, r in rows)}"
+              for m in modes]
+    text = ("**Is random W the only choice?** No: anything that makes the units differ works. "
+            f"With b = 0, [the alternatives]({link}{ANCHORS['alternatives']}) matched Glorot's "
+            f"test score in this many of {len(rows)} task/optimizer/activation rows: "
+            + ", ".join(counts) + ".")
+    grouped = [r["groups"] for _, _, r in rows if r.get("groups")]
+    found = [g["needed"] for g in grouped if g["needed"] is not None]
+    if grouped:
+        text += (f" [Distinct units needed]({link}{ANCHORS['groups']}): "
+                 + (f"a median of {int(np.median(found))} groups of identical units (range "
+                    f"{min(found)}-{max(found)}; enough in {len(found)} of {len(grouped)} rows)."
+                    if found else f"no group count tried was enough ({len(grouped)} rows)."))
+    return text
+
+
+def _q2(calibrate, link) -> str | None:
+    rows = _rows(calibrate)
+    if not rows:
+        return None
+    verdict = Counter(r["recommendation"]["verdict"] for _, _, r in rows)
+    no = [(t, o, r) for t, o, r in rows if r["recommendation"]["verdict"] == "no"]
+    yes = [r for _, _, r in rows if r["recommendation"]["verdict"] == "yes"]
+    costs = [r["recommendation"]["cell"]["cost"].value for r in yes
+             if math.isfinite(r["recommendation"]["cell"]["cost"].value)]
+    smallest = min(s for _, _, r in rows for _, s in r["cells"])
+    tiny = sum(r["recommendation"]["fit"].status in ("always", "below") for r in yes)
+    text = ("**Can random b replace random W?** Often. Constant W = c/sqrt(fan_in) plus biases "
+            "N(0, sigma_b^2), learning rate tuned on validation, matched Glorot in "
+            f"{verdict['yes']} of {len(rows)} [rows]({link}{ANCHORS['recommendation']})")
+    text += f", fell short in {verdict['no']} ({_names(no)})" if no else ", fell short in none"
+    text += f", undecided in {verdict['unclear']}." if verdict["unclear"] else "."
+    if costs:
+        text += (f" It took a median {np.median(costs):.2g}x Glorot's steps (range "
+                 f"{min(costs):.2g}-{max(costs):.2g}); sigma_b = {smallest:g} already gave "
+                 f"90% success in {tiny} of those {len(yes)} rows.")
+    zero = [r["zero"] for _, _, r in rows if r.get("zero")]
+    if zero:
+        text += (f" W = 0 plus random b matched in {sum(z['verdict'] == 'yes' for z in zero)} "
+                 f"of {len(zero)} [sgd/Adam rows]({link}{ANCHORS['alternatives']}).")
+    return text
+
+
+def _q3(sections, link) -> str | None:
+    parts = []
+    calibrate = sections.get("calibrate")
+    if calibrate and _rows(calibrate):
+        by_act: dict = {}
+        for _, _, r in _rows(calibrate):
+            ok, n = by_act.get(r["activation"], (0, 0))
+            by_act[r["activation"]] = (ok + (r["recommendation"]["verdict"] == "yes"), n + 1)
+        parts.append(f"[Matches]({link}{ANCHORS['recommendation']}) per activation: "
+                     + ", ".join(f"{a} {ok}/{n}" for a, (ok, n) in by_act.items()) + ".")
+    classify = sections.get("classify")
+    if classify:
+        rows = [r for _, rows in classify["tables"] for r in rows]
+        smallest = min(r["sigma_b"] for r in rows)
+        tiny = [r for r in rows if r["sigma_b"] == smallest]
+        broke = sum(r["p_measured"] >= 0.5 for r in tiny)
+        agree = sum(r["agree"] for r in rows)
+        parts.append(f"Whether a tiny spread (sigma_b = {smallest:.0e}) breaks the symmetry at "
+                     f"all depends on activation x loss x data: it did in {broke} of "
+                     f"{len(tiny)} [cells]({link}{ANCHORS['classify']}) (theory alone "
+                     f"predicted {agree} of {len(rows)} entries).")
+    decay = sections.get("weight_decay")
+    if decay:
+        rows = [r for _, rows, _, _ in decay["tables"] for r in rows]
+        healed = sorted({r["cell"].get("weight_decay") for r in rows
+                         if r["p_measured"] < 0.5 and r["cell"].get("weight_decay", 0) > 0})
+        every = [lam for lam in healed
+                 if all(r["p_measured"] < 0.5 for r in rows
+                        if r["cell"].get("weight_decay") == lam)]
+        activations = {r["cell"].get("activation") for r in rows}
+        met = sum(a for _, _, _, per in decay["tables"] for a, _ in per.values())
+        cells = sum(n for _, _, _, per in decay["tables"] for _, n in per.values())
+        if every:
+            parts.append(f"L2 weight decay >= {min(every):g} stopped sigma_b <= "
+                         f"{max(r['sigma_b'] for r in rows):g} from breaking it for all "
+                         f"{len(activations)} [activations tried]({link}{ANCHORS['decay']}) "
+                         f"(theory: {met} of {cells} cells).")
+    if not parts:
+        return None
+    return "**Does it depend on the activation and the cost?** Yes. " + " ".join(parts)
+
+
+def answer_lines(sections: dict, link: str = "") -> list[str]:
+    """The answer block (markers included), or [] when no section it needs is present."""
+    calibrate = sections.get("calibrate") or {"pairs": []}
+    paragraphs = [p for p in (_q1(calibrate, link), _q2(calibrate, link), _q3(sections, link))
+                  if p]
+    if not paragraphs:
+        return []
+    lines = [START, "## The answer in plain words", ""]
+    for paragraph in paragraphs:
+        lines += [paragraph, ""]
+    return lines + [END, ""]
+
+
+def words(lines) -> int:
+    """Words of an answer block, markdown links counted by their text only."""
+    text = re.sub(r"\]\([^)]*\)", "]", "\n".join(lines))
+    text = text.replace(START, "").replace(END, "")
+    return len(re.findall(r"[^\s]+", text))
+
+
+def markers(name: str) -> tuple[str, str]:
+    """The start and end markers of block ``name`` (:data:`BLOCKS`)."""
+    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+
+
+def block(text: str, name: str = "answer") -> str | None:
+    """Block ``name`` of ``text``, markers included (None: not there)."""
+    start, end = markers(name)
+    found = re.search(re.escape(start) + ".*?" + re.escape(end), text, re.S)
+    return found.group(0) if found else None
+
+
+def sync_readme(readme, report) -> bool:
+    """Copy every block of :data:`BLOCKS` of ``report`` into ``readme`` (between the same
+    markers, links to the report's own headings re-pointed at its path); True when the README
+    changed.
+
+    Raises:
+      ValueError: a file without a block's markers.
+    """
+    readme, report = Path(readme), Path(report)
+    source, target = report.read_text(), readme.read_text()
+    relative = Path(os.path.relpath(report, readme.parent)).as_posix()
+    new = target
+    for name in BLOCKS:
+        found, there = block(source, name), block(new, name)
+        if not found or not there:
+            start, end = markers(name)
+            raise ValueError(f"both {readme} and {report} need the {start} ... {end} markers")
+        text = re.sub(r"\]\(#", f"]({relative}#", found)
+        new = new.replace(there, text)
+    if new != target:
+        readme.write_text(new)
+    return new != target
+
+
+if __name__ == "__main__":  # python -m jaxsym.reporting.answer README.md figures/REPORT.md
+    if len(sys.argv) != 3:
+        sys.exit("usage: python -m jaxsym.reporting.answer README.md REPORT.md")
+    print("README updated" if sync_readme(sys.argv[1], sys.argv[2]) else "README unchanged")
