@@ -17,6 +17,7 @@ All functions are deterministic (bootstrap seeded by ``numpy.random.default_rng(
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from typing import NamedTuple
@@ -318,18 +319,70 @@ MAX_LOGISTIC_SLOPE = 20.0
 
 def _logistic_fit(x, y):
     """Maximum-likelihood ``(a, b)`` of ``P = expit(a + b x)`` with ``|b| <= 20``
-    (``scipy.optimize.minimize``, L-BFGS-B)."""
-    from scipy import optimize, special
+    (:func:`_logistic_fits` on the sufficient statistics: per distinct x, the numbers of
+    outcomes and of successes)."""
+    levels, inverse = np.unique(np.asarray(x, float), return_inverse=True)
+    n = np.bincount(inverse, minlength=levels.size).astype(float)
+    k = np.bincount(inverse, weights=np.asarray(y, float), minlength=levels.size)
+    a, b = _logistic_fits(levels, n, k[None, :])
+    return float(a[0]), float(b[0])
 
-    def negative_log_likelihood(theta):
-        z = theta[0] + theta[1] * x
-        return float(np.sum(np.logaddexp(0.0, z) - y * z))
 
-    start = np.array([special.logit(np.clip(y.mean(), 0.05, 0.95)), 0.0])
-    result = optimize.minimize(negative_log_likelihood, start, method="L-BFGS-B",
-                               bounds=[(-200.0, 200.0),
-                                       (-MAX_LOGISTIC_SLOPE, MAX_LOGISTIC_SLOPE)])
-    return float(result.x[0]), float(result.x[1])
+def _negative_log_likelihood(a, b, x, n, k):
+    z = a[:, None] + b[:, None] * x[None, :]
+    return np.sum(n * np.logaddexp(0.0, z) - k * z, axis=1)
+
+
+def _logistic_fits(x, n, k, iterations: int = 100, tol: float = 1e-12):
+    """Many grouped logistic fits at once: for each row r of ``k (R, L)`` the ``(a_r, b_r)``
+    minimising ``sum_l n_l log(1 + e^z) - k_rl z``, ``z = a + b x_l``, with
+    ``|b| <= MAX_LOGISTIC_SLOPE`` and ``|a| <= 200``: damped Newton steps (the likelihood is
+    convex), a step that crosses the slope bound stops at it and only ``a`` moves while the
+    gradient pushes ``b`` outward. Vectorised over the rows (a bootstrap's replicates), where
+    one ``scipy.optimize.minimize`` per replicate cost seconds per fit."""
+    from scipy import special
+
+    x, n, k = np.asarray(x, float), np.asarray(n, float), np.atleast_2d(np.asarray(k, float))
+    a = special.logit(np.clip(k.sum(axis=1) / n.sum(), 0.05, 0.95))
+    b = np.zeros_like(a)
+    value = _negative_log_likelihood(a, b, x, n, k)
+    for _ in range(iterations):
+        p = special.expit(a[:, None] + b[:, None] * x[None, :])
+        r = n * p - k
+        ga, gb = r.sum(axis=1), (r * x).sum(axis=1)
+        w = n * p * (1 - p)
+        haa, hab, hbb = w.sum(axis=1), (w * x).sum(axis=1), (w * x * x).sum(axis=1)
+        det = haa * hbb - hab ** 2
+        ok = det > 1e-300 * np.maximum(haa * hbb, 1e-300)
+        da = np.where(ok, -(hbb * ga - hab * gb) / np.where(ok, det, 1.0), 0.0)
+        db = np.where(ok, -(haa * gb - hab * ga) / np.where(ok, det, 1.0), 0.0)
+        # at the bound with the gradient pushing outward: move a alone
+        held = ((b >= MAX_LOGISTIC_SLOPE) & (gb < 0)) | ((b <= -MAX_LOGISTIC_SLOPE) & (gb > 0))
+        held |= ~ok
+        da = np.where(held, -ga / np.maximum(haa, 1e-300), da)
+        db = np.where(held, 0.0, db)
+        step = np.ones_like(a)
+        for _ in range(40):  # halve until the likelihood does not increase
+            na = np.clip(a + step * da, -200.0, 200.0)
+            nb = np.clip(b + step * db, -MAX_LOGISTIC_SLOPE, MAX_LOGISTIC_SLOPE)
+            new = _negative_log_likelihood(na, nb, x, n, k)
+            worse = new > value + 1e-15 * np.abs(value)
+            if not worse.any():
+                break
+            step = np.where(worse, step / 2, step)
+        na = np.where(worse, a, na)
+        nb = np.where(worse, b, nb)
+        new = np.where(worse, value, new)
+        done = np.all(np.abs(new - value) <= tol * np.maximum(np.abs(value), 1.0))
+        a, b, value = na, nb, new
+        if done:
+            break
+    return a, b
+
+
+def special_logit(p: float) -> float:
+    """``log(p / (1 - p))``."""
+    return math.log(p / (1.0 - p))
 
 
 def _sigma_at(a: float, b: float, p: float) -> float:
@@ -379,17 +432,17 @@ def fit_sigma_p(sigma, success, p: float = 0.9, n_boot: int = 200, confidence: f
     a, b = _logistic_fit(x, y)
     rng = np.random.default_rng(seed)
     levels = [np.flatnonzero(s == level) for level in np.unique(s)]
-    boot = np.empty(n_boot)
+    # the replicates' successes per sigma level, drawn in the order of the former loop
+    counts = np.empty((n_boot, len(levels)))
     for r in range(n_boot):
-        idx = np.concatenate([g[rng.integers(0, g.size, g.size)] for g in levels])
-        yb = y[idx]
-        if yb.min() == 1.0:
-            boot[r] = s.min()
-        elif yb.max() == 0.0:
-            boot[r] = math.inf
-        else:
-            ab, bb = _logistic_fit(x[idx], yb)
-            boot[r] = _sigma_at(ab, bb, p) if bb > 0 else math.inf
+        counts[r] = [y[g[rng.integers(0, g.size, g.size)]].sum() for g in levels]
+    sizes = np.array([g.size for g in levels], float)
+    ab, bb = _logistic_fits(np.log10(np.unique(s)), sizes, counts)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        sig = np.where(bb > 0, 10.0 ** ((special_logit(p) - ab) / np.where(bb > 0, bb, 1.0)),
+                       math.inf)
+    boot = np.where(counts.sum(axis=1) == sizes.sum(), s.min(),
+                    np.where(counts.sum(axis=1) == 0, math.inf, sig))
     alpha = 1.0 - confidence
     low, high = np.clip(np.quantile(boot, [alpha / 2, 1 - alpha / 2], method="inverted_cdf"),
                         s.min(), s.max())
