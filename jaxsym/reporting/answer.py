@@ -64,7 +64,7 @@ def _q1(calibrate, link) -> str | None:
               for m in modes]
     text = ("**Is random W the only choice?** No: anything that makes the units differ works. "
             f"With b = 0, [the alternatives]({link}{ANCHORS['alternatives']}) matched Glorot's "
-            f"test score in this many of {len(rows)} task/optimizer/activation rows: "
+            f"test score in (of {len(rows)} task/optimizer/activation rows): "
             + ", ".join(counts) + ".")
     grouped = [r["groups"] for _, _, r in rows if r.get("groups")]
     found = [g["needed"] for g in grouped if g["needed"] is not None]
@@ -74,6 +74,11 @@ def _q1(calibrate, link) -> str | None:
                     f"{min(found)}-{max(found)}; enough in {len(found)} of {len(grouped)} rows)."
                     if found else f"no group count tried was enough ({len(grouped)} rows)."))
     return text
+
+
+def _factor(x: float) -> str:
+    """A cost factor: ``1.8x``, ``820x``."""
+    return f"{x:.0f}x" if x >= 100 else f"{x:.2g}x"
 
 
 def _q2(calibrate, link) -> str | None:
@@ -93,8 +98,9 @@ def _q2(calibrate, link) -> str | None:
     text += f", fell short in {verdict['no']} ({_names(no)})" if no else ", fell short in none"
     text += f", undecided in {verdict['unclear']}." if verdict["unclear"] else "."
     if costs:
-        text += (f" It took a median {np.median(costs):.2g}x Glorot's steps (range "
-                 f"{min(costs):.2g}-{max(costs):.2g}); sigma_b = {smallest:g} already gave "
+        text += (f" It took a median {_factor(np.median(costs))} Glorot's steps (range "
+                 f"{_factor(min(costs))}-{_factor(max(costs))}); sigma_b = {smallest:g} "
+                 "already gave "
                  f"90% success in {tiny} of those {len(yes)} rows.")
     zero = [r["zero"] for _, _, r in rows if r.get("zero")]
     if zero:
@@ -122,7 +128,7 @@ def _q3(sections, link) -> str | None:
         agree = sum(r["agree"] for r in rows)
         parts.append(f"Whether a tiny spread (sigma_b = {smallest:.0e}) breaks the symmetry at "
                      f"all depends on activation x loss x data: it did in {broke} of "
-                     f"{len(tiny)} [cells]({link}{ANCHORS['classify']}) (theory alone "
+                     f"{len(tiny)} [cell/draw entries]({link}{ANCHORS['classify']}) (theory alone "
                      f"predicted {agree} of {len(rows)} entries).")
     decay = sections.get("weight_decay")
     if decay:
