@@ -114,8 +114,11 @@ def test_registry_run_names_and_width_scaling_sections():
     assert [name for _, name in api.experiment_studies("quick")][:2] == [
         "bias_only_regression-quick", "bias_only_classification-quick"]
     calibrate = [name for name in names if name.startswith("calibrate_")]
-    # 4 tasks x 3 optimizers x (constant W, random-W baselines)
-    assert len(calibrate) == 24 and "calibrate_digits-adam-0.001+0.003+0.01+0.03-large" in names
+    # 4 tasks x 3 optimizers x (constant W, random-W baselines), + 4 tasks x (sgd, Adam) x
+    # (W = 0, unit groups)
+    assert len(calibrate) == 24 + 16
+    assert "calibrate_digits-adam-0.001+0.003+0.01+0.03-large" in names
+    assert "calibrate_digits-adam-0.001+0.003+0.01+0.03-zero-1.0-large" in names
     assert "weight_decay-large" in names
     assert len(names) == len(set(names)) == 31 + len(calibrate)
     with pytest.raises(ValueError, match="unknown preset 'huge'; allowed: quick, full, large"):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from jaxsym._lazy import submodule_getattr
-from jaxsym.reporting import (answer, bias_only, calibrate, classify, escape, generic,
+from jaxsym.reporting import (bias_only, calibrate, classify, escape, generic,
                               noise_dose, phase, predict, saddle, staircase, weight_decay, zero_init)
 from jaxsym.reporting.common import source_label, write_text_if_changed
 
@@ -36,6 +36,7 @@ def write_report(run_dirs, figures_dir="figures") -> Path:
     one: the generic section, P(broken) and the times to break and to converge at every grid
     point with CIs, and an overview figure). Returns the path of ``REPORT.md``."""
     from jaxsym.analysis import sections as analysis_sections
+    from jaxsym.reporting import answer  # imported here: ``python -m jaxsym.reporting.answer``
 
     figures_dir = Path(figures_dir)
     sources = list(run_dirs)
