@@ -15,7 +15,7 @@ STEPS = np.array([0, 10, 100, 1000])
 DRAWS, SEEDS = 3, 2
 
 
-def _dataset(modes, values, sigmas, score, val, optimizer="adam"):
+def _dataset(modes, values, sigmas, score, val, optimizer="adam", loss="softmax_ce"):
     """A result with the calibration's dims; ``score(mode, c, sigma, lr, seed) -> final test
     accuracy`` (the curve rises linearly in log-step to it), ``val`` the same for validation."""
     lrs = np.array([0.01, 0.1])
@@ -33,7 +33,7 @@ def _dataset(modes, values, sigmas, score, val, optimizer="adam"):
               "step": STEPS, "layer": [1]}
     curve = test[..., None] * ramp
     study = {"sections": {"task": {"name": "digits", "draws": DRAWS},
-                          "train": {"optimizer": optimizer, "loss": "softmax_ce"}}}
+                          "train": {"optimizer": optimizer, "loss": loss}}}
     return xr.Dataset(
         {"test_accuracy": (dims, test), "test_accuracy_curve": (dims + ("step",), curve),
          "val_accuracy": (dims + ("step",), valid[..., None] * ramp),
@@ -102,7 +102,7 @@ def test_success_cost_and_sigma_90():
 def test_runs_without_a_partner_are_listed_not_analysed():
     const = _dataset(["constant"], [1.0], [0.1], _baseline_score, _baseline_val, "sgd")
     out = calibrate.analyse([(const, None)])
-    assert out["pairs"] == [] and out["missing"] == [("digits", "sgd")]
+    assert out["pairs"] == [] and out["missing"] == [("digits", "sgd", "softmax_ce")]
 
 
 def test_registry_runs_every_task_and_optimizer_with_its_baselines():
@@ -113,12 +113,24 @@ def test_registry_runs_every_task_and_optimizer_with_its_baselines():
                      "calibrate_teacher"}
     for task in tasks:
         for optimizer, rates in experiments.CALIBRATE_LEARNING_RATES.items():
-            mine = [o for n, o in runs if n == task and o["train.optimizer"] == optimizer]
-            extra = 2 if optimizer in ("sgd", "adam") else 0  # W = 0, the unit groups
+            mine = [o for n, o in runs if n == task and o["train.optimizer"] == optimizer
+                    and "train.loss" not in o]
+            extra = 3 if optimizer in ("sgd", "adam") else 0  # W = 0, unit groups, dropout
             assert len(mine) == 2 + extra and all(o["grid.learning_rate"] == rates
                                                   for o in mine)
             kinds = [tuple(o.get("grid.weight_mode", ("constant",))) for o in mine]
-            assert kinds.count(("zero",)) == kinds.count(("grouped",)) == extra // 2
+            assert kinds.count(("zero",)) == kinds.count(("grouped",)) == extra // 3
+            assert sum("grid.dropout" in o for o in mine) == extra // 3
+            # the loss at a fixed task: constant W and the baselines again per other loss
+            losses = [o for n, o in runs if n == task and o["train.optimizer"] == optimizer
+                      and "train.loss" in o]
+            if task == experiments.CALIBRATE_LOSS_TASK and extra:
+                assert sorted(o["train.loss"] for o in losses) == sorted(
+                    2 * list(experiments.CALIBRATE_LOSSES))
+                assert sum("grid.weight_mode" in o for o in losses) == len(
+                    experiments.CALIBRATE_LOSSES)
+            else:
+                assert losses == []
             (alternatives,) = [k for k in kinds if "glorot" in k]
             # with constant W + random b: >= 7 methods against each other
             assert set(calibrate.BASELINE_MODES) <= set(alternatives)
@@ -179,3 +191,47 @@ def test_zero_weights_and_unit_groups_tables(tmp_path):
     # without the extra runs (momentum, the quick preset) the rows say so
     bare = calibrate.analyse([(const, None), (base, None)])["pairs"][0]["rows"][0]
     assert bare["zero"] is None and bare["groups"] is None
+
+
+def test_dropout_column_and_the_loss_table(tmp_path):
+    """Dropout on identical units: the rate of the best validation score and its verdict in
+    the alternatives table; the loss runs make their own pairs (not the recommendation's) and
+    the loss table, where a verdict that differs between the losses is counted."""
+    from jaxsym.reporting import answer
+    from jaxsym.reporting import calibrate as render_calibrate
+
+    modes = list(calibrate.BASELINE_MODES) + ["orthogonal"]
+    const = _dataset(["constant"], [1.0], [1e-3, 0.1], _baseline_score, _baseline_val)
+    base = _dataset(modes, [1.0], [0.0], _baseline_score, _baseline_val)
+    level = {0.1: 0.5, 0.5: 0.96}
+    dropped = xr.concat([_dataset(["constant"], [1.0], [0.0],
+                                  lambda m, c, s, lr, seed, p=p: level[p],
+                                  lambda m, c, s, lr, seed, p=p: level[p] - 0.05 * (lr == 0.1))
+                         for p in level], dim="dropout").assign_coords(dropout=list(level))
+    # with mse, constant W + random b falls clearly short of mse's Glorot
+    mse_const = _dataset(["constant"], [1.0], [1e-3, 0.1], lambda *a: 0.5, _baseline_val,
+                         loss="mse")
+    mse_base = _dataset(list(calibrate.BASELINE_MODES), [1.0], [0.0], _baseline_score,
+                        _baseline_val, loss="mse")
+    numbers = calibrate.analyse([(const, None), (base, None), (dropped, None),
+                                 (mse_const, None), (mse_base, None)])
+    (pair,) = numbers["pairs"]
+    (other,) = numbers["loss_pairs"]
+    assert pair["loss"] == "softmax_ce" and other["loss"] == "mse"
+    row = pair["rows"][0]
+    assert row["dropout"]["best"] == 0.5 and row["dropout"]["verdict"] == "yes"
+    assert row["dropout"]["cells"][0.1]["learning_rate"] == 0.01
+    assert row["recommendation"]["verdict"] == "yes"
+    assert other["rows"][0]["recommendation"]["verdict"] == "no"
+    assert calibrate.loss_changes(numbers) == (1, 1)
+    text = "\n".join(render_calibrate.render(numbers, tmp_path))
+    assert "dropout on identical units (best p: verdict)" in text and "at p = 0.5: yes" in text
+    assert "### Does it depend on the loss? The loss varied at a fixed task" in text
+    assert "in 1 of 1 rows" in text
+    assert "| digits | adam | tanh | " in text and ": no (" in text
+    lines = answer.answer_lines({"calibrate": numbers})
+    assert any("dropout alone 1 of 1" in line for line in lines)
+    assert any("changed the verdict in 1 of 1 rows" in line for line in lines)
+    assert answer.words(lines) <= answer.MAX_WORDS
+    # the loss pairs never enter the recommendation table
+    assert text.count("| digits | adam | tanh |") >= 2

@@ -115,8 +115,9 @@ def test_registry_run_names_and_width_scaling_sections():
         "bias_only_regression-quick", "bias_only_classification-quick"]
     calibrate = [name for name in names if name.startswith("calibrate_")]
     # 4 tasks x 3 optimizers x (constant W, random-W baselines), + 4 tasks x (sgd, Adam) x
-    # (W = 0, unit groups)
-    assert len(calibrate) == 24 + 16
+    # (W = 0, unit groups, dropout), + 2 other losses x (sgd, Adam) x (constant W, baselines)
+    assert len(calibrate) == 24 + 24 + 8
+    assert "calibrate_digits-sgd-0.03+0.1+0.3+1.0-mse-large" in names
     assert "calibrate_digits-adam-0.001+0.003+0.01+0.03-large" in names
     assert "calibrate_digits-adam-0.001+0.003+0.01+0.03-zero-1.0-large" in names
     assert "weight_decay-large" in names

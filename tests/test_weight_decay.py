@@ -5,11 +5,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import xor_network, xor_spec
 from jax.flatten_util import ravel_pytree
 
 from jaxsym.core import train
-from jaxsym.core.network import run_network
-from jaxsym.core.spec import WEIGHT_MODES, NetworkSpec, checkpoint_steps
 from jaxsym.engine.store import study_identity
 from jaxsym.study import config, tasks
 from jaxsym.theory import saddle, splitting
@@ -44,20 +43,14 @@ def test_decayed_optimizer_is_l2_before_the_optimizer(kind):
                                    rtol=1e-12)
 
 
-def _spec(decayed, width=17, steps=30, batch_size=0, optimizer="sgd"):
-    return NetworkSpec((2, width, 1), "tanh", "bce", optimizer, True, steps, batch_size,
-                       "float64", checkpoint_steps(steps, 5), 2, 1e-2, 1e-1, True,
-                       decayed=decayed)
+def _spec(decayed, batch_size=0, optimizer="sgd"):
+    return xor_spec(steps=30, checkpoints=5, batch_size=batch_size, optimizer=optimizer,
+                    decayed=decayed)
 
 
 def _run(spec, sigma_b, weight_decay=None, seed=0):
-    knobs = dict(sigma_b=sigma_b, weight_value=1.0, W_std=1.0, learning_rate=0.5, eps=0.0,
-                 noise=0.0, weight_mode=float(WEIGHT_MODES.index("constant")))
-    if weight_decay is not None:
-        knobs["weight_decay"] = weight_decay
-    data = task_data(tasks.make_task("xor", seed=1, n_train=64, n_test=32), spec.loss)
-    out = jax.jit(run_network, static_argnums=3)(jax.random.key(seed), knobs, data, spec)
-    return jax.tree.map(np.asarray, out)
+    extra = {} if weight_decay is None else {"weight_decay": weight_decay}
+    return xor_network(spec, sigma_b, seed, **extra)
 
 
 def test_decay_off_is_the_plain_step_bit_for_bit():

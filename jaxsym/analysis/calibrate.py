@@ -32,6 +32,12 @@ Definitions (stated once, used everywhere in the section):
   sigma_b with the best mean validation score and its verdict, like the recommendation.
 * **Unit groups**: Glorot W shared by k groups of identical hidden units (b = 0), tuned per k;
   "groups needed" is the smallest k whose verdict is "yes" (None: no k tried was enough).
+* **Dropout on identical units** (full preset, sgd and Adam): constant W, b = 0, training-time
+  dropout at rate p; tuned per p, then the p with the best mean validation score and its
+  verdict, like W = 0 + random b.
+* **The loss at a fixed task**: a task run with several losses is one (task, optimizer, loss)
+  pair per loss, each with its own Glorot baseline, tuning and target; the task's first loss
+  (its own) makes the main tables, the others ``loss_pairs``.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ from jaxsym.analysis import stats
 from jaxsym.analysis.common import study_sections
 
 __all__ = ["ACCURACY_MARGIN", "LOSS_FACTOR", "P_TARGET", "BASELINE_MODES", "tune", "targets",
-           "analyse_pair", "analyse"]
+           "analyse_pair", "analyse", "loss_changes"]
 
 #: "trains as well": test accuracy within 2% (relative) of Glorot's
 ACCURACY_MARGIN = 0.02
@@ -198,20 +204,34 @@ def _recommend(cells, fits, target, classification) -> dict:
             "verdict": _verdict(best["test"], target, classification)}
 
 
+def _best_of_axis(one, axis: str, reference, target, classification) -> dict:
+    """Each value of ``axis`` tuned (:func:`tune`): ``{"cells": {value: numbers}, "best": the
+    value of the best mean validation score, "cell": its numbers, "verdict"}``."""
+    cells = {}
+    for value in one[axis].values:
+        lr, cell = tune(one.sel({axis: value}))
+        cells[float(value)] = _cell_numbers(cell, lr, reference, classification)
+    best = max(cells, key=lambda v: cells[v]["val"])
+    return {"cells": cells, "best": best, "cell": cells[best],
+            "verdict": _verdict(cells[best]["test"], target, classification)}
+
+
+def _dropout_cells(dropped, activation, reference, target, classification) -> dict:
+    """Dropout on identical units (constant W, b = 0) for one activation: each rate tuned,
+    the best rate by validation and its verdict (:func:`_best_of_axis`)."""
+    one = dropped.sel(activation=activation).isel(weight_mode=0, weight_value=0, sigma_b=0)
+    return _best_of_axis(one, "dropout", reference, target, classification)
+
+
 def _zero_cells(zero, activation, reference, target, classification) -> dict:
     """W = 0 + random b for one activation: ``{"cells": {sigma_b: numbers}, "best": sigma_b
     of the best mean validation score, "verdict", "fit": SigmaFit of P(success)}``."""
     one = zero.sel(activation=activation).isel(weight_mode=0, weight_value=0)
-    cells = {}
-    for sigma in one.sigma_b.values:
-        lr, cell = tune(one.sel(sigma_b=sigma))
-        cells[float(sigma)] = _cell_numbers(cell, lr, reference, classification)
-    best = max(cells, key=lambda s: cells[s]["val"])
+    best = _best_of_axis(one, "sigma_b", reference, target, classification)
+    cells = best["cells"]
     x = np.concatenate([np.full(cells[s]["n"], s) for s in sorted(cells)])
     y = np.concatenate([cells[s]["success"] for s in sorted(cells)])
-    return {"cells": cells, "best": best, "cell": cells[best],
-            "verdict": _verdict(cells[best]["test"], target, classification),
-            "fit": stats.fit_sigma_p(x, y, P_TARGET)}
+    return {**best, "fit": stats.fit_sigma_p(x, y, P_TARGET)}
 
 
 def _group_cells(grouped, activation, reference, target, classification) -> dict:
@@ -227,11 +247,11 @@ def _group_cells(grouped, activation, reference, target, classification) -> dict
     return {"cells": cells, "verdicts": verdicts, "needed": needed}
 
 
-def analyse_pair(const, base, zero=None, grouped=None) -> dict:
-    """Every number of one (task, optimizer): per activation the baselines, the constant-W
-    cells, the sigma_90 fits and the recommendation; with the W = 0 run (``zero``) and the
-    unit-group run (``grouped``) of the pair, their numbers too (``row["zero"]``,
-    ``row["groups"]``; None without)."""
+def analyse_pair(const, base, zero=None, grouped=None, dropped=None) -> dict:
+    """Every number of one (task, optimizer, loss): per activation the baselines, the
+    constant-W cells, the sigma_90 fits and the recommendation; with the W = 0 run (``zero``),
+    the unit-group run (``grouped``) and the dropout run (``dropped``) of the pair, their
+    numbers too (``row["zero"]``, ``row["groups"]``, ``row["dropout"]``; None without)."""
     classification = _classification(const)
     sections = study_sections(const)
     draws = int(sections["task"]["draws"])
@@ -248,8 +268,12 @@ def analyse_pair(const, base, zero=None, grouped=None) -> dict:
                                           classification)),
                      "groups": (None if grouped is None else
                                 _group_cells(grouped, activation, reference, target,
-                                             classification))})
+                                             classification)),
+                     "dropout": (None if dropped is None else
+                                 _dropout_cells(dropped, activation, reference, target,
+                                                classification))})
     return {"task": sections["task"]["name"], "optimizer": sections["train"]["optimizer"],
+            "loss": sections["train"]["loss"],
             "classification": classification, "steps": int(const.attrs["steps"]),
             "seeds": int(const.sizes["seed"]), "draws": draws,
             "learning_rates": [float(v) for v in const.learning_rate.values],
@@ -258,12 +282,15 @@ def analyse_pair(const, base, zero=None, grouped=None) -> dict:
 
 def _key(ds):
     sections = study_sections(ds)
-    return sections["task"]["name"], sections["train"]["optimizer"]
+    return (sections["task"]["name"], sections["train"]["optimizer"],
+            sections["train"]["loss"])
 
 
 def _run_kind(ds) -> str:
     """Which calibration run ``ds`` is: "base" (holds Glorot), "zero" (W = 0 only),
-    "grouped" (the unit groups only) or "const" (constant W)."""
+    "grouped" (the unit groups only), "dropped" (a dropout axis) or "const" (constant W)."""
+    if "dropout" in ds.dims:
+        return "dropped"
     modes = [str(m) for m in ds.weight_mode.values] if "weight_mode" in ds.dims else []
     if "glorot" in modes:
         return "base"
@@ -271,11 +298,12 @@ def _run_kind(ds) -> str:
 
 
 def analyse(entries) -> dict:
-    """``{"pairs": [analyse_pair(...)]}`` per (task, optimizer) present with both its
-    constant-W run and its baseline run (in the order the runs came; with its W = 0 and
-    unit-group runs where present), ``"missing"``: the (task, optimizer) of runs without a
-    partner."""
-    runs = {"const": {}, "base": {}, "zero": {}, "grouped": {}}
+    """``{"pairs": [analyse_pair(...)]}`` per (task, optimizer, loss) present with both its
+    constant-W run and its baseline run (in the order the runs came; with its W = 0,
+    unit-group and dropout runs where present) with the task's first loss (its own: the
+    recommendation and alternatives), ``"loss_pairs"`` the same for the task's other losses,
+    ``"missing"``: the (task, optimizer, loss) of runs without a partner."""
+    runs = {"const": {}, "base": {}, "zero": {}, "grouped": {}, "dropped": {}}
     order = []
     for ds, _ in entries:
         key = _key(ds)
@@ -283,7 +311,26 @@ def analyse(entries) -> dict:
         if key not in order:
             order.append(key)
     const, base = runs["const"], runs["base"]
-    pairs = [analyse_pair(const[k], base[k], runs["zero"].get(k), runs["grouped"].get(k))
-             for k in order if k in const and k in base]
+    own = {}
+    for task, _, loss in order:
+        own.setdefault(task, loss)
+    pairs = {k: analyse_pair(const[k], base[k], runs["zero"].get(k), runs["grouped"].get(k),
+                             runs["dropped"].get(k))
+             for k in order if k in const and k in base}
     missing = [k for k in order if not (k in const and k in base)]
-    return {"pairs": pairs, "missing": missing}
+    return {"pairs": [p for k, p in pairs.items() if k[2] == own[k[0]]],
+            "loss_pairs": [p for k, p in pairs.items() if k[2] != own[k[0]]],
+            "missing": missing}
+
+
+def loss_changes(numbers) -> tuple[int, int]:
+    """``(changed, rows)``: of the (task, optimizer, activation) rows run with other losses,
+    how many have a recommendation verdict that differs between the losses."""
+    others = numbers.get("loss_pairs") or []
+    verdicts: dict = {}
+    for pair in numbers["pairs"] + others:
+        for row in pair["rows"]:
+            verdicts.setdefault((pair["task"], pair["optimizer"], row["activation"]),
+                                {})[pair["loss"]] = row["recommendation"]["verdict"]
+    tried = [v for v in verdicts.values() if len(v) > 1]
+    return sum(len(set(v.values())) > 1 for v in tried), len(tried)

@@ -13,13 +13,16 @@ Randomness: ``key_init, key_batches = split(key)``; init uses
 :func:`jaxsym.core.init.init_params`, and the minibatch of step t is
 ``randint(fold_in(key_batches, t), (batch_size,), 0, n_train)`` (with replacement); the
 optional parameter noise (``spec.noisy``, size ``knobs["noise"]``) of step t draws from
-``fold_in(fold_in(key, 1), t)``. A network's result depends only on its key. With
+``fold_in(fold_in(key, 1), t)``, the optional dropout masks (``spec.dropped``, rate
+``knobs["dropout"]``) of step t from ``fold_in(fold_in(key, 2), t)``. A network's result
+depends only on its key. With
 ``spec.decayed`` the optimizer follows ``L + (weight_decay / 2) ||theta||^2``
 (:func:`jaxsym.core.train.make_step`); without it the step is the plain one, bit for bit.
 
 Step convention: "step t" means after t updates (t = 0 is the initial network). At every step
 ``t = 0..steps`` the scan checks, on the parameters *before* update t+1:
-  * converged: training loss <= ``loss_threshold`` (the minibatch loss for minibatch training);
+  * converged: training loss <= ``loss_threshold`` (the minibatch loss for minibatch training,
+               the dropped-out loss with dropout: the loss the step saw);
   * broken:    every hidden layer's exact direction diversity s2/s1 (SVD) > ``diversity_threshold``
                (and per hidden layer: ``time_to_break_layer``, ``broken_layer``, the first step
                at which that layer alone exceeds it). Two-trace lower and upper bounds of
@@ -77,13 +80,16 @@ def run_network(key, knobs, data, spec: NetworkSpec):
                                      batch_size=spec.batch_size, key=key_batches,
                                      noise=knobs["noise"] if spec.noisy else None,
                                      noise_key=jax.random.fold_in(key, 1),
-                                     weight_decay=knobs["weight_decay"] if spec.decayed else None)
+                                     weight_decay=knobs["weight_decay"] if spec.decayed else None,
+                                     dropout=knobs["dropout"] if spec.dropped else None,
+                                     dropout_key=jax.random.fold_in(key, 2))
 
     def full_loss(p):
         return train.loss_of_params(p, x, y, spec.activation, spec.loss, spec.layer_sizes[1:-1])
 
-    # the checkpoint loss: the step's own loss for full batch, else the full training loss
-    full_batch = spec.batch_size in (0, x.shape[0])
+    # the checkpoint loss: the step's own loss for full batch, else (minibatches, or dropout,
+    # whose step loss is that of a thinned network) the full training loss without dropout
+    full_batch = spec.batch_size in (0, x.shape[0]) and not spec.dropped
 
     def evaluate(p, loss_value):
         value = loss_value if full_batch else full_loss(p)

@@ -28,7 +28,8 @@ from jaxsym.core.dense import dense
 from jaxsym.core.spec import LOSSES
 
 __all__ = [
-    "JAX", "Params", "activation_fn", "activation_names", "apply", "hidden_activations",
+    "JAX", "Params", "activation_fn", "activation_names", "apply", "dropout_mask",
+    "hidden_activations",
     "get_activation",
     "layer_sizes", "loss_fn", "ACTIVATIONS",
 ]
@@ -63,7 +64,7 @@ def layer_sizes(params: Params) -> tuple[int, ...]:
 
 
 def apply(params: Params, x: jax.Array, activation: str | Activation,
-          hidden_widths: tuple[int, ...] | None = None) -> jax.Array:
+          hidden_widths: tuple[int, ...] | None = None, dropout=None) -> jax.Array:
     """The network output ``(batch, n_out)`` for inputs ``x: (batch, n_in)``.
 
     ``a_0 = x``, ``a_l = g(a_{l-1} W_l^T + b_l)`` for hidden layers, output ``a_{L-1} W_L^T + b_L``.
@@ -72,25 +73,49 @@ def apply(params: Params, x: jax.Array, activation: str | Activation,
     ``hidden_widths``: for params in the training layout (:func:`jaxsym.core.dense.pad_params`), the
     real width of each hidden layer; the activations of the padding units are set to exactly 0
     (``g(0)`` need not be 0), so they contribute nothing and get zero gradients.
+
+    ``dropout``: None (off) or ``(rate, key)``: training-time inverted dropout on every hidden
+    layer (:func:`hidden_activations`).
     """
-    hidden = hidden_activations(params, x, activation, hidden_widths)
+    hidden = hidden_activations(params, x, activation, hidden_widths, dropout)
     last = params[-1]
     return dense(hidden[-1] if hidden else x, last["W"], last["b"])
 
 
 def hidden_activations(params: Params, x: jax.Array, activation: str | Activation,
-                       hidden_widths: tuple[int, ...] | None = None) -> list[jax.Array]:
+                       hidden_widths: tuple[int, ...] | None = None,
+                       dropout=None) -> list[jax.Array]:
     """Every hidden layer's activations ``a_l = g(a_{l-1} W_l^T + b_l)``, ``(batch, n_l)``
     each, for inputs ``x: (batch, n_in)`` (layer 1 first; as in :func:`apply`, whose hidden
-    layers these are, the padding units of training-layout params are exactly 0)."""
+    layers these are, the padding units of training-layout params are exactly 0).
+
+    ``dropout = (rate, key)`` (None: off): inverted dropout, ``a_l <- m_l * a_l / (1 - rate)``
+    with ``m_l ~ Bernoulli(1 - rate)`` drawn by :func:`dropout_mask` from ``fold_in(key, l)``
+    over the REAL units (batch, n_l), so the mask does not depend on the storage layout; the
+    masked ``a_l`` feeds the next layer. Identical units get different masks: dropout breaks
+    the symmetry of identical units by itself."""
     g = activation_fn(activation)
     a, hidden = x, []
     for l, layer in enumerate(params[:-1]):
         a = g(dense(a, layer["W"], layer["b"]))
         if hidden_widths is not None and hidden_widths[l] < a.shape[-1]:
             a = jnp.where(jnp.arange(a.shape[-1]) < hidden_widths[l], a, jnp.zeros_like(a))
+        if dropout is not None:
+            rate, key = dropout
+            width = a.shape[-1] if hidden_widths is None else hidden_widths[l]
+            keep = dropout_mask(jax.random.fold_in(key, l), rate, (a.shape[0], width),
+                                a.shape[-1])
+            a = jnp.where(keep, a / (1 - jnp.asarray(rate, a.dtype)), jnp.zeros_like(a))
         hidden.append(a)
     return hidden
+
+
+def dropout_mask(key: jax.Array, rate, shape: tuple[int, int], padded: int) -> jax.Array:
+    """Boolean keep mask ``(batch, padded)``: ``Bernoulli(1 - rate)`` over the ``shape =
+    (batch, n)`` real units (``jax.random.bernoulli``), False on the ``padded - n`` padding
+    units."""
+    keep = jax.random.bernoulli(key, 1 - rate, shape)
+    return jnp.pad(keep, ((0, 0), (0, padded - shape[1])), constant_values=False)
 
 
 def _mse(outputs, targets):

@@ -157,6 +157,7 @@ GRID_ATTRS = {
     "noise": ("per-step relative parameter noise", "1"),
     "weight_decay": ("L2 weight decay rate lambda (coupled: grad + lambda p)", "1"),
     "groups": ("number of groups of identical hidden units (grouped init)", "1"),
+    "dropout": ("training-time dropout rate of the hidden units", "1"),
     "activation": ("hidden activation", ""), "loss": ("loss function", ""),
     "optimizer": ("optimizer", ""), "weight_mode": ("weight init scheme", ""),
 }

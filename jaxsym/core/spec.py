@@ -20,10 +20,10 @@ __all__ = ["KNOBS", "OPTIONAL_KNOBS", "WEIGHT_MODES", "LOSSES", "OPTIMIZERS", "D
 
 #: The numeric, traced settings of one network (weight_mode as an index into WEIGHT_MODES).
 KNOBS = ("sigma_b", "weight_value", "W_std", "learning_rate", "eps", "noise", "weight_mode",
-         "weight_decay", "groups")
+         "weight_decay", "groups", "dropout")
 #: knobs that a caller may leave out (each is off at this value, and compiled in only when a
-#: study turns it on: ``NetworkSpec.decayed``)
-OPTIONAL_KNOBS = {"weight_decay": 0.0, "groups": 1.0}
+#: study turns it on: ``NetworkSpec.decayed``, ``NetworkSpec.dropped``)
+OPTIONAL_KNOBS = {"weight_decay": 0.0, "groups": 1.0, "dropout": 0.0}
 #: Weight init schemes (hidden and output layers); biases are N(0, sigma_b^2), except in
 #: torch_default (PyTorch's nn.Linear default: W and b uniform on +-1/sqrt(fan_in)). The last
 #: five are the alternatives to random W: orthogonal (Saxe et al.), constant hidden W with a
@@ -63,6 +63,11 @@ class NetworkSpec:
         optimizer sees ``grad + weight_decay * p`` for every parameter (all weights and biases),
         the gradient of ``L + (weight_decay / 2) ||theta||^2`` (:func:`jaxsym.core.train.
         make_optimizer`); the recorded losses stay the data loss L.
+      dropped: dropout on the hidden units is compiled in (its rate is the ``dropout`` knob):
+        during training every hidden activation is kept with probability ``1 - dropout`` and
+        scaled by ``1 / (1 - dropout)`` (inverted dropout, one independent mask entry per
+        example and unit per step); every record and evaluation uses the network without
+        dropout.
     """
 
     layer_sizes: tuple[int, ...]
@@ -81,6 +86,7 @@ class NetworkSpec:
     noisy: bool = False  # the per-step parameter noise is compiled in (its size is the knob)
     validation: bool = False  # the data has a validation split (val_* records)
     decayed: bool = False  # L2 weight decay is compiled in (its rate is the knob)
+    dropped: bool = False  # hidden-unit dropout is compiled in (its rate is the knob)
 
     @property
     def depth(self) -> int:

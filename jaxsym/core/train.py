@@ -66,10 +66,12 @@ def make_optimizer(kind: str, learning_rate, weight_decay=None) -> optax.Gradien
 
 
 def loss_of_params(params: nn.Params, x: jax.Array, y: jax.Array, activation: str,
-                   loss: str, hidden_widths: tuple[int, ...] | None = None) -> jax.Array:
+                   loss: str, hidden_widths: tuple[int, ...] | None = None,
+                   dropout=None) -> jax.Array:
     """Scalar training loss ``L(params) = loss(apply(params, x), y)``; x: (batch, n_in).
-    ``hidden_widths``: see :func:`jaxsym.core.nn.apply` (params in the training layout)."""
-    return nn.loss_fn(loss)(nn.apply(params, x, activation, hidden_widths), y)
+    ``hidden_widths``, ``dropout``: see :func:`jaxsym.core.nn.apply` (params in the training
+    layout; dropout ``(rate, key)`` or None)."""
+    return nn.loss_fn(loss)(nn.apply(params, x, activation, hidden_widths, dropout), y)
 
 
 def update(tx: optax.GradientTransformation, objective: Callable[[nn.Params], jax.Array]):
@@ -97,7 +99,7 @@ def update(tx: optax.GradientTransformation, objective: Callable[[nn.Params], ja
 def make_step(x: jax.Array, y: jax.Array, *, layer_sizes, activation: str, loss: str,
               optimizer: str, learning_rate, batch_size: int = 0,
               key: jax.Array | None = None, noise=None, noise_key: jax.Array | None = None,
-              weight_decay=None):
+              weight_decay=None, dropout=None, dropout_key: jax.Array | None = None):
     """The optimizer step of one network ``layer_sizes = (n_in, ..., n_out)`` on training set
     ``x: (n, n_in)``, ``y``, acting on params in the TRAINING LAYOUT
     (:func:`jaxsym.core.dense.pad_params`: hidden unit axes padded to 16, padding units masked and
@@ -121,8 +123,15 @@ def make_step(x: jax.Array, y: jax.Array, *, layer_sizes, activation: str, loss:
     (:func:`make_optimizer`); the returned ``loss`` and ``grads`` stay those of the data loss.
     Decay keeps identical units identical (the same ``lambda p`` for each) and padding at 0.
 
+    ``dropout`` (None: off; else a possibly traced rate in [0, 1)): the gradient of step ``t``
+    is that of the loss with inverted dropout on every hidden layer
+    (:func:`jaxsym.core.nn.hidden_activations`), masks from ``fold_in(dropout_key, t)``; the
+    returned ``loss`` is that dropped-out batch loss. Dropout draws a different mask for each
+    unit, so it breaks the symmetry of identical units (the point of the alternative).
+
     Raises:
-      ValueError: a minibatch without a key, or ``batch_size`` outside ``[0, n]``.
+      ValueError: a minibatch without a key, noise or dropout without its key, or
+        ``batch_size`` outside ``[0, n]``.
     """
     n = x.shape[0]
     if not 0 <= batch_size <= n:
@@ -132,6 +141,8 @@ def make_step(x: jax.Array, y: jax.Array, *, layer_sizes, activation: str, loss:
         raise ValueError("batch_size given without key; minibatches need a PRNG key")
     if noise is not None and noise_key is None:
         raise ValueError("noise given without noise_key; the noise needs a PRNG key")
+    if dropout is not None and dropout_key is None:
+        raise ValueError("dropout given without dropout_key; the masks need a PRNG key")
     tx = make_optimizer(optimizer, learning_rate, weight_decay)
     hidden_widths = tuple(int(w) for w in layer_sizes[1:-1])
 
@@ -142,8 +153,10 @@ def make_step(x: jax.Array, y: jax.Array, *, layer_sizes, activation: str, loss:
             rows = jax.random.randint(jax.random.fold_in(key, t), (batch_size,), 0, n)
             xb, yb = x[rows], y[rows]
 
+        drop = None if dropout is None else (dropout, jax.random.fold_in(dropout_key, t))
+
         def objective(p):
-            return loss_of_params(p, xb, yb, activation, loss, hidden_widths)
+            return loss_of_params(p, xb, yb, activation, loss, hidden_widths, drop)
 
         (new_params, new_opt_state), (value, grads) = update(tx, objective)((params, opt_state))
         if noise is not None:

@@ -106,7 +106,8 @@ PRESENTATION_SECTIONS = ("report",)
 #: here means "off", compiled out, so that results are bit for bit those of the code before
 #: the setting existed: left out of a run's identity at that value, so older run directories
 #: still resume (and a report re-renders from them) under the newer code
-NEUTRAL_SETTINGS = (("train", "weight_decay", 0.0), ("init", "groups", 1))
+NEUTRAL_SETTINGS = (("train", "weight_decay", 0.0), ("init", "groups", 1),
+                    ("train", "dropout", 0.0))
 
 
 def study_identity(study) -> str:

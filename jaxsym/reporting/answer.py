@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxsym.analysis.calibrate import loss_changes
+
 __all__ = ["answer_lines", "words", "sync_readme", "block", "markers", "START", "END", "BLOCKS",
            "MAX_WORDS", "ANCHORS"]
 
@@ -37,6 +39,7 @@ ANCHORS = {
     "groups": "#how-many-distinct-units-does-training-need",
     "classify": "#which-activation-x-loss-x-task-breaks-predicted-from-theory-alone",
     "decay": "#weight-decay-as-a-cost-function-axis-predicted-from-theory-alone",
+    "loss": "#does-it-depend-on-the-loss-the-loss-varied-at-a-fixed-task",
 }
 #: how the answer names the alternatives (b = 0)
 _ALTERNATIVES = {"orthogonal": "orthogonal W", "hadamard": "deterministic Hadamard rows",
@@ -62,6 +65,10 @@ def _q1(calibrate, link) -> str | None:
         return None
     counts = [f"{_ALTERNATIVES[m]} {sum(r['baselines'][m]['verdict'] == 'yes' for _, _, r in rows)}"
               for m in modes]
+    dropped = [r["dropout"] for _, _, r in rows if r.get("dropout")]
+    if dropped:
+        counts.append(f"dropout alone {sum(d['verdict'] == 'yes' for d in dropped)} of "
+                      f"{len(dropped)} sgd/Adam rows")
     text = ("**Is random W the only choice?** No: anything that makes the units differ works. "
             f"With b = 0, [the alternatives]({link}{ANCHORS['alternatives']}) matched Glorot's "
             f"test score in (of {len(rows)} task/optimizer/activation rows): "
@@ -130,6 +137,11 @@ def _q3(sections, link) -> str | None:
                      f"all depends on activation x loss x data: it did in {broke} of "
                      f"{len(tiny)} [cell/draw entries]({link}{ANCHORS['classify']}) (theory alone "
                      f"predicted {agree} of {len(rows)} entries).")
+    if calibrate and calibrate.get("loss_pairs"):
+        changed, tried = loss_changes(calibrate)
+        pair = calibrate["loss_pairs"][0]
+        parts.append(f"[Changing the loss]({link}{ANCHORS['loss']}) on {pair['task']}, "
+                     f"retuned, changed the verdict in {changed} of {tried} rows.")
     decay = sections.get("weight_decay")
     if decay:
         rows = [r for _, rows, _, _ in decay["tables"] for r in rows]

@@ -12,7 +12,8 @@ import math
 
 import numpy as np
 
-from jaxsym.analysis.calibrate import ACCURACY_MARGIN, BASELINE_MODES, LOSS_FACTOR, P_TARGET
+from jaxsym.analysis.calibrate import (ACCURACY_MARGIN, BASELINE_MODES, LOSS_FACTOR, P_TARGET,
+                                       loss_changes)
 from jaxsym.reporting.common import sigma_fit_cell
 from jaxsym.reporting.plotting import PALETTE, plt, save
 
@@ -96,10 +97,12 @@ def _entry(numbers, cls: bool) -> str:
             f"{numbers['p_functional']:.2f})")
 
 
-def _zero_entry(zero, cls: bool) -> str:
+def _zero_entry(zero, cls: bool, knob: str = "sigma_b") -> str:
+    """The best tuned cell of a W = 0 (``knob`` sigma_b) or dropout (``knob`` p) row, its
+    value and its verdict ("n/a" without the run)."""
     if zero is None:
         return "n/a"
-    return f"{_entry(zero['cell'], cls)} at sigma_b = {zero['best']:g}: {zero['verdict']}"
+    return f"{_entry(zero['cell'], cls)} at {knob} = {zero['best']:g}: {zero['verdict']}"
 
 
 def _alternatives_table(pairs) -> str | None:
@@ -113,10 +116,12 @@ def _alternatives_table(pairs) -> str | None:
                 modes.append(mode)
     if len(modes) <= len(BASELINE_MODES):
         return None
+    dropout = any(row.get("dropout") for pair in pairs for row in pair["rows"])
     head = ("| task | optimizer | activation | constant W + random b (recommended) | "
             "W = 0 + random b (best sigma_b: verdict) | "
+            + ("dropout on identical units (best p: verdict) | " if dropout else "")
             + " | ".join(INIT_LABELS.get(m, m) for m in modes) + " |")
-    lines = [head, "|" + "---|" * (5 + len(modes))]
+    lines = [head, "|" + "---|" * (5 + dropout + len(modes))]
     for pair in pairs:
         cls = pair["classification"]
         for row in pair["rows"]:
@@ -124,8 +129,47 @@ def _alternatives_table(pairs) -> str | None:
             base = row["baselines"]
             lines.append(f"| {pair['task']} | {pair['optimizer']} | {row['activation']} | "
                          f"{_entry(cell, cls)} | {_zero_entry(row.get('zero'), cls)} | "
+                         + (f"{_zero_entry(row.get('dropout'), cls, 'p')} | " if dropout
+                            else "")
                          + " | ".join(_entry(base[m], cls) if m in base else "n/a"
                                       for m in modes) + " |")
+    return "\n".join(lines)
+
+
+def _loss_table(numbers) -> str | None:
+    """The loss varied at a fixed task: per (task, optimizer, activation), for the task's own
+    loss and each other one, Glorot's tuned test score and the recommended constant-W +
+    random-b cell's score, verdict and cost factor (each loss tuned and judged on its own);
+    None without loss runs."""
+    others = numbers.get("loss_pairs") or []
+    if not others:
+        return None
+    losses, groups = [], {}
+    for pair in numbers["pairs"] + others:
+        key = (pair["task"], pair["optimizer"])
+        if any(p["task"] == key[0] and p["optimizer"] == key[1] for p in others):
+            groups.setdefault(key, {})[pair["loss"]] = pair
+            if pair["loss"] not in losses:
+                losses.append(pair["loss"])
+    lines = ["| task | optimizer | activation | "
+             + " | ".join(f"{loss}: Glorot | {loss}: constant W + random b" for loss in losses)
+             + " |", "|" + "---|" * (3 + 2 * len(losses))]
+    for (task, optimizer), by_loss in groups.items():
+        activations = [row["activation"] for row in next(iter(by_loss.values()))["rows"]]
+        for activation in activations:
+            cells = []
+            for loss in losses:
+                pair = by_loss.get(loss)
+                row = next((r for r in pair["rows"] if r["activation"] == activation),
+                           None) if pair else None
+                if row is None:
+                    cells += ["n/a", "n/a"]
+                    continue
+                cls, rec = pair["classification"], row["recommendation"]
+                cells += [_score(row["baselines"]["glorot"]["test"], cls),
+                          f"{_score(rec['cell']['test'], cls)}: {rec['verdict']} "
+                          f"({_ratio(rec['cell']['cost'])})"]
+            lines.append(f"| {task} | {optimizer} | {activation} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -282,7 +326,7 @@ def render(numbers, figures_dir) -> list[str]:
              DEFINITIONS, ""]
     if numbers["missing"]:
         lines += ["Runs without their partner (constant W or baselines), not shown: "
-                  + ", ".join(f"{t}/{o}" for t, o in numbers["missing"]) + ".", ""]
+                  + ", ".join("/".join(key) for key in numbers["missing"]) + ".", ""]
     if not pairs:
         return lines
     lines += ["### Recommendation", "", "<!-- recommendation:start -->", answer(pairs), "",
@@ -298,7 +342,13 @@ def render(numbers, figures_dir) -> list[str]:
                   "separated (W broken) and whose units compute different functions at the end "
                   "(fn broken). W = 0 + random b (sgd and Adam only): every weight zero, the "
                   "sigma_b of its grid with the best validation score, and its verdict as in "
-                  "the recommendation table.", "", alternatives, ""]
+                  "the recommendation table"
+                  + ("; dropout on identical units (sgd and Adam only): constant W (c = 1), "
+                     "b = 0, training-time dropout at the rate p of its grid with the best "
+                     "validation score (the units differ only by their dropout masks; "
+                     "evaluated without dropout)."
+                     if "dropout on identical" in alternatives else "."),
+                  "", alternatives, ""]
     groups = _groups_table(pairs)
     if groups:
         lines += ["### How many distinct units does training need?", "",
@@ -309,6 +359,16 @@ def render(numbers, figures_dir) -> list[str]:
                   "(yes / no / ? unclear). Groups of identical units stay identical under "
                   "gradient descent, so k is the number of distinct units the network keeps. "
                   + _groups_sentence(pairs), "", groups, ""]
+    losses = _loss_table(numbers)
+    if losses:
+        changed, tried = loss_changes(numbers)
+        lines += ["### Does it depend on the loss? The loss varied at a fixed task", "",
+                  "The same task, networks and grids trained with each loss (one-hot targets "
+                  "for mse and bce), every init's learning rate tuned again per loss on the "
+                  "validation split and judged against Glorot with the same loss: tuned test "
+                  "score [95% CI], and for constant W + random b its verdict and cost factor "
+                  f"[CI] vs that Glorot. The verdict differs between the losses in {changed} of "
+                  f"{tried} rows.", "", losses, ""]
     for pair in pairs:
         stem = f"calibrate_{pair['task']}_{pair['optimizer']}"
         save(fig_pair(pair), figures_dir, stem)

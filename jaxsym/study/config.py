@@ -19,6 +19,8 @@ Schema (every section and key optional unless marked; defaults in :data:`DEFAULT
                              # emulated non-deterministic kernels (0 = off, exact arithmetic)
              weight_decay = 0.0   # coupled L2: the optimizer follows L + (wd / 2) ||theta||^2
                                   # (all weights and biases; 0 = off, the plain step bit for bit)
+             dropout = 0.0   # training-time inverted dropout on every hidden unit, rate in
+                             # [0, 1) (0 = off); records and test scores use no dropout
     [init]   weight_mode = "constant" | "zero" | "glorot" | "normal" | "tied" | ... (WEIGHT_MODES)
              weight_value = 1.0  fan_in_scaled = true   # constant mode: value / sqrt(fan_in)
              W_std = 1.0                                 # normal, tied: N(0, W_std^2 / fan_in)
@@ -28,7 +30,7 @@ Schema (every section and key optional unless marked; defaults in :data:`DEFAULT
                                  # hidden units (integer >= 1; >= the width: Glorot itself)
     [grid]   AXIS = [v1, v2, ...]  or  AXIS = {logspace = [lo, hi], num = n, zero = true}
              numeric axes (traced): sigma_b, weight_value, W_std, learning_rate, eps, noise,
-             weight_decay, groups
+             weight_decay, groups, dropout
              categorical axes: activation, loss, optimizer (one compile each), weight_mode
              (traced as an index: init schemes share one compile)
     [seeds]  count = 8   root = 0
@@ -40,8 +42,9 @@ Schema (every section and key optional unless marked; defaults in :data:`DEFAULT
     [preset.NAME] "section.key" = value ...   # named overrides, e.g. quick / full
 
 Ranges: each knob and threshold is checked against what it is compared with; sigma_b, W_std,
-eps, noise, weight_decay >= 0; ``train.learning_rate >= 0`` (0 is a legitimate control: the networks stay at
-their init, so whatever is broken is broken by the init alone).
+eps, noise, weight_decay >= 0; dropout in [0, 1); ``train.learning_rate >= 0`` (0 is a
+legitimate control: the networks stay at their init, so whatever is broken is broken by the init
+alone).
 
 A preset is applied only when asked for (``parse_study(text, preset="quick")``); its keys are
 dotted config keys, including grid axes (``"grid.sigma_b" = [...]``).
@@ -74,7 +77,7 @@ __all__ = ["ConfigError", "Study", "parse_study", "load_study", "NUMERIC_AXES",
            "bundled_names"]
 
 NUMERIC_AXES = ("sigma_b", "weight_value", "W_std", "learning_rate", "eps", "noise",
-                "weight_decay", "groups")
+                "weight_decay", "groups", "dropout")
 CATEGORICAL_AXES = ("activation", "loss", "weight_mode", "optimizer")
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -82,7 +85,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "model": {"depth": 2, "width": 8, "activation": "tanh"},
     "train": {"loss": "mse", "optimizer": "sgd", "learning_rate": 0.1, "steps": 1000,
               "batch_size": 0, "dtype": "float32", "noise": 0.0,
-              "weight_decay": 0.0},
+              "weight_decay": 0.0, "dropout": 0.0},
     "init": {"weight_mode": "constant", "weight_value": 1.0, "fan_in_scaled": True,
              "W_std": 1.0, "sigma_b": 0.0, "eps": 0.0, "groups": 1},
     "seeds": {"count": 8, "root": 0},
@@ -98,7 +101,8 @@ _CHOICES = {"model.activation": activation_names(), "train.loss": LOSSES,
 # where each grid axis lives in the config
 AXIS_SECTION = {"sigma_b": "init", "weight_value": "init", "W_std": "init", "eps": "init",
                 "groups": "init",
-                "learning_rate": "train", "noise": "train", "weight_decay": "train", "activation": "model", "loss": "train",
+                "learning_rate": "train", "noise": "train", "weight_decay": "train",
+                "dropout": "train", "activation": "model", "loss": "train",
                 "weight_mode": "init", "optimizer": "train"}
 _NONNEGATIVE = {"init.sigma_b", "init.W_std", "init.eps", "train.learning_rate", "train.noise",
                 "train.weight_decay"}
@@ -106,6 +110,8 @@ _NONNEGATIVE = {"init.sigma_b", "init.W_std", "init.eps", "train.learning_rate",
 _OPEN_RANGE = {
     "thresholds.diversity": (0.0, 1.0, "it is compared with s2/s1, which lies in [0, 1]"),
     "thresholds.loss": (0.0, None, "it is compared with the training loss, which is >= 0")}
+#: rates: [0, high) half-open interval and why
+_RATE_RANGE = {"train.dropout": (1.0, "the fraction of units dropped; 1 would drop them all")}
 _POSITIVE_INT = {"model.depth", "model.width", "train.steps", "seeds.count", "task.draws",
                  "init.groups", "record.checkpoints"}
 
@@ -224,6 +230,9 @@ def _check_value(key: str, value, default):
             _fail(key, f"must be >= 0, got {value}")
         if key in _OPEN_RANGE:
             _check_open_range(key, float(value))
+        if key in _RATE_RANGE and not 0 <= value < _RATE_RANGE[key][0]:
+            _fail(key, f"must be in [0, {_RATE_RANGE[key][0]:g}) ({_RATE_RANGE[key][1]}), "
+                  f"got {value}")
         return float(value)
     return value
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 __all__ = ["BUNDLED_DIR", "bundled_names", "SECTION_KINDS", "PRESETS", "STUDY_EXPERIMENTS",
            "STUDY_FIGURES", "CALIBRATE_LEARNING_RATES", "CALIBRATE_BASELINES",
-           "CALIBRATE_ALTERNATIVES", "CALIBRATE_ZERO", "CALIBRATE_GROUPS", "run_suffix",
-           "run_name"]
+           "CALIBRATE_ALTERNATIVES", "CALIBRATE_ZERO", "CALIBRATE_GROUPS", "CALIBRATE_DROPOUT",
+           "CALIBRATE_LOSSES", "CALIBRATE_LOSS_TASK", "run_suffix", "run_name"]
 
 #: the bundled experiments (package data, so an installed wheel has them too)
 BUNDLED_DIR = Path(__file__).parent.parent / "experiments"
@@ -65,7 +65,18 @@ CALIBRATE_ZERO = {"grid.weight_mode": ["zero"], "grid.weight_value": [1.0]}
 #: network: there it is Glorot): how many distinct groups training needs
 CALIBRATE_GROUPS = {"grid.weight_mode": ["grouped"], "grid.weight_value": [1.0],
                     "grid.sigma_b": [0.0], "grid.groups": [1, 2, 4, 8, 16]}
-#: the optimizers of the W = 0 and unit-group runs
+#: the full and large presets' dropout runs: constant hidden W (c = 1), b = 0, and
+#: training-time dropout on the hidden units at rate p (tuned like a learning rate): identical
+#: units that only the dropout masks make differ
+CALIBRATE_DROPOUT = {"grid.weight_mode": ["constant"], "grid.weight_value": [1.0],
+                     "grid.sigma_b": [0.0], "grid.dropout": [0.1, 0.25, 0.5]}
+#: the loss varied at a fixed task: the full and large presets rerun this task's constant-W
+#: and random-W-baseline grids with each of these losses (one-hot targets for both), every
+#: init tuned again per loss, so that "depends on the loss" is not "depends on the task or the
+#: step size"; its own loss (softmax_ce) is the main run
+CALIBRATE_LOSS_TASK = "calibrate_digits"
+CALIBRATE_LOSSES = ("mse", "bce")
+#: the optimizers of the W = 0, unit-group, dropout and loss runs
 _EXTRA_OPTIMIZERS = ("sgd", "adam")
 #: (task file, the optimizers the quick preset runs on it) of the calibration
 _CALIBRATE = (("calibrate_teacher", ("sgd", "adam")), ("calibrate_spirals", ("sgd", "adam")),
@@ -77,8 +88,10 @@ def _calibrate_runs():
     random-W baselines (the same file with :data:`CALIBRATE_BASELINES`; in the full and large
     presets with the alternatives too, :data:`CALIBRATE_ALTERNATIVES`); then, full and large
     only, per task for sgd and Adam, W = 0 + random b (:data:`CALIBRATE_ZERO`) and the unit
-    groups (:data:`CALIBRATE_GROUPS`), after every earlier run (so that a study resumed
-    from runs made before they existed trains only them)."""
+    groups (:data:`CALIBRATE_GROUPS`), then dropout on identical units
+    (:data:`CALIBRATE_DROPOUT`), then the loss runs (:data:`CALIBRATE_LOSSES` on
+    :data:`CALIBRATE_LOSS_TASK`), each after every earlier run (so that a study resumed from
+    runs made before they existed trains only them)."""
     for name, quick in _CALIBRATE:
         for optimizer, rates in CALIBRATE_LEARNING_RATES.items():
             base = {"train.optimizer": optimizer, "grid.learning_rate": rates}
@@ -93,6 +106,18 @@ def _calibrate_runs():
                     "grid.learning_rate": CALIBRATE_LEARNING_RATES[optimizer]}
             yield name, {**base, **CALIBRATE_ZERO}, ("full", "large")
             yield name, {**base, **CALIBRATE_GROUPS}, ("full", "large")
+    for name, _ in _CALIBRATE:
+        for optimizer in _EXTRA_OPTIMIZERS:
+            yield name, {"train.optimizer": optimizer,
+                         "grid.learning_rate": CALIBRATE_LEARNING_RATES[optimizer],
+                         **CALIBRATE_DROPOUT}, ("full", "large")
+    for loss in CALIBRATE_LOSSES:
+        for optimizer in _EXTRA_OPTIMIZERS:
+            base = {"train.optimizer": optimizer,
+                    "grid.learning_rate": CALIBRATE_LEARNING_RATES[optimizer],
+                    "train.loss": loss}
+            yield CALIBRATE_LOSS_TASK, base, ("full", "large")
+            yield CALIBRATE_LOSS_TASK, {**base, **CALIBRATE_BASELINES}, ("full", "large")
 
 
 #: the experiments ``jaxsym study`` runs, in order: (file stem in the bundled experiments,

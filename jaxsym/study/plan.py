@@ -143,7 +143,8 @@ def _spec(study, point: dict, task: tasks.Task) -> NetworkSpec:
         classification=task.kind == "classification", validation=task.n_val > 0,
         noisy=bool(max(dict(study.grid).get("noise", (s["train"]["noise"],))) > 0),
         decayed=bool(max(dict(study.grid).get("weight_decay",
-                                              (s["train"]["weight_decay"],))) > 0))
+                                              (s["train"]["weight_decay"],))) > 0),
+        dropped=bool(max(dict(study.grid).get("dropout", (s["train"]["dropout"],))) > 0))
 
 
 def plan_groups(study, task: tasks.Task) -> list[Group]:
