@@ -97,6 +97,13 @@ def test_success_cost_and_sigma_90():
     assert fit.status == "fit" and 1e-2 <= fit.value <= 0.1 and fit.falls_above is None
     rec = row["recommendation"]
     assert rec["verdict"] == "yes" and rec["c"] == 1.0 and rec["sigma_b"] >= 0.1
+    # near ties: c = 1 at sigma_b 0.1 and 1 have the same validation scores; c = 0.5 is 0.01
+    # lower, below the lower end of the best cell's CI (0.96 - t_5 x 0.0089 / sqrt(6) = 0.9506)
+    assert rec["near"] == [(1.0, 0.1), (1.0, 1.0)]
+    from jaxsym.reporting import calibrate as render_calibrate
+
+    assert "(1 near ties: c 1, sigma_b 0.1-1)" in render_calibrate._recommendation_table(
+        [calibrate.analyse([(base, None), (const, None)])["pairs"][0]])
 
 
 def test_runs_without_a_partner_are_listed_not_analysed():

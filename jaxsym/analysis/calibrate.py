@@ -27,7 +27,8 @@ Definitions (stated once, used everywhere in the section):
 * **Recommendation** per (task, optimizer, activation): the constant-W cell with the best mean
   VALIDATION score. Verdict against the pooled target (the same rule on all of Glorot's
   networks): "yes" when its test score meets it, "no" when even the favourable end of its
-  CI misses it, else "unclear".
+  CI misses it, else "unclear". Its **near ties**: the cells whose mean validation score
+  reaches the lower end of the best one's 95% CI (the validation split cannot separate them).
 * **W = 0 + random b** (full preset, sgd and Adam): the same tuning per sigma_b, then the
   sigma_b with the best mean validation score and its verdict, like the recommendation.
 * **Unit groups**: Glorot W shared by k groups of identical hidden units (b = 0), tuned per k;
@@ -48,7 +49,7 @@ from jaxsym.analysis import stats
 from jaxsym.analysis.common import study_sections
 
 __all__ = ["ACCURACY_MARGIN", "LOSS_FACTOR", "P_TARGET", "BASELINE_MODES", "tune", "targets",
-           "analyse_pair", "analyse", "loss_changes"]
+           "analyse_pair", "analyse", "loss_changes", "near_ties"]
 
 #: "trains as well": test accuracy within 2% (relative) of Glorot's
 ACCURACY_MARGIN = 0.02
@@ -140,6 +141,7 @@ def _cell_numbers(cell, lr: float, reference, classification: bool) -> dict:
             "cost": stats.median_ratio(times, events, *glorot_times, n_boot=1000),
             "median_steps": stats.median_time(times, events),
             "val": float(np.mean(_validation_score(cell).values)),
+            "val_interval": stats.mean_interval(_validation_score(cell).values),
             "p_broken": float(cell.broken.mean()),
             "p_functional": float(cell.functionally_broken.mean()),
             "effective_rank": float(_final(cell.effective_rank).isel(layer=0).median())}
@@ -197,11 +199,23 @@ def _verdict(test, target: float, classification: bool) -> str:
     return "unclear"
 
 
+def near_ties(cells, best) -> list:
+    """The keys of ``cells`` whose mean validation score reaches the lower end of the 95% CI
+    of ``best``'s (``best`` included): the cells the validation split cannot tell from the
+    chosen one, so another machine's rounding may choose any of them."""
+    low = cells[best]["val_interval"].low
+    if not np.isfinite(low):
+        return [best]
+    return sorted(k for k, numbers in cells.items() if numbers["val"] >= low or k == best)
+
+
 def _recommend(cells, fits, target, classification) -> dict:
-    """The constant-W cell with the best mean validation score and its verdict."""
+    """The constant-W cell with the best mean validation score, its verdict, and its near
+    ties (:func:`near_ties`)."""
     (c, sigma), best = max(cells.items(), key=lambda item: item[1]["val"])
     return {"c": c, "sigma_b": sigma, "cell": best, "fit": fits[c],
-            "verdict": _verdict(best["test"], target, classification)}
+            "verdict": _verdict(best["test"], target, classification),
+            "near": near_ties(cells, (c, sigma))}
 
 
 def _best_of_axis(one, axis: str, reference, target, classification) -> dict:

@@ -36,7 +36,9 @@ DEFINITIONS = (
     "bootstrap 95% CI ('<= x': at or below the smallest sigma_b tried; 'never': no sigma_b "
     f"reached it; 'P < {P_TARGET:g} again at x': the success rate falls below it again at the "
     "larger sigma_b = x). The "
-    "recommended cell is the constant-W cell with the best mean validation score; verdict "
+    "recommended cell is the constant-W cell with the best mean validation score (its 'near "
+    "ties': the other cells whose mean validation score reaches the lower end of its 95% CI, "
+    "which the validation split cannot tell from it); verdict "
     "against the same target pooled over draws: 'yes' when its test score meets it, 'no' "
     "when even the favourable end of its CI misses it, else 'unclear'. W broken / fn broken: "
     "the fractions of its networks whose W rows stopped being parallel (s2/s1 of W) and whose "
@@ -62,6 +64,18 @@ def _ratio(ratio) -> str:
     return f"{one(ratio.value)} [{one(ratio.low)}, {one(ratio.high)}]"
 
 
+def _ties(near) -> str:
+    """`` (n near ties: c lo-hi, sigma_b lo-hi)`` of a recommendation ('' when it has none)."""
+    if not near or len(near) < 2:
+        return ""
+    cs, sigmas = sorted({c for c, _ in near}), sorted({s for _, s in near})
+
+    def span(values):
+        return f"{values[0]:g}" if len(values) == 1 else f"{values[0]:g}-{values[-1]:g}"
+
+    return f" ({len(near) - 1} near ties: c {span(cs)}, sigma_b {span(sigmas)})"
+
+
 def _recommendation_table(pairs) -> str:
     head = ("| task | optimizer | activation | constant-W recipe (c, sigma_b, lr) | test score "
             "[95% CI] | Glorot | PyTorch default | LeCun normal | cost factor vs Glorot | "
@@ -75,8 +89,8 @@ def _recommendation_table(pairs) -> str:
             cell, base = rec["cell"], row["baselines"]
             lines.append(
                 f"| {pair['task']} | {pair['optimizer']} | {row['activation']} | "
-                f"c = {rec['c']:g}, sigma_b = {rec['sigma_b']:g}, lr = {cell['learning_rate']:g} "
-                f"| {_score(cell['test'], cls)} | {_score(base['glorot']['test'], cls)} | "
+                f"c = {rec['c']:g}, sigma_b = {rec['sigma_b']:g}, lr = {cell['learning_rate']:g}"
+                f"{_ties(rec.get('near'))} | {_score(cell['test'], cls)} | {_score(base['glorot']['test'], cls)} | "
                 f"{_score(base['torch_default']['test'], cls)} | "
                 f"{_score(base['normal']['test'], cls)} | {_ratio(cell['cost'])} | "
                 f"{sigma_fit_cell(rec['fit'])} | {cell['p_broken']:.2f} / {cell['p_functional']:.2f} | "
