@@ -123,3 +123,63 @@ def test_kink_crossing_along_the_trajectory(tmp_path):
     assert small["prediction"].kink_trajectory < 0.1 and small["p_measured"] == 0.0
     assert large["prediction"].kink_trajectory > 0.9 and large["p_measured"] >= 0.9
     assert large["prediction"].p_broken < 0.1  # the first-order escape misses it
+
+
+BIAS_ONLY = """
+name = "bias_only_check"
+[task]
+name = "teacher_student"
+dim = 2
+teacher_width = 2
+n_train = 64
+n_test = 16
+[model]
+width = 5
+activation = "tanh"
+[train]
+learning_rate = 0.1
+steps = 150
+dtype = "float64"
+[init]
+weight_mode = "constant"
+weight_value = 1.0
+[grid]
+weight_mode = ["constant", "zero", "glorot"]
+activation = ["tanh", "relu"]
+sigma_b = [0.0, 1e-3, 0.3]
+[seeds]
+count = 4
+[record]
+checkpoints = 3
+gradient_steps = 0
+[report]
+section = "bias_only"
+"""
+
+
+def test_the_bias_only_tables_get_the_theory_of_their_constant_weight_cells(tmp_path):
+    """theory.classify on a bias-only config: the prediction of each activation is that of
+    the same config with constant weights only (the W = 0 cells of the weight_mode axis do
+    not overwrite it), next to the measured P of the constant-W cells; minibatch configs get
+    a reason instead."""
+    from jaxsym.analysis import bias_only
+    from jaxsym.reporting import bias_only as render_bias_only
+
+    ds = run_study(config.parse_study(BIAS_ONLY), tmp_path / "run")
+    rows = bias_only.theory_rows(ds, tmp_path / "run")
+    assert (tmp_path / "run" / "predictions" / "classify_constant.json").is_file()
+    constant_only = config.parse_study(BIAS_ONLY.replace(
+        'weight_mode = ["constant", "zero", "glorot"]\n', ""))
+    expected = predict.classify_study(constant_only)
+    assert len(rows) == len(expected) == 2 * 3
+    for r in rows:
+        key = ((("activation", r["cell"]["activation"]),), r["draw"], r["sigma_b"])
+        assert r["prediction"] == expected[key]
+        one = ds.sel(weight_mode="constant", activation=r["cell"]["activation"],
+                     sigma_b=r["sigma_b"])
+        assert r["p_measured"] == pytest.approx(float(one.broken_layer.isel(layer=0).mean()))
+    text = "\n".join(render_bias_only._theory(rows))
+    assert f"of {2 * 2}** entries agree" in text and "| tanh |" in text and "| relu |" in text
+    minibatch = ds.assign_attrs(config=BIAS_ONLY.replace("steps = 150", "steps = 150\n"
+                                                         "batch_size = 16"))
+    assert "minibatch" in bias_only.theory_rows(minibatch)

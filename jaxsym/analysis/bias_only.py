@@ -8,13 +8,16 @@ has ``weight_mode``, ``sigma_b`` and ``activation`` axes); pure, no JAX.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from jaxsym import analysis
 from jaxsym.analysis import stats
-from jaxsym.analysis.common import loss_of, select_mode, weight_modes
+from jaxsym.analysis.common import (loss_of, rounding_limit, select_mode, study_of,
+                                    weight_modes)
 
-__all__ = ["P_TARGET", "FIT_SIGMA_RANGE", "fit_slopes", "summarize", "analyse"]
+__all__ = ["P_TARGET", "FIT_SIGMA_RANGE", "fit_slopes", "summarize", "theory_rows", "analyse"]
 
 #: the P(broken) the "smallest sigma_b that breaks" column asks for
 P_TARGET = 0.9
@@ -24,13 +27,15 @@ FIT_SIGMA_RANGE = (1e-8, 1e-2)
 
 def fit_slopes(ds) -> dict:
     """Log-law fits ``T = a + b log10(1/sigma_b)`` per (weight mode, activation), over the
-    sigma_b values of :data:`FIT_SIGMA_RANGE` where at least 90% of the networks converged
+    sigma_b values of :data:`FIT_SIGMA_RANGE` at or above the rounding limit of the run's dtype
+    (:func:`jaxsym.analysis.common.rounding_limit`) where at least 90% of the networks converged
     (censored runs would bias the medians); missing when fewer than 3 such values exist."""
     fits = {}
+    sigma_range = (max(FIT_SIGMA_RANGE[0], rounding_limit(ds.attrs["dtype"])), FIT_SIGMA_RANGE[1])
     for mode in weight_modes(ds):
         sub = select_mode(ds, mode)
         for act in sub.activation.values:
-            fit = analysis.fit_curve(sub.sel(activation=act), sigma_range=FIT_SIGMA_RANGE,
+            fit = analysis.fit_curve(sub.sel(activation=act), sigma_range=sigma_range,
                                      min_finished=0.9, n_boot=1000)
             if fit is not None:
                 fits[(ds.attrs["name"], mode, str(act))] = fit
@@ -74,6 +79,7 @@ def summarize(ds, fits=None) -> list[dict]:
             med = stats.median_time(top.time_to_converge.values, top.converged.values)
             row = {"experiment": ds.attrs["name"], "loss": loss_of(ds), "weight_mode": mode,
                    "activation": str(act), "seeds": n, "budget": budget,
+                   "dtype": ds.attrs["dtype"],
                    "p_broken_zero": (p[0], low[0], high[0]) if sigma[0] == 0 else None,
                    "p_broken_top": (p[-1], low[-1], high[-1]), "sigma_top": float(sigma.max()),
                    "p_functional_zero": (None if functional is None or sigma[0] != 0 else
@@ -125,9 +131,38 @@ def _panel(ds, mode) -> dict:
             "glorot_p_converged": glorot_p}
 
 
+def _constant_study(study):
+    """The study restricted to its constant-weight cells (the ``weight_mode`` grid axis
+    dropped; the config's scalar ``init.weight_mode`` is then the mode)."""
+    return dataclasses.replace(study, grid=tuple((axis, values) for axis, values in study.grid
+                                                 if axis != "weight_mode"))
+
+
+def theory_rows(ds, run_dir=None):
+    """:func:`jaxsym.theory.predict.classify_study` on the constant-W cells of a bias-only
+    study, next to the measured P(hidden layer 1 broken) (the rows of
+    :func:`jaxsym.analysis.classify.classification_rows`), cached next to the results like every
+    prediction; or a string saying why there is none (no constant-W cells, minibatch training:
+    the theory follows the deterministic full-batch trajectory)."""
+    from jaxsym.analysis.classify import classification_rows
+    from jaxsym.analysis.predictions import cached
+    from jaxsym.theory.predict import classify_study
+
+    study = study_of(ds)
+    modes = dict(study.grid).get("weight_mode", (study.get("init.weight_mode"),))
+    if "constant" not in modes or study.get("init.weight_mode") != "constant":
+        return "no constant-weight cells"
+    if study.get("train.batch_size"):
+        return ("minibatch training: the theory follows the deterministic full-batch "
+                "trajectory")
+    predictions = cached("classify_constant", _constant_study(study), run_dir, classify_study)
+    return classification_rows(select_mode(ds, "constant"), predictions)
+
+
 def analyse(entries) -> dict:
     """``{"datasets", "fits", "rows" ({experiment: summarize rows}), "panels" (one per
-    (experiment, weight mode)), "survival" ({experiment: survival_curves})}``."""
+    (experiment, weight mode)), "survival" ({experiment: survival_curves}), "theory"
+    ({experiment: theory_rows})}``."""
     datasets = [ds for ds, _ in entries]
     fits = {}
     for ds in datasets:
@@ -135,4 +170,5 @@ def analyse(entries) -> dict:
     return {"datasets": datasets, "fits": fits,
             "rows": {ds.attrs["name"]: summarize(ds, fits) for ds in datasets},
             "panels": [_panel(ds, m) for ds in datasets for m in weight_modes(ds)],
-            "survival": {ds.attrs["name"]: survival_curves(ds) for ds in datasets}}
+            "survival": {ds.attrs["name"]: survival_curves(ds) for ds in datasets},
+            "theory": {ds.attrs["name"]: theory_rows(ds, run_dir) for ds, run_dir in entries}}

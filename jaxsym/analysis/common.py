@@ -15,7 +15,21 @@ import numpy as np
 from jaxsym.core.records import NETWORK_DIMS
 
 __all__ = ["squeeze_grid", "weight_modes", "select_mode", "loss_of", "study_sections",
-           "study_of", "unit_roundoff", "KEEP_DIMS"]
+           "study_of", "unit_roundoff", "ROUNDING_ROUNDOFFS", "rounding_limit",
+           "below_rounding", "ROUNDING_RULE", "KEEP_DIMS"]
+
+#: THE rounding rule of every section: a sigma_b (or a relative noise dose) below this many unit
+#: roundoffs u of the dtype a network trains in is not a conclusion -- there the initial
+#: asymmetry is partly a rounding residue of the non-symmetric arithmetic, which differs between
+#: CPUs. Fits start at it; thresholds below it are marked.
+ROUNDING_ROUNDOFFS = 100.0
+#: the rule in words, for captions
+ROUNDING_RULE = (f"one rounding rule for the whole report: a sigma_b (or relative noise) below "
+                 f"{ROUNDING_ROUNDOFFS:g} unit roundoffs u of the training dtype (float64: "
+                 f"{ROUNDING_ROUNDOFFS * 2.0 ** -53:.1e}, float32: "
+                 f"{ROUNDING_ROUNDOFFS * 2.0 ** -24:.1e}, bfloat16: "
+                 f"{ROUNDING_ROUNDOFFS * 2.0 ** -8:.2g}) is not a conclusion: there the initial "
+                 "asymmetry is partly a rounding residue, which differs between CPUs")
 
 #: dims :func:`squeeze_grid` never drops: the per-network dims and the sigma_b axis
 KEEP_DIMS = NETWORK_DIMS + ("sigma_b",)
@@ -61,3 +75,15 @@ def unit_roundoff(dtype: str) -> float:
     import ml_dtypes
 
     return float(ml_dtypes.finfo(dtype).eps) / 2.0
+
+
+def rounding_limit(dtype: str) -> float:
+    """:data:`ROUNDING_ROUNDOFFS` unit roundoffs of ``dtype``: the smallest sigma_b (or relative
+    noise) that is a conclusion."""
+    return ROUNDING_ROUNDOFFS * unit_roundoff(dtype)
+
+
+def below_rounding(value, dtype: str) -> bool:
+    """``value`` (a sigma_b or noise > 0) is below :func:`rounding_limit` of ``dtype``."""
+    return (value is not None and dtype is not None
+            and 0 < float(value) < rounding_limit(dtype))

@@ -13,12 +13,13 @@ from __future__ import annotations
 import numpy as np
 
 from jaxsym.analysis import stats
-from jaxsym.analysis.common import squeeze_grid, unit_roundoff
+from jaxsym.analysis.common import ROUNDING_ROUNDOFFS, squeeze_grid, unit_roundoff
 
 __all__ = ["ESCAPE_FIT_ABOVE_U", "dtype_floor", "escape_fit", "analyse"]
 
-#: the escape log-law is fitted from this many unit roundoffs up
-ESCAPE_FIT_ABOVE_U = 100.0
+#: the escape log-law is fitted from this many unit roundoffs up (the report's one rounding rule,
+#: :data:`jaxsym.analysis.common.ROUNDING_ROUNDOFFS`)
+ESCAPE_FIT_ABOVE_U = ROUNDING_ROUNDOFFS
 
 
 def dtype_floor(ds) -> float:

@@ -10,17 +10,21 @@ from __future__ import annotations
 import numpy as np
 
 from jaxsym.analysis import stats
+from jaxsym.analysis.common import below_rounding, rounding_limit
 
 __all__ = ["analyse", "dose_curve"]
 
-#: the dose log-law is fitted over doses up to this size with P(broken) >= 0.9
+#: the dose log-law is fitted over doses up to this size with P(broken) >= 0.9 (and from the
+#: rounding limit up, :func:`jaxsym.analysis.common.rounding_limit`)
 FIT_MAX_NOISE = 1e-4
 
 
-def dose_curve(d, activation) -> dict:
+def dose_curve(d, activation, dtype: str = "float64") -> dict:
     """One activation's dose-response: per noise level P(broken) (Wilson 95%) and the KM
-    medians of the steps to break and to converge; the smallest dose with P >= 0.9, P at
-    noise 0 and the log-law fit over the doses (None with fewer than 3)."""
+    medians of the steps to break and to converge; the smallest dose with P >= 0.9 (and
+    whether it lies below the rounding limit of ``dtype``: not a conclusion), P at noise 0 and
+    the log-law fit over the doses from the rounding limit to :data:`FIT_MAX_NOISE` (None with
+    fewer than 3)."""
     dose, levels = None, []
     for v in d.noise.values:
         a = d.sel(noise=v)
@@ -34,7 +38,8 @@ def dose_curve(d, activation) -> dict:
                                                      a.converged.values)})
     p_zero = float(d.sel(noise=0.0).broken.mean()) if 0.0 in d.noise.values else float("nan")
     ok = [float(v) for v in d.noise.values
-          if v > 0 and float(d.sel(noise=v).broken.mean()) >= 0.9 and v <= FIT_MAX_NOISE]
+          if rounding_limit(dtype) <= v <= FIT_MAX_NOISE
+          and float(d.sel(noise=v).broken.mean()) >= 0.9]
     fit = None
     if len(ok) >= 3:
         a = d.sel(noise=ok)
@@ -42,6 +47,7 @@ def dose_curve(d, activation) -> dict:
         fit = stats.fit_log_law(sig.ravel(), a.time_to_break.values.ravel(),
                                 a.broken.values.ravel(), n_boot=1000)
     return {"activation": activation, "levels": levels, "dose": dose, "p_zero": p_zero,
+            "dose_below_rounding": below_rounding(dose, dtype),
             "fit_noise": ok, "fit": fit}
 
 
@@ -61,6 +67,7 @@ def analyse(entries) -> dict:
     for ds, _ in entries:
         acts = [str(a) for a in ds.activation.values] if "activation" in ds.dims else [None]
         parts = [(act, ds.sel(activation=act) if act is not None else ds) for act in acts]
-        runs.append({"ds": ds, "curves": [dose_curve(d, act) for act, d in parts],
+        runs.append({"ds": ds, "curves": [dose_curve(d, act, ds.attrs["dtype"])
+                                          for act, d in parts],
                      "figure": [(act, _figure(d)) for act, d in parts]})
     return {"runs": runs}

@@ -14,7 +14,7 @@ import functools
 import numpy as np
 
 from jaxsym.analysis import stats
-from jaxsym.analysis.common import squeeze_grid, study_of, unit_roundoff
+from jaxsym.analysis.common import squeeze_grid, study_of, study_sections, unit_roundoff
 from jaxsym.analysis.predict import network_errors
 from jaxsym.analysis.predictions import cached
 
@@ -106,17 +106,25 @@ def _spread(ds) -> dict:
 
 def analyse_slope(entries) -> dict:
     """``{"runs": [{"ds", "analysis" (SaddleAnalysis), "fits", "finished" (fraction broken and
-    converged), "quartiles"}]}``."""
+    converged), "quartiles", "curves"}]}``; ``curves``: the log-law of every result among
+    ``entries`` (the ``saddle_slope`` runs and those the section also reads, escape, noise dose
+    and bias-only) that trains the same network on the same data, stated by its small-sigma_b
+    asymptote and curvature (:func:`jaxsym.analysis.loglaw.network_curves`)."""
+    from jaxsym.analysis import loglaw
     from jaxsym.theory.predict import analyse_saddle
 
     runs = []
-    for ds, run_dir in entries:
+    own = [e for e in entries if e[0].attrs.get("report_section") == "saddle_slope"]
+    for ds, run_dir in own:
         analysis = cached("saddle", study_of(ds), run_dir,
                           functools.partial(analyse_saddle, require_reached=False))
         flat = squeeze_grid(ds)
+        activation = study_sections(ds)["model"]["activation"]
         runs.append({"ds": ds, "analysis": analysis, "fits": saddle_fits(ds),
                      "finished": float((flat.broken & flat.converged).mean()),
-                     "quartiles": _spread(ds)})
+                     "quartiles": _spread(ds),
+                     "curves": loglaw.network_curves(entries, activation,
+                                                     loglaw.network_key(ds))})
     return {"runs": runs}
 
 

@@ -37,8 +37,10 @@ ANALYSES = {"bias_only": bias_only.analyse, "predict": predict.analyse,
             "calibrate": calibrate.analyse, "weight_decay": weight_decay.analyse,
             "generic": analyse_generic}
 #: sections that also read the runs of other kinds (the width-scaling table has a row for
-#: the base saddle_slope run)
-ALSO_READS = {"width_scaling": ("saddle_slope",)}
+#: the base saddle_slope run; the saddle section states the log-law of every experiment that
+#: trains its network)
+ALSO_READS = {"width_scaling": ("saddle_slope",),
+              "saddle_slope": ("escape", "noise_dose", "bias_only")}
 #: the order of the sections in REPORT.md
 REPORT_ORDER = ("calibrate", "bias_only", "predict", "classify", "weight_decay", "zero_init",
                 "staircase", "escape", "noise_dose", "width_scaling", "saddle_slope",

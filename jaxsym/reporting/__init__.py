@@ -37,6 +37,7 @@ def write_report(run_dirs, figures_dir="figures") -> Path:
     point with CIs, and an overview figure). Returns the path of ``REPORT.md``."""
     from jaxsym.analysis import sections as analysis_sections
     from jaxsym.reporting import answer  # imported here: ``python -m jaxsym.reporting.answer``
+    from jaxsym.reporting.common import STATISTICS
 
     figures_dir = Path(figures_dir)
     sources = list(run_dirs)
@@ -45,6 +46,7 @@ def write_report(run_dirs, figures_dir="figures") -> Path:
              + ". Every number below is computed from those runs.", ""]
     sections = analysis_sections.analyse(analysis_sections.load(sources))
     lines += answer.answer_lines(dict(sections))
+    lines += [STATISTICS, ""]
     for kind, numbers in sections:
         lines += RENDERERS[kind](numbers, figures_dir)
     figures_dir.mkdir(parents=True, exist_ok=True)

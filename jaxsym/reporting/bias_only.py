@@ -14,8 +14,9 @@ import numpy as np
 
 from jaxsym.analysis import stats
 from jaxsym.analysis.bias_only import FIT_SIGMA_RANGE
-from jaxsym.reporting.common import (LOSS_LABELS, MODE_LABELS, description, p_cell,
-                                     setup_table, sigma_fit_cell, steps)
+from jaxsym.analysis.common import below_rounding
+from jaxsym.reporting.common import (LOSS_LABELS, MODE_LABELS, ROUNDING_MARK, description,
+                                     p_cell, setup_table, sigma_fit_cell, steps)
 from jaxsym.reporting.plotting import (PALETTE, finish, log_axis, plt, save, seeds_label,
                                        sigma_positions, title)
 
@@ -52,6 +53,14 @@ MECHANISM = (
     "nothing from it.")
 
 
+def _threshold(sigma, row) -> str:
+    """A sigma_b threshold, marked when it lies below the rounding limit of the row's dtype."""
+    if sigma is None:
+        return "none"
+    return f"{sigma:g}" + (f" {ROUNDING_MARK}" if below_rounding(sigma, row.get("dtype"))
+                           else "")
+
+
 def _table(rows) -> str:
     head = ("| weight init | activation | P(broken), sigma_b = 0 | P(broken), largest sigma_b | "
             "P(fn broken), sigma_b = 0 | P(fn broken), largest sigma_b | "
@@ -65,10 +74,12 @@ def _table(rows) -> str:
         slope = (f"{fit.b + 0:.1f} [{fit.b_low + 0:.1f}, {fit.b_high + 0:.1f}]" if fit else "n/a")
         glorot = stats.format_median(r["median_glorot"], r["budget"]) if "median_glorot" in r \
             else "n/a"
-        sigma_p90 = "none" if r["sigma_p90"] is None else f"{r['sigma_p90']:g}"
+        sigma_p90 = _threshold(r["sigma_p90"], r)
         fit_cell = sigma_fit_cell(r["sigma_90_fit"]) if "sigma_90_fit" in r else "n/a"
-        wilson = ("none" if r.get("sigma_p90_wilson") is None
-                  else f"{r['sigma_p90_wilson']:g}")
+        if "sigma_90_fit" in r and r["sigma_90_fit"].status != "never" and below_rounding(
+                r["sigma_90_fit"].value, r.get("dtype")):
+            fit_cell += f" {ROUNDING_MARK}"
+        wilson = _threshold(r.get("sigma_p90_wilson"), r)
         lines.append(
             f"| {MODE_LABELS.get(r['weight_mode'], r['weight_mode'])} | {r['activation']} | "
             f"{p_cell(r['p_broken_zero'])} | {p_cell(r['p_broken_top'])} | "
@@ -90,7 +101,7 @@ def _mode_answer(name, loss, mode, mode_rows) -> str:
              "symmetry: float rounding noise, amplified at the unstable symmetric saddle; ")
     if breaks:
         text += ("random biases alone broke symmetry (P >= 0.9) for "
-                 + ", ".join(f"{r['activation']} (from sigma_b = {r['sigma_p90']:g})"
+                 + ", ".join(f"{r['activation']} (from sigma_b = {_threshold(r['sigma_p90'], r)})"
                              for r in breaks) + "; ")
     if never:
         text += "they did not for " + ", ".join(never) + "; "
@@ -271,7 +282,45 @@ def fig_survival(ds, curves, activation="tanh", mode="constant"):
     return fig
 
 
-def _experiment(ds, rows, survival, figures_dir) -> list[str]:
+def _theory(theory) -> list[str]:
+    """The theory's P(layer 1 broken by the budget) and mechanism next to the measured P, per
+    constant-W activation and sigma_b > 0 (``theory``: :func:`jaxsym.analysis.bias_only.
+    theory_rows`, or why there is none)."""
+    if isinstance(theory, str):
+        return ["**The theory next to the measurement**: not made for this experiment "
+                f"({theory}).", ""]
+    rows = [r for r in theory if r["sigma_b"] > 0]
+    sigmas = sorted({r["sigma_b"] for r in rows})
+    activations = list(dict.fromkeys(r["cell"].get("activation", "") for r in rows))
+    draws = sorted({r["draw"] for r in rows})
+    agree, trivial = sum(r["agree"] for r in rows), sum(r["baseline_agree"] for r in rows)
+    lines = [
+        "**The theory next to the measurement** (`jaxsym.theory.classify` run on this "
+        "config's constant-W cells before looking at the runs: one symmetric trajectory and "
+        "its linearised escape per activation" + (f" and data draw ({len(draws)})"
+                                                  if len(draws) > 1 else "")
+        + "; each entry predicted / measured P(hidden layer 1 broken by the budget), **x** "
+        "where they disagree, judged as in the classification section: both >= 0.9, both "
+        f"<= 0.1, or the prediction inside the measured 95% Wilson interval): **{agree} of "
+        f"{len(rows)}** entries agree; the rule 'smooth activations break, relu-type ones do "
+        f"not' scores {trivial} of {len(rows)}.", "",
+        "| activation | mechanism (theory) | " + " | ".join(f"sigma_b = {s:.0e}" for s in sigmas)
+        + " |", "|---|---|" + "---|" * len(sigmas)]
+    for act in activations:
+        mine = [r for r in rows if r["cell"].get("activation", "") == act]
+        mechs = sorted({r["prediction"].mechanism for r in mine},
+                       key=[r["prediction"].mechanism for r in mine].index)
+        cells = []
+        for sigma in sigmas:
+            cells.append(" ".join(
+                f"{r['prediction'].p_broken:.2f}/{r['p_measured']:.2f}"
+                + ("" if r["agree"] else " **x**")
+                for r in mine if r["sigma_b"] == sigma))
+        lines.append(f"| {act} | {', '.join(mechs)} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _experiment(ds, rows, survival, figures_dir, theory=None) -> list[str]:
     stem = f"survival_{ds.attrs['name']}"
     save(fig_survival(ds, survival), figures_dir, stem)
     return [f"## {ds.attrs['name']}", "", description(ds), "", "### Setup", "", setup_table(ds),
@@ -287,8 +336,13 @@ def _experiment(ds, rows, survival, figures_dir) -> list[str]:
             "step with training loss below the threshold, with 95% CIs, right-censored at the "
             "budget ('> budget': not reached, never the mean of the runs that finished); slopes "
             "are least-squares fits of the per-sigma medians over sigma_b in "
-            f"[{FIT_SIGMA_RANGE[0]:g}, {FIT_SIGMA_RANGE[1]:g}] where >= 90% converged, with "
-            "stratified bootstrap 95% CIs.", "", f"![survival]({stem}.png)", ""]
+            f"[{FIT_SIGMA_RANGE[0]:g}, {FIT_SIGMA_RANGE[1]:g}] (from the rounding limit up) "
+            "where >= 90% converged, with stratified bootstrap 95% CIs: window fits, which are "
+            "not the log-law's slope where the curve bends (section 'The log-law slope from "
+            f"the Hessian' states its asymptote); '{ROUNDING_MARK}': a threshold below "
+            "the rounding limit of the run's dtype (100 unit roundoffs), not a conclusion.", "",
+            *(_theory(theory) if theory is not None else []),
+            f"![survival]({stem}.png)", ""]
 
 
 def render(numbers, figures_dir) -> list[str]:
@@ -307,5 +361,6 @@ def render(numbers, figures_dir) -> list[str]:
              "![P(converged)](p_converged.png)", ""]
     for ds in datasets:
         name = ds.attrs["name"]
-        lines += _experiment(ds, numbers["rows"][name], numbers["survival"][name], figures_dir)
+        lines += _experiment(ds, numbers["rows"][name], numbers["survival"][name], figures_dir,
+                             numbers.get("theory", {}).get(name))
     return lines

@@ -9,10 +9,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jaxsym.analysis.common import study_sections
+from jaxsym.analysis.common import ROUNDING_RULE, study_sections
 
 __all__ = ["setup_table", "description", "source_label", "steps", "p_cell", "sigma_fit_cell",
-           "write_text_if_changed", "PROVENANCE_ROWS", "LOSS_LABELS", "MODE_LABELS"]
+           "write_text_if_changed", "PROVENANCE_ROWS", "LOSS_LABELS", "MODE_LABELS",
+           "STATISTICS", "ROUNDING_MARK"]
+
+#: how every number of the report is stated, once (the report prints it after the answer)
+STATISTICS = (
+    "**How the numbers are stated.** Probabilities come with 95% Wilson intervals; times are "
+    "Kaplan-Meier medians with 95% CIs, right-censored at the budget ('> budget': fewer than "
+    "half got there); means come with Student-t 95% CIs; fitted slopes and sigma_90 with "
+    "stratified bootstrap 95% CIs; a log-law slope is stated as its small-sigma_b asymptote "
+    "with a curvature check (section 'The log-law slope from the Hessian'); a count is over "
+    "every row of its table, with the rows where the theory fails named; "
+    + ROUNDING_RULE + ". Thresholds below that limit are marked " + "{mark}.")
+#: the mark of a sigma_b threshold below the rounding limit
+ROUNDING_MARK = "(rounding)"
+STATISTICS = STATISTICS.format(mark=f"'{ROUNDING_MARK}'")
 
 LOSS_LABELS = {"mse": "MSE", "bce": "binary CE", "softmax_ce": "softmax CE"}
 MODE_LABELS = {"constant": "W constant (1/sqrt(fan_in))", "zero": "W = 0",

@@ -26,10 +26,12 @@ def _finding(above_u) -> str:
         "reach the loss, and the network behaves exactly like sigma_b = 0. The floor sigma_b* "
         "(largest sigma_b that behaves like 0, every smaller one too) is set by the dtype's unit "
         "roundoff u; above it the time to break follows the log-law, fitted over the cells from "
-        f"{above_u:g} u to 1e-2 with P(broken) >= 0.9. Cells between the floor and "
-        "about 100 u are not conclusions: there the initial asymmetry is partly a rounding "
-        "residue of the non-symmetric arithmetic, which differs between CPUs (in float32 the "
-        "1e-9 and 1e-7 cells move with the kernels; benchmarks/cross_machine.py).")
+        f"{above_u:g} u to 1e-2 with P(broken) >= 0.9 (a window fit; the log-law's asymptote "
+        "is stated in the section 'The log-law slope from the Hessian'). Cells between the "
+        f"floor and {above_u:g} u are not conclusions (the report's one rounding rule): there "
+        "the initial asymmetry is partly a rounding residue of the non-symmetric arithmetic, "
+        "which differs between CPUs (in float32 the 1e-9 and 1e-7 cells move with the kernels; "
+        "benchmarks/cross_machine.py).")
 
 
 def _escape_text(numbers) -> str:

@@ -19,7 +19,9 @@ __all__ = ["render"]
 def _curve_text(curve) -> str:
     act, dose, fit, ok = curve["activation"], curve["dose"], curve["fit"], curve["fit_noise"]
     text = f"**{act}**: P(broken) = {curve['p_zero']:.2f} without noise; "
-    text += (f"the smallest dose with P(broken) >= 0.9 is noise = {dose:.0e}. "
+    text += (f"the smallest dose with P(broken) >= 0.9 is noise = {dose:.0e}"
+             + (" (below the rounding limit: not a conclusion)"
+                if curve.get("dose_below_rounding") else "") + ". "
              if dose is not None else "no dose reached P(broken) >= 0.9. ")
     if fit is not None:
         text += (f"Over noise in [{ok[0]:.0e}, {ok[-1]:.0e}] the time to break grows by "

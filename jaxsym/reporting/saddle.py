@@ -57,6 +57,68 @@ def _saddle_text(run) -> str:
         "network's break time under momentum and Adam (`tests/test_escape.py`).",])
 
 
+def _fit_cell(fit) -> str:
+    if fit is None:
+        return "n/a"
+    return (f"{fit.b:.0f} [{fit.b_low:.0f}, {fit.b_high:.0f}] over [{fit.sigma_min:.0e}, "
+            f"{fit.sigma_max:.0e}]")
+
+
+def _curves_text(run) -> list[str]:
+    """The log-law of every experiment that trains this network, stated once: the asymptote
+    (smallest cells that are conclusions), the window fit and the curvature check, against the
+    Hessian's slope."""
+    from jaxsym.analysis.common import ROUNDING_ROUNDOFFS
+    from jaxsym.analysis.loglaw import ASYMPTOTE_CELLS, MIN_BROKEN, WINDOW_MAX
+
+    curves, predicted = run.get("curves") or [], run["analysis"].slope
+    if not curves:
+        return []
+    lines = [
+        "### One log-law slope: the small-sigma_b asymptote of every experiment on this network",
+        "",
+        "The log-law is an asymptote, so every experiment that trains this network on the same "
+        "training set (any constant weight c, budget or dtype: the collapsed saddle does not "
+        "depend on them) is stated the same way, on the steps to break: the **asymptote** is "
+        f"the least-squares slope over its {ASYMPTOTE_CELLS} smallest cells that are "
+        f"conclusions (at or above {ROUNDING_ROUNDOFFS:g} unit roundoffs of its dtype, >= "
+        f"{100 * MIN_BROKEN:g}% broken), the **window fit** the same over every such cell up "
+        f"to {WINDOW_MAX:g}, and the **curvature check** a quadratic in log10(1/sigma_b) over "
+        "the window: the change of the local slope across it (positive: steeper at small "
+        "sigma_b), with a stratified bootstrap 95% CI; the curve **bends** when that CI "
+        "excludes 0, and then the window fit is not the log-law slope. Noise-dose rows are against the per-step relative noise instead of "
+        "sigma_b.", "",
+        "| experiment | dtype | c | against | seeds | asymptote (steps/decade) [95% CI] | vs "
+        "Hessian | window fit [95% CI] | slope change across the window [95% CI] | bends |",
+        "|---|---|---|---|---|---|---|---|---|---|"]
+    near = []
+    for row in curves:
+        c = row["curve"]
+        a = c.asymptote
+        diff = f"{100 * (a.b / predicted - 1):+.1f}%" if a is not None else "n/a"
+        if a is not None:
+            near.append((row["experiment"], row["dtype"], a, a.b_low <= predicted <= a.b_high))
+        curv = (f"{c.curvature[0]:+.0f} [{c.curvature[1]:+.0f}, {c.curvature[2]:+.0f}]"
+                if c.curvature is not None else "n/a (< 4 cells)")
+        lines.append(f"| {row['experiment']} | {row['dtype']} | {row['weight_value']:g} | "
+                     f"{row['variable']} | {row['seeds']} | {_fit_cell(a)} | {diff} | "
+                     f"{_fit_cell(c.window) if c.window is not a else 'same cells'} | {curv} | "
+                     f"{'yes' if c.bends else 'no'} |")
+    lines.append("")
+    if near:
+        inside = [n for n in near if n[3]]
+        spread = [n[2].b for n in near]
+        lines += [
+            f"The Hessian predicts {predicted:.1f} steps per decade. The asymptotes of "
+            f"{len(near)} curves range from {min(spread):.0f} to {max(spread):.0f} "
+            f"({100 * (min(spread) / predicted - 1):+.0f}% to "
+            f"{100 * (max(spread) / predicted - 1):+.0f}%); the prediction lies inside the 95% "
+            f"CI of {len(inside)} of them. The window fits of curves that bend are not the "
+            "slope of the log-law: they mix the saddle's rate with the faster escape on the way "
+            "to it.", ""]
+    return lines
+
+
 def _width_text(numbers) -> str:
     rows, tolerance = numbers["rows"], numbers["tolerance"]
     lines = ["| m | lr | lambda_min | multiplicity | m lambda_min | predicted slope (Hessian) | "
@@ -162,7 +224,8 @@ def render_slope(numbers, figures_dir) -> list[str]:
     for run in numbers["runs"]:
         save(fig_saddle(run), figures_dir, "saddle_slope")
         lines += ["## The log-law slope from the Hessian at the symmetric saddle", "",
-                  *_invalid(run["analysis"]), _saddle_text(run), "", "### Setup", "",
+                  *_invalid(run["analysis"]), _saddle_text(run), "", *_curves_text(run),
+                  "### Setup", "",
                   setup_table(run["ds"]), "", "![saddle slope](saddle_slope.png)", ""]
     return lines
 
