@@ -23,6 +23,13 @@ cell, what the report concludes:
 ``--preset full``) and compares only them with the reference's run of the same preset, e.g.
 ``--preset full --only bias_only_mnist1d`` (after ``jaxsym study --preset full``).
 
+``--preset full --study-runs calibrate_teacher-sgd calibrate_digits-adam`` reruns the study's
+runs whose names start with those prefixes (a calibration pair: its constant-W, baseline,
+alternative, W = 0, unit-group and dropout runs), with the study's own overrides, and compares
+the calibration's conclusions: every recommendation, baseline and alternative verdict EQUAL,
+the recommended (c, sigma_b) cell among the reference's near ties, sigma_90 per c inside the
+reference's CI.
+
 Writes ``OUT/cross_machine.json`` and ``.md`` (every compared cell, and the count that differ).
 """
 
@@ -134,6 +141,76 @@ def compare(reference: Path, other: Path, names: list[str] | None = None) -> lis
     return rows
 
 
+def _sigma_same(a, b) -> bool:
+    """Two sigma_90 fits agree: the same status and, for fitted values, the other's value
+    inside the reference's interval."""
+    if a.status != b.status:
+        return False
+    return a.status != "fit" or a.low <= b.value <= a.high
+
+
+def compare_calibration(reference: Path, other: Path, names: list[str]) -> list[dict]:
+    """:func:`calibration_rows` of two sets of run directories (``names``: calibration runs
+    present in both)."""
+    from jaxsym.engine import store
+
+    return calibration_rows(*([(store.load(root / n), root / n) for n in names]
+                              for root in (reference, other)))
+
+
+def calibration_rows(reference, other) -> list[dict]:
+    """The calibration's conclusions of two lists of ``(dataset, run_dir)`` entries (the same
+    runs made twice), pair by pair (task, optimizer, loss) and activation: the
+    recommendation's verdict must be EQUAL; the other's recommended (c, sigma_b) cell must be
+    one of the reference's near ties (:func:`jaxsym.analysis.calibrate.near_ties`: cells the
+    validation split cannot tell apart); its sigma_90 per c inside the reference's CI (same
+    status); every baseline's and alternative's verdict (W = 0, dropout, the unit groups
+    needed) EQUAL."""
+    from jaxsym.analysis import calibrate
+
+    numbers = [calibrate.analyse(entries) for entries in (reference, other)]
+    rows = []
+    for pa, pb in zip(*(n["pairs"] + n["loss_pairs"] for n in numbers)):
+        run = f"calibrate {pa['task']}/{pa['optimizer']}/{pa['loss']}"
+        for ra, rb in zip(pa["rows"], pb["rows"]):
+            act, reca, recb = ra["activation"], ra["recommendation"], rb["recommendation"]
+            rows.append({"run": run, "what": f"{act} recommendation verdict",
+                         "reference": reca["verdict"], "other": recb["verdict"],
+                         "same": reca["verdict"] == recb["verdict"]})
+            cell = (recb["c"], recb["sigma_b"])
+            rows.append({"run": run, "what": f"{act} recipe cell among the reference's near ties",
+                         "reference": [[c, s] for c, s in reca["near"]], "other": list(cell),
+                         "same": cell in reca["near"]})
+            for c, fa in ra["fits"].items():
+                fb = rb["fits"][c]
+                rows.append({"run": run, "what": f"{act} sigma_90 at c = {c:g}",
+                             "reference": [fa.status, fa.value, fa.low, fa.high],
+                             "other": [fb.status, fb.value], "same": _sigma_same(fa, fb)})
+            verdicts = [(f"baseline {m}", ra["baselines"][m]["verdict"],
+                         rb["baselines"][m]["verdict"]) for m in ra["baselines"]]
+            for kind in ("zero", "dropout"):
+                if ra[kind] is not None:
+                    verdicts.append((kind, ra[kind]["verdict"], rb[kind]["verdict"]))
+            if ra["groups"] is not None:
+                verdicts.append(("unit groups needed", ra["groups"]["needed"],
+                                 rb["groups"]["needed"]))
+            for what, va, vb in verdicts:
+                rows.append({"run": run, "what": f"{act} {what}", "reference": va, "other": vb,
+                             "same": va == vb})
+    return rows
+
+
+def study_runs(preset: str, prefixes: list[str]) -> list[tuple]:
+    """The study's runs of ``preset`` whose run name starts with one of ``prefixes``:
+    ``[(run name, bundled experiment name, overrides)]``, in study order."""
+    from jaxsym.study.experiments import STUDY_EXPERIMENTS, run_name
+
+    return [(run_name(name, overrides, preset), name, overrides)
+            for name, overrides, presets in STUDY_EXPERIMENTS
+            if preset in presets and any(run_name(name, overrides, preset).startswith(p)
+                                         for p in prefixes)]
+
+
 def _p_class(p: float) -> str:
     return "broken" if p >= 0.9 else "kept" if p <= 0.1 else "mixed"
 
@@ -150,14 +227,24 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="+", metavar="EXPERIMENT", default=None,
                         help="rerun only these experiments/NAME.toml (into RUNS/NAME-PRESET) "
                              "instead of the whole quick study, and compare only them")
+    parser.add_argument("--study-runs", nargs="+", metavar="PREFIX", default=None,
+                        help="rerun the study's runs of --preset whose run name starts with a "
+                             "PREFIX (e.g. calibrate_teacher-sgd: the constant-W, baseline "
+                             "and alternative runs of that pair), with the study's overrides, "
+                             "and compare them (calibration runs: verdicts, recipe cell among "
+                             "near ties, sigma_90)")
     parser.add_argument("--preset", default="quick", choices=("quick", "full", "large"),
                         help="preset of the --only runs (default quick; the whole-study "
                              "rerun is always quick)")
     args = parser.parse_args(argv)
-    if args.preset != "quick" and not args.only:
-        parser.error("--preset other than quick needs --only")
+    if args.preset != "quick" and not (args.only or args.study_runs):
+        parser.error("--preset other than quick needs --only or --study-runs")
+    if args.only and args.study_runs:
+        parser.error("--only and --study-runs exclude each other")
     flags = exactness.KERNEL_FAMILIES[args.family]
     runs = args.runs or Path(f"runs-{args.family}")
+    if args.study_runs:
+        return _study_runs_main(args, flags, runs)
     if not args.compare_only:
         env = {**os.environ, "XLA_FLAGS": flags}
         if args.only:
@@ -173,28 +260,60 @@ def main(argv=None) -> int:
                             "--no-progress"], env=env, check=True)
     rows = compare(args.reference, runs, [f"{n}-{args.preset}" for n in args.only]
                    if args.only else None)
+    command = (f"python benchmarks/cross_machine.py --family {args.family}"
+               + (f" --preset {args.preset}" if args.preset != "quick" else "")
+               + (f" --only {' '.join(args.only)}" if args.only else ""))
+    stem = "cross_machine" + ("_" + "_".join(args.only) if args.only else "") + (
+        f"_{args.preset}" if args.preset != "quick" else "")
+    return _write(args, flags, rows, stem, "The study under another kernel family vs the "
+                  "reference runs", command)
+
+
+def _write(args, flags, rows, stem, title, command, names=None) -> int:
+    """Write OUT/STEM.json and .md (every compared conclusion, the count that differ) and
+    print the summary line."""
     differ = [r for r in rows if not r["same"]]
     table = _common.markdown_table(
         ["run", "compared", "reference", "other", "same"],
         [[r["run"], r["what"], str(r.get("reference")), str(r.get("other")),
           "yes" if r["same"] else "NO"] for r in rows])
     markdown = "\n".join([
-        "# The study under another kernel family vs the reference runs", "",
-        f"`python benchmarks/cross_machine.py --family {args.family}"
-        + (f" --preset {args.preset}" if args.preset != "quick" else "")
-        + (f" --only {' '.join(args.only)}" if args.only else "")
-        + f"` (XLA_FLAGS '{flags}'); "
-        f"reference: `{args.reference}`", "", _common.machine_markdown(_common.machine_info()),
-        "", f"**{len(rows) - len(differ)} of {len(rows)} compared conclusions agree.**", "",
-        table])
-    stem = "cross_machine" + ("_" + "_".join(args.only) if args.only else "") + (
-        f"_{args.preset}" if args.preset != "quick" else "")
+        f"# {title}", "", f"`{command}` (XLA_FLAGS '{flags}'); reference: `{args.reference}`"
+        + (f"; runs: {', '.join(names)}" if names else ""), "",
+        _common.machine_markdown(_common.machine_info()), "",
+        f"**{len(rows) - len(differ)} of {len(rows)} compared conclusions agree.**", "", table])
     _common.write_results(args.out, stem, {"family": args.family, "flags": flags,
-                                                      "rows": rows, "differ": len(differ)},
-                          markdown)
+                                           **({"runs": names} if names else {}),
+                                           "rows": rows, "differ": len(differ)}, markdown)
     print(f"{len(rows) - len(differ)} of {len(rows)} agree; differing: "
           + "; ".join(f"{r['run']} {r['what']}" for r in differ))
     return 0
+
+
+def _study_runs_main(args, flags, runs) -> int:
+    import json
+
+    planned = study_runs(args.preset, args.study_runs)
+    if not planned:
+        raise SystemExit(f"cross_machine.py: no run of the {args.preset} study starts with "
+                         f"{' or '.join(args.study_runs)}")
+    env = {**os.environ, "XLA_FLAGS": flags}
+    for name, experiment, overrides in planned if not args.compare_only else ():
+        sets = [a for k, v in overrides.items() for a in ("--set", f"{k}={json.dumps(v)}")]
+        subprocess.run([sys.executable, "-m", "jaxsym", "run", experiment, "--preset",
+                        args.preset, *sets, "--out", str(runs / name), "--no-progress", "--yes"],
+                       env=env, check=True)
+    names = [name for name, _, _ in planned]
+    calibration = [n for n in names if n.startswith("calibrate")]
+    others = [n for n in names if n not in calibration]
+    rows = compare(args.reference, runs, others) if others else []
+    if calibration:
+        rows += compare_calibration(args.reference, runs, calibration)
+    stem = "cross_machine_" + "_".join(args.study_runs) + f"_{args.preset}"
+    command = (f"python benchmarks/cross_machine.py --family {args.family} --preset "
+               f"{args.preset} --study-runs {' '.join(args.study_runs)}")
+    return _write(args, flags, rows, stem, "Study runs under another kernel family vs the "
+                  "reference runs", command, names)
 
 
 if __name__ == "__main__":

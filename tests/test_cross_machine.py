@@ -121,3 +121,40 @@ def test_same_answer_on_every_kernel_and_strategy(runs):
             np.testing.assert_allclose(ds[var].sel(timed).median("seed").values,
                                        reference[var].sel(timed).median("seed").values,
                                        rtol=rtol, err_msg=f"{name}: {var}")
+
+
+def test_the_calibration_comparison_flags_a_changed_verdict_and_a_recipe_cell_outside_ties():
+    """benchmarks/cross_machine.py's calibration comparison: the same runs twice agree on every
+    conclusion; a baseline whose test score falls below the target changes its verdict, and a
+    recipe cell the reference's validation split could tell apart is flagged."""
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    import cross_machine
+    from tests.test_calibrate import _baseline_score, _baseline_val, _dataset
+
+    def const_score(mode, c, sigma, lr, seed):
+        return 0.97 if sigma >= 0.1 else 0.5
+
+    def const_val(mode, c, sigma, lr, seed):  # sigma_b = 1 clearly best on validation
+        return {1e-3: 0.5, 0.1: 0.8, 1.0: 0.9}[sigma] - (lr == 0.1) * 0.1
+
+    sigmas = [1e-3, 0.1, 1.0]
+    modes = ["glorot", "torch_default"]
+    reference = [(_dataset(["constant"], [1.0], sigmas, const_score, const_val), None),
+                 (_dataset(modes, [1.0], [0.0], _baseline_score, _baseline_val), None)]
+    same = cross_machine.calibration_rows(reference, reference)
+    assert same and all(r["same"] for r in same)
+    assert {"tanh recommendation verdict", "tanh baseline torch_default",
+            "tanh recipe cell among the reference's near ties"} <= {r["what"] for r in same}
+
+    def worse(mode, c, sigma, lr, seed):
+        return 0.5 if mode == "torch_default" else _baseline_score(mode, c, sigma, lr, seed)
+
+    def other_val(mode, c, sigma, lr, seed):  # now sigma_b = 0.1 wins on validation
+        return {1e-3: 0.5, 0.1: 0.95, 1.0: 0.9}[sigma] - (lr == 0.1) * 0.1
+
+    other = [(_dataset(["constant"], [1.0], sigmas, const_score, other_val), None),
+             (_dataset(modes, [1.0], [0.0], worse, _baseline_val), None)]
+    differ = {r["what"] for r in cross_machine.calibration_rows(reference, other)
+              if not r["same"]}
+    assert differ == {"tanh baseline torch_default",
+                      "tanh recipe cell among the reference's near ties"}
