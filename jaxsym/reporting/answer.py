@@ -100,7 +100,7 @@ def _q2(calibrate, link) -> str | None:
     smallest = min(s for _, _, r in rows for _, s in r["cells"])
     tiny = sum(r["recommendation"]["fit"].status in ("always", "below") for r in yes)
     text = ("**Can random b replace random W?** Often. Constant W = c/sqrt(fan_in) plus biases "
-            "N(0, sigma_b^2), learning rate tuned on validation, matched Glorot in "
+            "N(0, sigma_b^2), lr tuned on validation, matched Glorot in "
             f"{verdict['yes']} of {len(rows)} [rows]({link}{ANCHORS['recommendation']})")
     text += f", fell short in {verdict['no']} ({_names(no)})" if no else ", fell short in none"
     text += f", undecided in {verdict['unclear']}." if verdict["unclear"] else "."
@@ -133,10 +133,10 @@ def _q3(sections, link) -> str | None:
         tiny = [r for r in rows if r["sigma_b"] == smallest]
         broke = sum(r["p_measured"] >= 0.5 for r in tiny)
         agree = sum(r["agree"] for r in rows)
-        parts.append(f"Whether a tiny spread (sigma_b = {smallest:.0e}) breaks the symmetry at "
+        parts.append(f"Whether a tiny spread (sigma_b = {smallest:.0e}) breaks symmetry at "
                      f"all depends on activation x loss x data: it did in {broke} of "
-                     f"{len(tiny)} [cell/draw entries]({link}{ANCHORS['classify']}) (theory alone "
-                     f"predicted {agree} of {len(rows)} entries).")
+                     f"{len(tiny)} [cell/draw entries]({link}{ANCHORS['classify']}) (theory "
+                     f"predicted {agree} of {len(rows)}).")
     if calibrate and calibrate.get("loss_pairs"):
         changed, tried = loss_changes(calibrate)
         pair = calibrate["loss_pairs"][0]
