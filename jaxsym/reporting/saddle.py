@@ -86,7 +86,8 @@ def _curves_text(run) -> list[str]:
         f"to {WINDOW_MAX:g}, and the **curvature check** a quadratic in log10(1/sigma_b) over "
         "the window: the change of the local slope across it (positive: steeper at small "
         "sigma_b), with a stratified bootstrap 95% CI; the curve **bends** when that CI "
-        "excludes 0, and then the window fit is not the log-law slope. Noise-dose rows are against the per-step relative noise instead of "
+        "excludes 0, and then the window fit is not the log-law slope. Noise-dose rows are "
+        "against the per-step relative noise instead of "
         "sigma_b.", "",
         "| experiment | dtype | c | against | seeds | asymptote (steps/decade) [95% CI] | vs "
         "Hessian | window fit [95% CI] | slope change across the window [95% CI] | bends |",
