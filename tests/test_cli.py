@@ -399,3 +399,46 @@ def test_read_only_out_dir_is_refused_before_anything_is_written(tmp_path, capsy
     err = capsys.readouterr().err
     assert err.strip() == f"jaxsym: error: argument --out: '{parent}' is not writable"
     assert list(parent.iterdir()) == []
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/sys/vm/max_map_count"),
+                    reason="needs Linux's /proc/self/maps and vm.max_map_count")
+def test_study_releases_compiled_code_before_the_mapping_limit(tmp_path, monkeypatch):
+    """``jaxsym study`` drops the compiled executables between experiments once the process
+    nears the kernel's limit on memory mappings: XLA's CPU JIT maps every executable's code,
+    and the full preset, kept in one process, passed Linux's 65,530 mappings and crashed the
+    compiler ("Cannot allocate memory"). Here the threshold is lowered to 1,500 mappings and
+    three experiments with distinct static groups run in one study: each is released, and the
+    mappings at the start of the third equal those at the start of the second within a few
+    hundred (kept, each experiment adds several hundred). At the real threshold (half the
+    limit) nothing is released, so experiments sharing static groups keep reusing them."""
+    from jaxsym import api
+    from jaxsym.cli import commands
+
+    overrides = {"grid.weight_value": [1.0], "grid.learning_rate": [0.1], "grid.sigma_b": [0.01, 1.0],
+                 "train.steps": 20, "seeds.count": 1, "task.draws": 1}
+    plans = [(api.plan(api.study("calibrate_spirals", overrides={
+        **overrides, "grid.activation": [name]})), name) for name in ("tanh", "relu", "gelu")]
+    counts, released, real_run, real_release = [], [], api.run, commands.release_compiled
+
+    def counting_run(*args, **kwargs):
+        counts.append(commands._mappings()[0])
+        return real_run(*args, **kwargs)
+
+    def recording_release():
+        released.append(real_release())
+        return released[-1]
+
+    limit = commands._mappings()[1]
+    monkeypatch.setattr(api, "experiment_plans", lambda preset: plans)
+    monkeypatch.setattr(api, "run", counting_run)
+    monkeypatch.setattr(api, "report", lambda run_dirs, out: Path(out) / "REPORT.md")
+    monkeypatch.setattr(commands, "release_compiled", recording_release)
+    monkeypatch.setattr(commands, "MAPPINGS_RELEASE_FRACTION", 1500 / limit)
+    assert commands.COMMANDS["study"](cli.build_parser().parse_args(
+        ["study", "--runs", str(tmp_path / "runs"), "--figures", str(tmp_path / "fig"),
+         "--no-progress"])) == 0
+    assert len(counts) == 3 and released == [True] * 3, (counts, released)
+    assert abs(counts[2] - counts[1]) < 300, counts
+    monkeypatch.setattr(commands, "MAPPINGS_RELEASE_FRACTION", 0.5)
+    assert real_release() is False

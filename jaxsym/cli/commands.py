@@ -18,7 +18,7 @@ from jaxsym.cli.parser import YES_HOURS, YES_NETWORKS
 from jaxsym.study import config
 from jaxsym.study.experiments import STUDY_FIGURES
 
-__all__ = ["COMMANDS", "Interrupted", "use_all_cores"]
+__all__ = ["COMMANDS", "Interrupted", "use_all_cores", "release_compiled"]
 
 #: the committed report of a source checkout (absent in an installed wheel)
 CHECKOUT_FIGURES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
@@ -31,6 +31,44 @@ def use_all_cores() -> None:
     if "xla_force_host_platform_device_count" not in flags and "jax" not in sys.modules:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={cores}".strip()
+
+
+#: a study drops its compiled code once the process holds this fraction of the kernel's limit
+#: on memory mappings (``vm.max_map_count``, 65,530 by default on Linux)
+MAPPINGS_RELEASE_FRACTION = 0.5
+
+
+def _mappings() -> tuple[int, int] | None:
+    """``(memory mappings this process holds, the kernel's limit)``, or None off Linux."""
+    try:
+        with open("/proc/self/maps") as handle:
+            held = sum(1 for _ in handle)
+        with open("/proc/sys/vm/max_map_count") as handle:
+            return held, int(handle.read())
+    except (OSError, ValueError):
+        return None
+
+
+def release_compiled() -> bool:
+    """Drop every compiled XLA executable (``jax.clear_caches``) when the process nears the
+    kernel's limit on memory mappings; returns whether it did.
+
+    XLA's CPU backend maps each JIT-compiled executable's code into memory regions that live
+    as long as the executable, and JAX's caches keep every executable a study compiled: in one
+    process the full preset passed Linux's default 65,530 mappings (``vm.max_map_count``)
+    about 40 experiments in, and the compiler died with "LLVM ERROR: Unable to allocate
+    section memory" ("Cannot allocate memory") with GBs of RAM free (measured: each
+    calibration experiment adds ~1,000 mappings; after ``jax.clear_caches()`` the count falls
+    back to ~1,100). Releasing only near the limit keeps the reuse between experiments that
+    share static groups (a calibration's baselines and alternatives compile what its grid
+    compiled). Where the count cannot be read (not Linux) it releases every time."""
+    import jax
+
+    held = _mappings()
+    if held is not None and held[0] < MAPPINGS_RELEASE_FRACTION * held[1]:
+        return False
+    jax.clear_caches()
+    return True
 
 
 def _fail(message: str) -> int:
@@ -242,6 +280,7 @@ def _study(args) -> int:
         run_dirs.append(out)
         print(f"{planned.study.name}: {planned.study.n_networks} networks, "
               f"{dataset.attrs['wall_time_s']:.0f} s -> {out}/results.nc", flush=True)
+        release_compiled()
     path = api.report(run_dirs, args.figures)
     target = os.path.abspath(args.figures)
     where = ("a tracked report of this checkout" if target == CHECKOUT_FIGURES

@@ -14,12 +14,17 @@ import numpy as np
 
 from jaxsym.core.records import record_shapes
 
-__all__ = ["resource_estimate", "check_resources", "SECONDS_PER_NET_STEP", "FLOP_PER_SECOND"]
+__all__ = ["resource_estimate", "check_resources", "SECONDS_PER_NET_STEP", "FLOP_PER_SECOND",
+           "SECONDS_PER_GROUP"]
 
-#: rough cost model of :func:`resource_estimate`'s ``seconds``, calibrated on the quick preset
-#: on a 2-core AMD EPYC (about 20 us per network-step of small networks, plus the arithmetic at
-#: about 50 GFLOP/s): a guard against typos in a grid, not a benchmark
-SECONDS_PER_NET_STEP, FLOP_PER_SECOND = 2e-5, 5e10
+#: rough cost model of :func:`resource_estimate`'s ``seconds`` on a 2-core CPU: 26 us per
+#: network-step of small networks, the arithmetic at 44 GFLOP/s, and 3 s per static group
+#: (its compile and first records). Fitted on a 2-core AMD EPYC (AVX-512) to the study's own
+#: times of the first 40 experiments of the full preset (150 min measured, 136 min by this
+#: model; the earlier model without the group term said 100 min) and the quick preset (572 s
+#: measured, ~13 min by this model): within a factor of ~1.5 per study, a guard against typos
+#: in a grid and a planning figure, not a benchmark
+SECONDS_PER_NET_STEP, FLOP_PER_SECOND, SECONDS_PER_GROUP = 2.6e-5, 4.4e10, 3.0
 
 
 def resource_estimate(plan, concurrent: int = 16) -> dict:
@@ -28,7 +33,8 @@ def resource_estimate(plan, concurrent: int = 16) -> dict:
     gradients, optimizer state, temporaries) and activations (x4: forward, backward) of
     ``concurrent`` networks training at once (devices x networks per step); ``flops`` (6 x
     parameters x batch per network-step: forward and backward) and ``seconds``
-    (:data:`SECONDS_PER_NET_STEP` per network-step + ``flops`` / :data:`FLOP_PER_SECOND`)."""
+    (:data:`SECONDS_PER_NET_STEP` per network-step + ``flops`` / :data:`FLOP_PER_SECOND` +
+    :data:`SECONDS_PER_GROUP` per static group)."""
     study = plan.study
     itemsize = 2 if study.get("train.dtype") == "bfloat16" else np.dtype(
         study.get("train.dtype")).itemsize
@@ -46,7 +52,8 @@ def resource_estimate(plan, concurrent: int = 16) -> dict:
     flops = float(net_steps) * per_net_flops
     return {"networks": networks, "record_bytes": 2 * 8 * networks * per_net_records,
             "train_bytes": min(concurrent, networks) * per_net_train, "flops": flops,
-            "seconds": net_steps * SECONDS_PER_NET_STEP + flops / FLOP_PER_SECOND}
+            "seconds": net_steps * SECONDS_PER_NET_STEP + flops / FLOP_PER_SECOND
+            + len(plan.groups) * SECONDS_PER_GROUP}
 
 
 def check_resources(plan) -> str | None:

@@ -38,8 +38,8 @@ SECTION_KINDS = ("generic", "bias_only", "predict", "classify", "zero_init", "st
 #: the presets of ``jaxsym study`` (every bundled config defines them), with what each is for
 PRESETS = {"quick": "minutes on a 2-core CPU",
            "full": "the committed figures/ (>= 128 seeds on the bias-only grids, the full "
-                   "calibration; about 3 hours on 2 cores, run alone)",
-           "large": ">= 512 seeds and every variant (a GPU or a day of CPU)"}
+                   "calibration; about 4.5 hours on 2 cores, run alone)",
+           "large": ">= 512 seeds and every variant (a GPU or days of CPU)"}
 
 _ALL = ("quick", "full", "large")
 
@@ -122,7 +122,7 @@ def _calibrate_runs():
 
 #: the experiments ``jaxsym study`` runs, in order: (file stem in the bundled experiments,
 #: overrides, presets that include it). quick: minutes on a 2-core CPU (the README's first
-#: command); full: the committed figures/ (about 3 h on 2 cores); large: GPU scale (>= 512 seeds
+#: command); full: the committed figures/ (about 4.5 h on 2 cores); large: GPU scale (>= 512 seeds
 #: on the bias-only grids, every width and depth variant; figures/predicted/ came from its
 #: theory runs)
 STUDY_EXPERIMENTS = (("bias_only_regression", {}, _ALL),
