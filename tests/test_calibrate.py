@@ -122,6 +122,13 @@ def test_registry_runs_every_task_and_optimizer_with_its_baselines():
         for optimizer, rates in experiments.CALIBRATE_LEARNING_RATES.items():
             mine = [o for n, o in runs if n == task and o["train.optimizer"] == optimizer
                     and "train.loss" not in o]
+            if optimizer not in experiments.FULL_OPTIMIZERS:  # large preset only
+                assert mine == []
+                large = [o for n, o, presets in experiments.STUDY_EXPERIMENTS
+                         if n == task and "large" in presets
+                         and o.get("train.optimizer") == optimizer]
+                assert len(large) == 2
+                continue
             extra = 3 if optimizer in ("sgd", "adam") else 0  # W = 0, unit groups, dropout
             assert len(mine) == 2 + extra and all(o["grid.learning_rate"] == rates
                                                   for o in mine)
@@ -136,6 +143,8 @@ def test_registry_runs_every_task_and_optimizer_with_its_baselines():
                     2 * list(experiments.CALIBRATE_LOSSES))
                 assert sum("grid.weight_mode" in o for o in losses) == len(
                     experiments.CALIBRATE_LOSSES)
+                # the full preset's constant-W loss runs keep c = 1 only (the large, every c)
+                assert all(o["grid.weight_value"] == [1.0] for o in losses)
             else:
                 assert losses == []
             (alternatives,) = [k for k in kinds if "glorot" in k]

@@ -233,7 +233,7 @@ def test_bundled_experiments_validate_in_every_preset():
             assert study.n_networks > 0
             assert study.get("report.section") in experiments.SECTION_KINDS
             if name.startswith("bias_only"):
-                minimum = {"quick": 8, "full": 16 if "mnist1d" in name else 128,
+                minimum = {"quick": 8, "full": 16 if "mnist1d" in name else 64,
                            "large": 512}[preset]
                 assert study.get("seeds.count") >= minimum, (name, preset)
 
