@@ -251,3 +251,41 @@ def test_dropout_column_and_the_loss_table(tmp_path):
     assert answer.words(lines) <= answer.MAX_WORDS
     # the loss pairs never enter the recommendation table
     assert text.count("| digits | adam | tanh |") >= 2
+
+
+def test_loss_table_compares_the_losses_on_the_same_constant_weights(tmp_path):
+    """Where the other losses ran at fewer c than the own loss, the loss table re-analyses
+    the own loss on those c only: a c that only the own loss tried cannot make a verdict
+    'change with the loss'."""
+    from jaxsym.reporting import calibrate as render_calibrate
+
+    def score(mode, c, sigma, lr, seed):  # only c = 0.5 trains as well as Glorot
+        return _baseline_score(mode, c, sigma, lr, seed) if c == 0.5 else 0.5
+
+    def val(mode, c, sigma, lr, seed):
+        return (0.95 if c == 0.5 else 0.5) - 0.05 * (lr == 0.1)
+
+    const = _dataset(["constant"], [0.5, 1.0], [1e-3, 0.1], score, val)
+    base = _dataset(list(calibrate.BASELINE_MODES), [1.0], [0.0], _baseline_score,
+                    _baseline_val)
+    mse_const = _dataset(["constant"], [1.0], [1e-3, 0.1], lambda *a: 0.5, _baseline_val,
+                         loss="mse")
+    mse_base = _dataset(list(calibrate.BASELINE_MODES), [1.0], [0.0], _baseline_score,
+                        _baseline_val, loss="mse")
+    numbers = calibrate.analyse([(const, None), (base, None), (mse_const, None),
+                                 (mse_base, None)])
+    (pair,) = numbers["pairs"]
+    (reference,) = numbers["loss_reference"]
+    # the recommendation table keeps both c (c = 0.5 wins there) ...
+    assert pair["weight_values"] == [0.5, 1.0]
+    assert pair["rows"][0]["recommendation"]["verdict"] == "yes"
+    # ... the loss table sees the own loss at c = 1 only, where it fails like mse
+    assert reference["weight_values"] == [1.0] and reference["loss"] == "softmax_ce"
+    assert reference["rows"][0]["recommendation"]["verdict"] == "no"
+    assert calibrate.loss_changes(numbers) == (0, 1)
+    text = "\n".join(render_calibrate.render(numbers, tmp_path))
+    assert "same constant weights (c = 1;" in text and "in 0 of 1 rows" in text
+    # with the same c everywhere there is nothing to re-analyse
+    same = calibrate.analyse([(const.sel(weight_value=[1.0]), None), (base, None),
+                              (mse_const, None), (mse_base, None)])
+    assert same["loss_reference"] == [] and calibrate.loss_changes(same) == (0, 1)

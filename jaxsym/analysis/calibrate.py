@@ -38,7 +38,10 @@ Definitions (stated once, used everywhere in the section):
   verdict, like W = 0 + random b.
 * **The loss at a fixed task**: a task run with several losses is one (task, optimizer, loss)
   pair per loss, each with its own Glorot baseline, tuning and target; the task's first loss
-  (its own) makes the main tables, the others ``loss_pairs``.
+  (its own) makes the main tables, the others ``loss_pairs``. The loss table compares like
+  with like: where the other losses were run at fewer constant weights c than the own loss,
+  the own loss is analysed again on those c only (``loss_reference``), so a verdict that
+  changes with the loss is not a verdict that changes with how many c were tried.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from jaxsym.analysis import stats
 from jaxsym.analysis.common import study_sections
 
 __all__ = ["ACCURACY_MARGIN", "LOSS_FACTOR", "P_TARGET", "BASELINE_MODES", "tune", "targets",
-           "analyse_pair", "analyse", "loss_changes", "near_ties"]
+           "analyse_pair", "analyse", "loss_changes", "loss_table_pairs", "near_ties"]
 
 #: "trains as well": test accuracy within 2% (relative) of Glorot's
 ACCURACY_MARGIN = 0.02
@@ -291,7 +294,20 @@ def analyse_pair(const, base, zero=None, grouped=None, dropped=None) -> dict:
             "classification": classification, "steps": int(const.attrs["steps"]),
             "seeds": int(const.sizes["seed"]), "draws": draws,
             "learning_rates": [float(v) for v in const.learning_rate.values],
+            "weight_values": [float(v) for v in const.weight_value.values],
             "rows": rows}
+
+
+def _loss_reference(const, base, others) -> dict | None:
+    """The own loss's pair on the constant weights every other loss of its (task, optimizer)
+    was run with (``others``: their constant-W runs); None where that is all of them (the own
+    pair already compares like with like) or none."""
+    own = [float(v) for v in const.weight_value.values]
+    common = [c for c in own if all(c in [float(v) for v in o.weight_value.values]
+                                    for o in others)]
+    if not common or common == own:
+        return None
+    return analyse_pair(const.sel(weight_value=common), base)
 
 
 def _key(ds):
@@ -332,17 +348,34 @@ def analyse(entries) -> dict:
                              runs["dropped"].get(k))
              for k in order if k in const and k in base}
     missing = [k for k in order if not (k in const and k in base)]
+    references = []
+    for key in pairs:
+        others = [const[k] for k in pairs if k[:2] == key[:2] and k[2] != own[key[0]]]
+        if key[2] == own[key[0]] and others:
+            reference = _loss_reference(const[key], base[key], others)
+            if reference is not None:
+                references.append(reference)
     return {"pairs": [p for k, p in pairs.items() if k[2] == own[k[0]]],
             "loss_pairs": [p for k, p in pairs.items() if k[2] != own[k[0]]],
-            "missing": missing}
+            "loss_reference": references, "missing": missing}
+
+
+def loss_table_pairs(numbers) -> list:
+    """The pairs the loss table and :func:`loss_changes` compare: every other-loss pair, and
+    for its (task, optimizer) the own loss's ``loss_reference`` where there is one (the own
+    loss on the same constant weights), else its main pair."""
+    others = numbers.get("loss_pairs") or []
+    refs = {(p["task"], p["optimizer"]): p for p in numbers.get("loss_reference") or []}
+    own = [refs.get((p["task"], p["optimizer"]), p) for p in numbers["pairs"]
+           if any(o["task"] == p["task"] and o["optimizer"] == p["optimizer"] for o in others)]
+    return own + others
 
 
 def loss_changes(numbers) -> tuple[int, int]:
     """``(changed, rows)``: of the (task, optimizer, activation) rows run with other losses,
     how many have a recommendation verdict that differs between the losses."""
-    others = numbers.get("loss_pairs") or []
     verdicts: dict = {}
-    for pair in numbers["pairs"] + others:
+    for pair in loss_table_pairs(numbers):
         for row in pair["rows"]:
             verdicts.setdefault((pair["task"], pair["optimizer"], row["activation"]),
                                 {})[pair["loss"]] = row["recommendation"]["verdict"]

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from jaxsym.analysis.calibrate import (ACCURACY_MARGIN, BASELINE_MODES, LOSS_FACTOR, P_TARGET,
-                                       loss_changes)
+                                       loss_changes, loss_table_pairs)
 from jaxsym.reporting.common import sigma_fit_cell
 from jaxsym.reporting.plotting import PALETTE, plt, save
 
@@ -155,16 +155,13 @@ def _loss_table(numbers) -> str | None:
     loss and each other one, Glorot's tuned test score and the recommended constant-W +
     random-b cell's score, verdict and cost factor (each loss tuned and judged on its own);
     None without loss runs."""
-    others = numbers.get("loss_pairs") or []
-    if not others:
+    if not numbers.get("loss_pairs"):
         return None
     losses, groups = [], {}
-    for pair in numbers["pairs"] + others:
-        key = (pair["task"], pair["optimizer"])
-        if any(p["task"] == key[0] and p["optimizer"] == key[1] for p in others):
-            groups.setdefault(key, {})[pair["loss"]] = pair
-            if pair["loss"] not in losses:
-                losses.append(pair["loss"])
+    for pair in loss_table_pairs(numbers):
+        groups.setdefault((pair["task"], pair["optimizer"]), {})[pair["loss"]] = pair
+        if pair["loss"] not in losses:
+            losses.append(pair["loss"])
     lines = ["| task | optimizer | activation | "
              + " | ".join(f"{loss}: Glorot | {loss}: constant W + random b" for loss in losses)
              + " |", "|" + "---|" * (3 + 2 * len(losses))]
@@ -376,13 +373,16 @@ def render(numbers, figures_dir) -> list[str]:
     losses = _loss_table(numbers)
     if losses:
         changed, tried = loss_changes(numbers)
+        cs = sorted({c for p in loss_table_pairs(numbers) for c in p.get("weight_values", [])})
         lines += ["### Does it depend on the loss? The loss varied at a fixed task", "",
                   "The same task, networks and grids trained with each loss (one-hot targets "
                   "for mse and bce), every init's learning rate tuned again per loss on the "
                   "validation split and judged against Glorot with the same loss: tuned test "
                   "score [95% CI], and for constant W + random b its verdict and cost factor "
-                  f"[CI] vs that Glorot. The verdict differs between the losses in {changed} of "
-                  f"{tried} rows.", "", losses, ""]
+                  "[CI] vs that Glorot, with every loss on the same constant weights (c = "
+                  + ", ".join(f"{c:g}" for c in cs) + "; the recommendation table's own loss "
+                  "may choose among more). The verdict differs between the losses in "
+                  f"{changed} of {tried} rows.", "", losses, ""]
     for pair in pairs:
         stem = f"calibrate_{pair['task']}_{pair['optimizer']}"
         save(fig_pair(pair), figures_dir, stem)
