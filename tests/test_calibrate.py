@@ -289,3 +289,23 @@ def test_loss_table_compares_the_losses_on_the_same_constant_weights(tmp_path):
     same = calibrate.analyse([(const.sel(weight_value=[1.0]), None), (base, None),
                               (mse_const, None), (mse_base, None)])
     assert same["loss_reference"] == [] and calibrate.loss_changes(same) == (0, 1)
+
+
+def test_loss_table_says_when_no_constant_weight_is_shared(tmp_path):
+    """With no c common to every loss there is no like-for-like reference, and the table
+    names each loss's c instead of claiming the same constant weights."""
+    from jaxsym.reporting import calibrate as render_calibrate
+
+    const = _dataset(["constant"], [0.5], [1e-3, 0.1], _baseline_score, _baseline_val)
+    base = _dataset(list(calibrate.BASELINE_MODES), [1.0], [0.0], _baseline_score,
+                    _baseline_val)
+    mse_const = _dataset(["constant"], [1.0], [1e-3, 0.1], lambda *a: 0.5, _baseline_val,
+                         loss="mse")
+    mse_base = _dataset(list(calibrate.BASELINE_MODES), [1.0], [0.0], _baseline_score,
+                        _baseline_val, loss="mse")
+    numbers = calibrate.analyse([(const, None), (base, None), (mse_const, None),
+                                 (mse_base, None)])
+    assert numbers["loss_reference"] == []
+    text = "\n".join(render_calibrate.render(numbers, tmp_path))
+    assert "same constant weights" not in text
+    assert "adam softmax_ce: c = 0.5; adam mse: c = 1" in text

@@ -349,12 +349,11 @@ def analyse(entries) -> dict:
              for k in order if k in const and k in base}
     missing = [k for k in order if not (k in const and k in base)]
     references = []
-    for key in pairs:
-        others = [const[k] for k in pairs if k[:2] == key[:2] and k[2] != own[key[0]]]
-        if key[2] == own[key[0]] and others:
-            reference = _loss_reference(const[key], base[key], others)
-            if reference is not None:
-                references.append(reference)
+    for key in (k for k in pairs if k[2] == own[k[0]]):
+        others = [const[k] for k in pairs if k[:2] == key[:2] and k != key]
+        reference = _loss_reference(const[key], base[key], others) if others else None
+        if reference is not None:
+            references.append(reference)
     return {"pairs": [p for k, p in pairs.items() if k[2] == own[k[0]]],
             "loss_pairs": [p for k, p in pairs.items() if k[2] != own[k[0]]],
             "loss_reference": references, "missing": missing}

@@ -373,16 +373,24 @@ def render(numbers, figures_dir) -> list[str]:
     losses = _loss_table(numbers)
     if losses:
         changed, tried = loss_changes(numbers)
-        cs = sorted({c for p in loss_table_pairs(numbers) for c in p.get("weight_values", [])})
+        compared = loss_table_pairs(numbers)
+        grids = {tuple(p.get("weight_values", ())) for p in compared}
+        if len(grids) == 1:
+            weights = ("with every loss on the same constant weights (c = "
+                       + ", ".join(f"{c:g}" for c in next(iter(grids)))
+                       + "; the recommendation table's own loss may choose among more)")
+        else:  # no c common to every loss: say so rather than claim like with like
+            weights = ("with constant weights that differ between the losses ("
+                       + "; ".join(f"{p['optimizer']} {p['loss']}: c = "
+                                   + ", ".join(f"{c:g}" for c in p.get("weight_values", ()))
+                                   for p in compared) + ")")
         lines += ["### Does it depend on the loss? The loss varied at a fixed task", "",
                   "The same task, networks and grids trained with each loss (one-hot targets "
                   "for mse and bce), every init's learning rate tuned again per loss on the "
                   "validation split and judged against Glorot with the same loss: tuned test "
                   "score [95% CI], and for constant W + random b its verdict and cost factor "
-                  "[CI] vs that Glorot, with every loss on the same constant weights (c = "
-                  + ", ".join(f"{c:g}" for c in cs) + "; the recommendation table's own loss "
-                  "may choose among more). The verdict differs between the losses in "
-                  f"{changed} of {tried} rows.", "", losses, ""]
+                  f"[CI] vs that Glorot, {weights}. The verdict differs between the losses "
+                  f"in {changed} of {tried} rows.", "", losses, ""]
     for pair in pairs:
         stem = f"calibrate_{pair['task']}_{pair['optimizer']}"
         save(fig_pair(pair), figures_dir, stem)
