@@ -253,6 +253,18 @@ def test_dropout_column_and_the_loss_table(tmp_path):
     assert text.count("| digits | adam | tanh |") >= 2
 
 
+def _c1_mse_runs():
+    """A softmax_ce Glorot baseline and an mse pair whose constant-W run has c = 1 only and
+    falls short of mse's Glorot."""
+    base = _dataset(list(calibrate.BASELINE_MODES), [1.0], [0.0], _baseline_score,
+                    _baseline_val)
+    mse_const = _dataset(["constant"], [1.0], [1e-3, 0.1], lambda *a: 0.5, _baseline_val,
+                         loss="mse")
+    mse_base = _dataset(list(calibrate.BASELINE_MODES), [1.0], [0.0], _baseline_score,
+                        _baseline_val, loss="mse")
+    return base, mse_const, mse_base
+
+
 def test_loss_table_compares_the_losses_on_the_same_constant_weights(tmp_path):
     """Where the other losses ran at fewer c than the own loss, the loss table re-analyses
     the own loss on those c only: a c that only the own loss tried cannot make a verdict
@@ -266,12 +278,7 @@ def test_loss_table_compares_the_losses_on_the_same_constant_weights(tmp_path):
         return (0.95 if c == 0.5 else 0.5) - 0.05 * (lr == 0.1)
 
     const = _dataset(["constant"], [0.5, 1.0], [1e-3, 0.1], score, val)
-    base = _dataset(list(calibrate.BASELINE_MODES), [1.0], [0.0], _baseline_score,
-                    _baseline_val)
-    mse_const = _dataset(["constant"], [1.0], [1e-3, 0.1], lambda *a: 0.5, _baseline_val,
-                         loss="mse")
-    mse_base = _dataset(list(calibrate.BASELINE_MODES), [1.0], [0.0], _baseline_score,
-                        _baseline_val, loss="mse")
+    base, mse_const, mse_base = _c1_mse_runs()
     numbers = calibrate.analyse([(const, None), (base, None), (mse_const, None),
                                  (mse_base, None)])
     (pair,) = numbers["pairs"]
@@ -297,12 +304,7 @@ def test_loss_table_says_when_no_constant_weight_is_shared(tmp_path):
     from jaxsym.reporting import calibrate as render_calibrate
 
     const = _dataset(["constant"], [0.5], [1e-3, 0.1], _baseline_score, _baseline_val)
-    base = _dataset(list(calibrate.BASELINE_MODES), [1.0], [0.0], _baseline_score,
-                    _baseline_val)
-    mse_const = _dataset(["constant"], [1.0], [1e-3, 0.1], lambda *a: 0.5, _baseline_val,
-                         loss="mse")
-    mse_base = _dataset(list(calibrate.BASELINE_MODES), [1.0], [0.0], _baseline_score,
-                        _baseline_val, loss="mse")
+    base, mse_const, mse_base = _c1_mse_runs()
     numbers = calibrate.analyse([(const, None), (base, None), (mse_const, None),
                                  (mse_base, None)])
     assert numbers["loss_reference"] == []
