@@ -4,7 +4,9 @@ Units of a hidden layer that start with the same incoming row, bias and outgoing
 end 1000 steps later (2000 in ``python -m jaxsym.core.exactness --full``) with bitwise-equal
 parameters (difference exactly 0.0), for every
 activation, loss, optimizer, batch mode and dtype, at widths that fill the vector registers
-(8, 16) and that leave a remainder (17, 33), depths 2 and 3 (:mod:`jaxsym.core.exactness`).
+(8, 16) and that leave a remainder (17, 33), with one and two hidden layers
+(:data:`jaxsym.core.exactness.SUITE_SHAPES`: hidden widths 17, 33, 17 -> 8 and 33 -> 16; the
+``--full`` product of every width at both depths is benchmarks/results/exact_symmetry/).
 
 Kernel families (``jaxsym.core.exactness.KERNEL_FAMILIES``): the machine's own (YNNPACK, chosen by
 the CPU's features) runs in this process; XLA's and Eigen's kernels under
@@ -29,10 +31,11 @@ STEPS = 1000
 
 @pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
 def test_theorem_1_is_bitwise(case):
-    results = exactness.theorem_asymmetry(*case, steps=STEPS)
-    assert set(results) == {(w, d) for w in exactness.WIDTHS for d in exactness.DEPTHS}
-    for (width, depth), (asymmetry, moved) in results.items():
-        assert asymmetry == 0.0, (case, width, depth, asymmetry)
+    results = exactness.theorem_asymmetry(*case, steps=STEPS, shapes=exactness.SUITE_SHAPES)
+    assert set(results) == set(exactness.SUITE_SHAPES)
+    assert {w for hidden in results for w in hidden} == set(exactness.WIDTHS)
+    for hidden, (asymmetry, moved) in results.items():
+        assert asymmetry == 0.0, (case, hidden, asymmetry)
     # not vacuous: the symmetric units really trained (relu units may die, so not every net)
     assert sum(moved > 1e-3 for _, moved in results.values()) >= len(results) // 2, results
 
@@ -66,7 +69,8 @@ def test_other_kernel_families(family):
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["xla_flags"] == exactness.KERNEL_FAMILIES[family]
     assert report["product_failures"] == []
-    assert len(report["theorem"]) == len(exactness.FAMILY_CASES[family]) * 8
+    assert len(report["theorem"]) == (len(exactness.FAMILY_CASES[family])
+                                      * len(exactness.SUITE_SHAPES))
     bad = [r for r in report["theorem"] if r["asymmetry"] != 0.0]
     assert bad == [], bad
 

@@ -9,9 +9,11 @@ it, with nothing but ``==``:
   a grid of shapes (1, 2, 3, 8, 16, 17, 33 units; batches of 1, 5 and 64) with symmetric
   inputs; returns every shape whose symmetric outputs are not bitwise equal.
 * :func:`theorem_asymmetry`: trains networks from identical units with the study's own step
-  (:func:`jaxsym.core.train.make_step`) for ``steps`` steps at widths 8, 16, 17, 33 and depths 2, 3
-  (one compiled program per activation x loss x optimizer x batch mode x dtype) and returns the
-  largest difference between twin parameters: exactly 0.0 when the theorem holds bitwise.
+  (:func:`jaxsym.core.train.make_step`) for ``steps`` steps, one network per tuple of hidden
+  widths (``--full``: :data:`FULL_SHAPES`, widths 8, 16, 17, 33 at depths 2 and 3; otherwise
+  :data:`SUITE_SHAPES`, every one of those widths in half the networks), in one compiled
+  program per activation x loss x optimizer x batch mode x dtype, and returns the largest
+  difference between twin parameters: exactly 0.0 when the theorem holds bitwise.
 
 The CPU's kernels decide the rounding, so the checks are meant to run under several
 :data:`KERNEL_FAMILIES` (``XLA_FLAGS`` values), each in a fresh process::
@@ -38,7 +40,8 @@ import numpy as np
 from jaxsym.core.precision import with_float64
 from jaxsym.core.spec import DTYPES, LOSSES, OPTIMIZERS
 
-__all__ = ["KERNEL_FAMILIES", "FAMILY_CASES", "WIDTHS", "DEPTHS", "product_failures",
+__all__ = ["KERNEL_FAMILIES", "FAMILY_CASES", "WIDTHS", "DEPTHS", "FULL_SHAPES", "SUITE_SHAPES",
+           "product_failures",
            "symmetric_params", "twin_asymmetry", "theorem_cases", "theorem_asymmetry", "main"]
 
 #: Covering subsets of :func:`theorem_cases` (its default list) for the other kernel families:
@@ -59,6 +62,14 @@ KERNEL_FAMILIES = {
 }
 WIDTHS = (8, 16, 17, 33)
 DEPTHS = (2, 3)
+#: hidden widths of the networks of ``--full``: every width of :data:`WIDTHS` at every depth of
+#: :data:`DEPTHS` (one and two hidden layers)
+FULL_SHAPES = tuple((w,) * (d - 1) for w in WIDTHS for d in DEPTHS)
+#: the test suite's covering subset, half the networks (a theorem case's compile time grows
+#: with its networks): the remainder widths 17 and 33 with one hidden layer, and every width of
+#: :data:`WIDTHS` in a two-hidden-layer network whose layers differ (17 -> 8, 33 -> 16), so each
+#: width is both a layer's output and the next layer's input
+SUITE_SHAPES = ((17,), (33,), (17, 8), (33, 16))
 
 
 #: unit counts of the product check: degenerate (1) and remainders of 16-wide kernels (17, 33);
@@ -178,12 +189,12 @@ def theorem_cases(full: bool) -> list[tuple]:
 
 @with_float64
 def theorem_asymmetry(activation, loss, optimizer, batch_mode, dtype, steps=2000,
-                      widths=WIDTHS, depths=DEPTHS, n=48, dim=3):
-    """Train one network per (width, depth) from identical units with the study's step; return
-    ``{(width, depth): (asymmetry, moved)}``: the largest twin difference after ``steps``
-    steps (0.0 = bitwise symmetric) and the relative change of the hidden parameters (first
-    layer's W and b, last hidden layer's b: the training moved the symmetric units). One
-    compiled program for all (width, depth)."""
+                      shapes=FULL_SHAPES, n=48, dim=3):
+    """Train one network per tuple of hidden widths in ``shapes`` from identical units with the
+    study's step; return ``{hidden widths: (asymmetry, moved)}``: the largest twin difference
+    after ``steps`` steps (0.0 = bitwise symmetric) and the relative change of the hidden
+    parameters (first layer's W and b, last hidden layer's b: the training moved the symmetric
+    units). One compiled program for all shapes."""
     import jax
     import jax.numpy as jnp
 
@@ -198,8 +209,8 @@ def theorem_asymmetry(activation, loss, optimizer, batch_mode, dtype, steps=2000
         y = jnp.asarray(rng.random((n, n_out)) < 0.5, dtype)
     else:
         y = jnp.asarray(rng.integers(0, n_out, n), jnp.int32)
-    shapes = list(itertools.product(widths, depths))
-    starts = [symmetric_params(rng, (dim,) + (w,) * d + (n_out,), dtype) for w, d in shapes]
+    shapes = [tuple(hidden) for hidden in shapes]
+    starts = [symmetric_params(rng, (dim,) + hidden + (n_out,), dtype) for hidden in shapes]
     lr = {"sgd": 0.05, "momentum": 0.01, "adam": 1e-3}[optimizer]
     if dtype == "bfloat16":  # updates must exceed bfloat16's resolution (8 bits)
         lr *= 4
@@ -268,10 +279,11 @@ def main(argv=None) -> int:
         if args.cases:
             cases = [cases[int(i)] for i in args.cases.split(",")]
         rows = []
+        shapes = FULL_SHAPES if args.full else SUITE_SHAPES
         for case in cases:
-            result = theorem_asymmetry(*case, steps=args.steps)
-            rows.extend({"case": list(case), "width": w, "depth": d, "asymmetry": a, "moved": m}
-                        for (w, d), (a, m) in result.items())
+            result = theorem_asymmetry(*case, steps=args.steps, shapes=shapes)
+            rows.extend({"case": list(case), "hidden": list(h), "asymmetry": a, "moved": m}
+                        for h, (a, m) in result.items())
         report["theorem"] = rows
         report.update(_counts(rows))
     report["seconds"] = round(time.perf_counter() - started, 1)
