@@ -212,3 +212,23 @@ def test_a_new_report_section_resumes_and_is_stored(tmp_path, reference):
     assert config.Study.from_dataset(store.load(out)).get("report.section") == "bias_only"
     data_equal(store.load(out), expected)
     assert store.load(out).attrs["git_sha"] == expected.attrs["git_sha"]
+
+
+def test_a_changed_config_comment_resumes_and_is_stored(tmp_path, reference):
+    """A config's comments (the report's "Study:" line) are not part of a run's identity: a
+    finished run directory resumes with nothing re-trained, and results.nc then holds the new
+    text, so the report shows the comment as the config says it now."""
+    import shutil
+
+    expected, source = reference
+    out = tmp_path / "run"
+    shutil.copytree(source, out)
+    text = "# a corrected description of the experiment\n" + TINY
+    shown = config.apply_overrides(config.parse_study(text, name="example"), {"seeds.count": 3})
+    assert store.study_identity(shown) == store.study_identity(tiny_study())
+    dataset = run_study(shown, out, chunk_size=4, progress=False)
+    assert dataset.attrs["networks_trained_now"] == 0
+    assert store.load(out).attrs["config"].startswith("# a corrected description")
+    assert expected.attrs["config"] == TINY
+    data_equal(store.load(out), expected)
+    assert store.load(out).attrs["git_sha"] == expected.attrs["git_sha"]

@@ -201,8 +201,10 @@ def _presentation(study) -> dict:
 def _load_finished(planned, out: Path, options: RunOptions):
     """A finished run's results as they are (its provenance, git sha and wall time kept), or
     None when results.nc is corrupt (it is then rebuilt from the verified chunks). When the
-    study's ``[report] section`` changed since (not part of the run's identity), results.nc
-    is rewritten with the new section and config; its numbers are untouched."""
+    study's ``[report] section`` or its config text (comments, the study's description: not
+    part of the run's identity) changed since, results.nc is rewritten with the new section and
+    config, so a report rendered from it shows the config as it is now; its numbers are
+    untouched."""
     from jaxsym.engine import results
 
     try:
@@ -211,7 +213,7 @@ def _load_finished(planned, out: Path, options: RunOptions):
         options.log(f"{error.problem}: rebuilding it from the chunks")
         return None
     shown = _presentation(planned.study)
-    if dataset.attrs.get("report_section") != shown["report_section"]:
+    if any(dataset.attrs.get(key) != shown[key] for key in ("report_section", "config")):
         dataset.attrs.update(shown)
         results.write(dataset, out / "results.nc")
     dataset.attrs["networks_trained_now"] = 0
