@@ -257,3 +257,54 @@ def test_report_is_rewritten_only_when_a_number_changes(tmp_path):
     changed = other_machine.replace("0.50 [0.31", "0.54 [0.31")
     assert write_text_if_changed(path, changed)
     assert path.read_text() == changed
+
+
+XOR_GELU = """
+name = "xor_gelu"
+[task]
+name = "xor"
+n_train = 64
+n_test = 64
+[model]
+depth = 2
+width = 8
+[train]
+loss = "softmax_ce"
+learning_rate = 0.5
+steps = 600
+[grid]
+weight_mode = ["constant", "zero", "glorot"]
+activation = ["gelu"]
+sigma_b = [0.0, 1e-2]
+[seeds]
+count = 4
+[thresholds]
+loss = 0.1
+[report]
+section = "bias_only"
+"""
+
+
+def test_bias_only_says_where_identical_units_learn_anyway(tmp_path):
+    """Breaking the symmetry is not learning: identical gelu units (constant W, sigma_b = 0)
+    fit xor along (1, 1) while their W rows stay parallel; the table gives each cell's test
+    accuracy next to P(broken), and the answer names the cell. W = 0 with b = 0 stalls (gelu(0)
+    = 0): no such claim there. A grid without tanh gets its survival figure too."""
+    run = tmp_path / "run"
+    ds = _train(XOR_GELU, run)
+    text = reporting.write_report([run], tmp_path / "figures").read_text()
+    assert (tmp_path / "figures" / "survival_xor_gelu.png").exists()
+    rows = {r["weight_mode"]: r for r in bias_only.summarize(ds)}
+    const, zero = rows["constant"], rows["zero"]
+    cell = ds.sel(weight_mode="constant", activation="gelu", sigma_b=0.0)
+    glorot = ds.sel(weight_mode="glorot", activation="gelu", sigma_b=0.0)
+    assert const["p_broken_zero"][0] == 0.0
+    assert const["test_zero"] == stats.mean_interval(cell.test_accuracy.values, bounds=(0, 1))
+    assert const["test_glorot"] == stats.mean_interval(glorot.test_accuracy.values,
+                                                       bounds=(0, 1))
+    assert const["test_zero"].mean >= 0.98 * const["test_glorot"].mean > 0.9
+    assert const["collapsed_learns"] and not zero["collapsed_learns"]
+    assert zero["test_zero"].mean < 0.8
+    assert "the collapsed network learned the task anyway for gelu (test accuracy" in text
+    assert text.count("learned the task anyway") == 1
+    assert "| test score, sigma_b = 0 | test score, largest sigma_b | test score, Glorot |" in text

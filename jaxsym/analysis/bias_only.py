@@ -14,10 +14,12 @@ import numpy as np
 
 from jaxsym import analysis
 from jaxsym.analysis import stats
-from jaxsym.analysis.common import (loss_of, rounding_limit, select_mode, study_of,
-                                    weight_modes)
+from jaxsym.analysis.calibrate import ACCURACY_MARGIN, LOSS_FACTOR
+from jaxsym.analysis.common import (is_classification, loss_of, rounding_limit, select_mode,
+                                    study_of, test_score, weight_modes)
 
-__all__ = ["P_TARGET", "FIT_SIGMA_RANGE", "fit_slopes", "summarize", "theory_rows", "analyse"]
+__all__ = ["P_TARGET", "FIT_SIGMA_RANGE", "fit_slopes", "summarize", "theory_rows", "analyse",
+           "survival_activation", "survival_curves"]
 
 #: the P(broken) the "smallest sigma_b that breaks" column asks for
 P_TARGET = 0.9
@@ -50,7 +52,11 @@ def summarize(ds, fits=None) -> list[dict]:
     sigma_b > 0 with P(broken) >= 0.9 (observed; and with its Wilson LOWER bound >= 0.9), the
     logistic sigma_90 with its bootstrap CI (:func:`stats.fit_sigma_p`), the median steps to
     converge at the largest sigma_b and at the Glorot baseline (sigma_b = 0), and the fitted
-    log-law slope with its bootstrap CI.
+    log-law slope with its bootstrap CI. What the networks learned, next to whether their
+    symmetry broke: P(converged) at sigma_b = 0 (identical units: the collapsed network) with
+    its Wilson CI, and the test score (:func:`jaxsym.analysis.common.test_score`: accuracy for
+    classification, test loss for regression) at sigma_b = 0, at the largest sigma_b and of the
+    Glorot baseline.
     """
     fits = fit_slopes(ds) if fits is None else fits
     budget = ds.attrs["steps"]
@@ -90,18 +96,53 @@ def summarize(ds, fits=None) -> list[dict]:
                    "sigma_p90_wilson": min(wilson_ok) if wilson_ok else None,
                    "sigma_90_fit": sigma_fit,
                    "p_converged_top": float(top.converged.mean()),
-                   "median_top": med, "fit": fits.get((ds.attrs["name"], mode, str(act)))}
+                   "median_top": med, "fit": fits.get((ds.attrs["name"], mode, str(act))),
+                   "classification": is_classification(ds), "test_top": test_score(top),
+                   "p_converged_zero": None, "test_zero": None, "test_glorot": None}
+            if sigma[0] == 0:
+                zero = a.sel(sigma_b=0.0)
+                kc = int(zero.converged.sum())
+                row["p_converged_zero"] = (kc / n, *stats.wilson_interval(kc, n))
+                row["test_zero"] = test_score(zero)
             if base_ds is not None:
                 b = base_ds.sel(activation=act, sigma_b=0.0)
                 row["median_glorot"] = stats.median_time(b.time_to_converge.values,
                                                           b.converged.values)
+                row["test_glorot"] = test_score(b)
+            row["collapsed_learns"] = _collapsed_learns(row)
             rows.append(row)
     return rows
 
 
-def survival_curves(ds, activation: str = "tanh", mode: str = "constant", sigmas=None) -> list:
-    """Kaplan-Meier curves of the time to converge at a few sigma_b (default every third):
-    ``[(sigma_b, KaplanMeier)]``."""
+def _collapsed_learns(row) -> bool:
+    """Whether the identical units (sigma_b = 0, symmetry intact) learned the task anyway: most
+    of them reached the loss threshold, or their mean test score meets the calibration's target
+    against the Glorot baseline (accuracy within :data:`ACCURACY_MARGIN` of Glorot's, relative;
+    regression: test loss at most :data:`LOSS_FACTOR` x Glorot's geometric mean)."""
+    if row["p_converged_zero"] is None or row["p_broken_zero"] is None \
+            or row["p_broken_zero"][0] > 0:
+        return False
+    if row["p_converged_zero"][0] >= 0.5:
+        return True
+    zero, glorot = row["test_zero"], row["test_glorot"]
+    if glorot is None or not (np.isfinite(zero.mean) and np.isfinite(glorot.mean)):
+        return False
+    if row["classification"]:
+        return bool(zero.mean >= (1 - ACCURACY_MARGIN) * glorot.mean)
+    return bool(zero.mean <= LOSS_FACTOR * glorot.mean)
+
+
+def survival_activation(ds) -> str:
+    """The activation the survival figure shows: tanh where the grid has it, else its first."""
+    names = [str(a) for a in np.atleast_1d(ds.activation.values)]
+    return "tanh" if "tanh" in names else names[0]
+
+
+def survival_curves(ds, activation: str | None = None, mode: str = "constant",
+                    sigmas=None) -> list:
+    """Kaplan-Meier curves of the time to converge at a few sigma_b (default every third) for
+    ``activation`` (default :func:`survival_activation`): ``[(sigma_b, KaplanMeier)]``."""
+    activation = activation or survival_activation(ds)
     sub = select_mode(ds, mode).sel(activation=activation)
     sigmas = sigmas if sigmas is not None else sub.sigma_b.values[::3]
     return [(s, stats.kaplan_meier(sub.sel(sigma_b=s).time_to_converge.values,

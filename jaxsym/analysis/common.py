@@ -16,7 +16,7 @@ from jaxsym.core.records import NETWORK_DIMS
 
 __all__ = ["squeeze_grid", "weight_modes", "select_mode", "loss_of", "study_sections",
            "study_of", "unit_roundoff", "ROUNDING_ROUNDOFFS", "rounding_limit",
-           "below_rounding", "ROUNDING_RULE", "KEEP_DIMS"]
+           "below_rounding", "ROUNDING_RULE", "KEEP_DIMS", "is_classification", "test_score"]
 
 #: THE rounding rule of every section: a sigma_b (or a relative noise dose) below this many unit
 #: roundoffs u of the dtype a network trains in is not a conclusion -- there the initial
@@ -87,3 +87,19 @@ def below_rounding(value, dtype: str) -> bool:
     """``value`` (a sigma_b or noise > 0) is below :func:`rounding_limit` of ``dtype``."""
     return (value is not None and dtype is not None
             and 0 < float(value) < rounding_limit(dtype))
+
+
+def is_classification(ds) -> bool:
+    """Whether ``ds`` holds a classification run (it records ``test_accuracy``)."""
+    return "test_accuracy" in ds.data_vars
+
+
+def test_score(cell):
+    """The test score of the networks of ``cell`` (:class:`jaxsym.analysis.stats.MeanInterval`):
+    the mean final test accuracy with its Student-t 95% CI clipped to [0, 1] for
+    classification, the geometric-mean final test loss (CI on log10) for regression."""
+    from jaxsym.analysis import stats
+
+    if is_classification(cell):
+        return stats.mean_interval(cell.test_accuracy.values, bounds=(0.0, 1.0))
+    return stats.mean_interval(cell.test_loss.values, log=True)

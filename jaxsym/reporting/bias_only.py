@@ -13,10 +13,10 @@ import textwrap
 import numpy as np
 
 from jaxsym.analysis import stats
-from jaxsym.analysis.bias_only import FIT_SIGMA_RANGE
+from jaxsym.analysis.bias_only import FIT_SIGMA_RANGE, survival_activation
 from jaxsym.analysis.common import below_rounding
 from jaxsym.reporting.common import (LOSS_LABELS, MODE_LABELS, ROUNDING_MARK, description,
-                                     p_cell, setup_table, sigma_fit_cell, steps)
+                                     p_cell, score_cell, setup_table, sigma_fit_cell, steps)
 from jaxsym.reporting.plotting import (PALETTE, finish, log_axis, plt, save, seeds_label,
                                        sigma_positions, title)
 
@@ -67,8 +67,10 @@ def _table(rows) -> str:
             "smallest sigma_b with observed P >= 0.9 (no CI) | sigma_90 [95% CI] (logistic) | "
             "smallest sigma_b with Wilson lower bound >= 0.9 | "
             "median steps to converge, largest sigma_b | "
-            "Glorot baseline (b = 0) | slope b (steps/decade) |")
-    lines = [head, "|" + "---|" * 12]
+            "Glorot baseline (b = 0) | slope b (steps/decade) | "
+            "P(converged), sigma_b = 0 | test score, sigma_b = 0 | "
+            "test score, largest sigma_b | test score, Glorot |")
+    lines = [head, "|" + "---|" * 16]
     for r in rows:
         fit = r["fit"]
         slope = (f"{fit.b + 0:.1f} [{fit.b_low + 0:.1f}, {fit.b_high + 0:.1f}]" if fit else "n/a")
@@ -85,7 +87,10 @@ def _table(rows) -> str:
             f"{p_cell(r['p_broken_zero'])} | {p_cell(r['p_broken_top'])} | "
             f"{p_cell(r.get('p_functional_zero'))} | {p_cell(r.get('p_functional_top'))} | "
             f"{sigma_p90} | {fit_cell} | {wilson} | "
-            f"{stats.format_median(r['median_top'], r['budget'])} | {glorot} | {slope} |")
+            f"{stats.format_median(r['median_top'], r['budget'])} | {glorot} | {slope} | "
+            f"{p_cell(r.get('p_converged_zero'))} | "
+            + " | ".join(score_cell(r.get(key), r.get("classification", False))
+                         for key in ("test_zero", "test_top", "test_glorot")) + " |")
     return "\n".join(lines)
 
 
@@ -112,6 +117,7 @@ def _mode_answer(name, loss, mode, mode_rows) -> str:
                              f"{stats.format_median(r['median_glorot'], r['budget'])}"
                              for r in conv) + "; ")
     text += _disagreement(mode_rows)
+    text += _collapsed_learners(mode_rows)
     fitted = [r for r in mode_rows if r["fit"] is not None]
     if fitted:
         text += ("each decade less sigma_b costs " + ", ".join(
@@ -138,6 +144,25 @@ def _disagreement(mode_rows) -> str:
         text += ("W's rows separate but the units end up computing one function (up to "
                  "constants) for " + ", ".join(r["activation"] for r in w_only) + "; ")
     return text
+
+
+def _collapsed_learners(mode_rows) -> str:
+    """Where identical units (sigma_b = 0: the symmetry intact, every unit the same function)
+    learned the task anyway (:func:`jaxsym.analysis.bias_only.summarize`'s
+    ``collapsed_learns``): breaking the symmetry and learning are then different questions,
+    the collapsed network itself fits the task (e.g. a non-monotone gelu unit fits xor along
+    (1, 1))."""
+    learned = [r for r in mode_rows if r.get("collapsed_learns")]
+    if not learned:
+        return ""
+    what = "test accuracy" if learned[0].get("classification") else "test loss"
+    return ("with identical units (sigma_b = 0, the symmetry intact) the collapsed network "
+            "learned the task anyway for " + ", ".join(
+                f"{r['activation']} ({what} "
+                f"{score_cell(r['test_zero'], r.get('classification', False))} vs Glorot "
+                f"{score_cell(r.get('test_glorot'), r.get('classification', False))}, "
+                f"P(converged) {p_cell(r['p_converged_zero'])})"
+                for r in learned) + ": there learning does not need broken symmetry; ")
 
 
 def _answer(rows_by_experiment) -> str:
@@ -322,7 +347,7 @@ def _theory(theory) -> list[str]:
 
 def _experiment(ds, rows, survival, figures_dir, theory=None) -> list[str]:
     stem = f"survival_{ds.attrs['name']}"
-    save(fig_survival(ds, survival), figures_dir, stem)
+    save(fig_survival(ds, survival, activation=survival_activation(ds)), figures_dir, stem)
     return [f"## {ds.attrs['name']}", "", description(ds), "", "### Setup", "", setup_table(ds),
             "", "### Results", "", _table(rows), "",
             "P(broken) (the rows of W stop being parallel: s2/s1 of W above the threshold "
@@ -340,7 +365,12 @@ def _experiment(ds, rows, survival, figures_dir, theory=None) -> list[str]:
             "where >= 90% converged, with stratified bootstrap 95% CIs: window fits, which are "
             "not the log-law's slope where the curve bends (section 'The log-law slope from "
             f"the Hessian' states its asymptote); '{ROUNDING_MARK}': a threshold below "
-            "the rounding limit of the run's dtype (100 unit roundoffs), not a conclusion.", "",
+            "the rounding limit of the run's dtype (100 unit roundoffs), not a conclusion. "
+            "What the networks learned, next to whether their symmetry broke: P(converged) "
+            "of the identical units (sigma_b = 0: the collapsed network) and the test score "
+            + ("(mean final test accuracy" if rows and rows[0].get("classification") else
+               "(geometric-mean final test loss") + " with its Student-t 95% CI) at "
+            "sigma_b = 0, at the largest sigma_b and of the Glorot baseline.", "",
             *(_theory(theory) if theory is not None else []),
             f"![survival]({stem}.png)", ""]
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from jaxsym.analysis.calibrate import (ACCURACY_MARGIN, BASELINE_MODES, LOSS_FACTOR, P_TARGET,
                                        loss_changes, loss_table_pairs)
-from jaxsym.reporting.common import sigma_fit_cell
+from jaxsym.reporting.common import score_cell as _score, sigma_fit_cell
 from jaxsym.reporting.plotting import PALETTE, plt, save
 
 __all__ = ["render", "answer", "DEFINITIONS"]
@@ -44,15 +44,6 @@ DEFINITIONS = (
     "the fractions of its networks whose W rows stopped being parallel (s2/s1 of W) and whose "
     "units compute different functions at the end (s2/s1 of the centred activations), both "
     "against the diversity threshold.")
-
-
-def _score(interval, classification: bool) -> str:
-    if not np.isfinite(interval.mean):
-        return "n/a"
-    fmt = "{:.3f}" if classification else "{:.3g}"
-    if not np.isfinite(interval.low):
-        return fmt.format(interval.mean)
-    return f"{fmt.format(interval.mean)} [{fmt.format(interval.low)}, {fmt.format(interval.high)}]"
 
 
 def _ratio(ratio) -> str:

@@ -7,11 +7,13 @@ is the one writer of ``REPORT.md``.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from jaxsym.analysis.common import ROUNDING_RULE, study_sections
 
 __all__ = ["setup_table", "description", "source_label", "steps", "p_cell", "sigma_fit_cell",
+           "score_cell",
            "write_text_if_changed", "PROVENANCE_ROWS", "LOSS_LABELS", "MODE_LABELS",
            "STATISTICS", "ROUNDING_MARK"]
 
@@ -55,6 +57,18 @@ def sigma_fit_cell(fit, p_target: float = 0.9) -> str:
     if fit.falls_above is not None and fit.status != "never":
         text += f"; P < {p_target:g} again at {fit.falls_above:g}"
     return text
+
+
+def score_cell(interval, classification: bool) -> str:
+    """A test score (:class:`jaxsym.analysis.stats.MeanInterval`) as ``mean [low, high]``:
+    three decimals for an accuracy, three significant digits for a loss; ``n/a`` when there is
+    none, the mean alone without an interval."""
+    if interval is None or not math.isfinite(interval.mean):
+        return "n/a"
+    fmt = "{:.3f}" if classification else "{:.3g}"
+    if not math.isfinite(interval.low):
+        return fmt.format(interval.mean)
+    return f"{fmt.format(interval.mean)} [{fmt.format(interval.low)}, {fmt.format(interval.high)}]"
 
 
 def p_cell(cell) -> str:
