@@ -28,7 +28,8 @@ runs whose names start with those prefixes (a calibration pair: its constant-W, 
 alternative, W = 0, unit-group and dropout runs), with the study's own overrides, and compares
 the calibration's conclusions: every recommendation, baseline and alternative verdict EQUAL,
 the recommended (c, sigma_b) cell among the reference's near ties, sigma_90 per c inside the
-reference's CI.
+reference's CI. ``--native-reference`` trains those runs natively into ``--reference`` first
+(resuming finished ones), so one command makes both sides on a machine without the study's runs.
 
 Writes ``OUT/cross_machine.json`` and ``.md`` (every compared cell, and the count that differ).
 """
@@ -233,6 +234,10 @@ def main(argv=None) -> int:
                              "and alternative runs of that pair), with the study's overrides, "
                              "and compare them (calibration runs: verdicts, recipe cell among "
                              "near ties, sigma_90)")
+    parser.add_argument("--native-reference", action="store_true",
+                        help="with --study-runs: first train the same runs natively (no "
+                             "XLA_FLAGS) into --reference, resuming any finished ones, so one "
+                             "command makes both sides of the comparison")
     parser.add_argument("--preset", default="quick", choices=("quick", "full", "large"),
                         help="preset of the --only runs (default quick; the whole-study "
                              "rerun is always quick)")
@@ -241,6 +246,8 @@ def main(argv=None) -> int:
         parser.error("--preset other than quick needs --only or --study-runs")
     if args.only and args.study_runs:
         parser.error("--only and --study-runs exclude each other")
+    if args.native_reference and not args.study_runs:
+        parser.error("--native-reference needs --study-runs")
     flags = exactness.KERNEL_FAMILIES[args.family]
     runs = args.runs or Path(f"runs-{args.family}")
     if args.study_runs:
@@ -297,12 +304,15 @@ def _study_runs_main(args, flags, runs) -> int:
     if not planned:
         raise SystemExit(f"cross_machine.py: no run of the {args.preset} study starts with "
                          f"{' or '.join(args.study_runs)}")
-    env = {**os.environ, "XLA_FLAGS": flags}
-    for name, experiment, overrides in planned if not args.compare_only else ():
-        sets = [a for k, v in overrides.items() for a in ("--set", f"{k}={json.dumps(v)}")]
-        subprocess.run([sys.executable, "-m", "jaxsym", "run", experiment, "--preset",
-                        args.preset, *sets, "--out", str(runs / name), "--no-progress", "--yes"],
-                       env=env, check=True)
+    native = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    sides = ([(args.reference, native)] if args.native_reference else []) + [
+        (runs, {**os.environ, "XLA_FLAGS": flags})]
+    for root, env in sides if not args.compare_only else ():
+        for name, experiment, overrides in planned:
+            sets = [a for k, v in overrides.items() for a in ("--set", f"{k}={json.dumps(v)}")]
+            subprocess.run([sys.executable, "-m", "jaxsym", "run", experiment, "--preset",
+                            args.preset, *sets, "--out", str(root / name), "--no-progress",
+                            "--yes"], env=env, check=True)
     names = [name for name, _, _ in planned]
     calibration = [n for n in names if n.startswith("calibrate")]
     others = [n for n in names if n not in calibration]
@@ -311,7 +321,8 @@ def _study_runs_main(args, flags, runs) -> int:
         rows += compare_calibration(args.reference, runs, calibration)
     stem = "cross_machine_" + "_".join(args.study_runs) + f"_{args.preset}"
     command = (f"python benchmarks/cross_machine.py --family {args.family} --preset "
-               f"{args.preset} --study-runs {' '.join(args.study_runs)}")
+               f"{args.preset} --study-runs {' '.join(args.study_runs)}"
+               + (" --native-reference" if args.native_reference else ""))
     return _write(args, flags, rows, stem, "Study runs under another kernel family vs the "
                   "reference runs", command, names)
 

@@ -271,7 +271,7 @@ width = 8
 [train]
 loss = "softmax_ce"
 learning_rate = 0.5
-steps = 600
+steps = 1000
 [grid]
 weight_mode = ["constant", "zero", "glorot"]
 activation = ["gelu"]
@@ -304,7 +304,29 @@ def test_bias_only_says_where_identical_units_learn_anyway(tmp_path):
                                                        bounds=(0, 1))
     assert const["test_zero"].mean >= 0.98 * const["test_glorot"].mean > 0.9
     assert const["collapsed_learns"] and not zero["collapsed_learns"]
+    assert const["p_converged_glorot"] == float(glorot.converged.mean()) >= 0.5
     assert zero["test_zero"].mean < 0.8
     assert "the collapsed network learned the task anyway for gelu (test accuracy" in text
     assert text.count("learned the task anyway") == 1
     assert "| test score, sigma_b = 0 | test score, largest sigma_b | test score, Glorot |" in text
+
+
+def test_matching_a_baseline_that_failed_too_is_not_learning():
+    """The 'learned anyway' rule: identical units that did not converge count only against a
+    Glorot baseline that did (a linear network on xor matches its failing Glorot twin), within
+    the calibration's margin, and never where the symmetry broke at sigma_b = 0."""
+    interval = stats.MeanInterval
+    row = {"p_broken_zero": (0.0, 0.0, 0.2), "p_converged_zero": (0.0, 0.0, 0.2),
+           "classification": True, "test_zero": interval(0.5, 0.5, 0.5, 4),
+           "test_glorot": interval(0.5, 0.45, 0.55, 4), "p_converged_glorot": 0.0}
+    assert not bias_only.collapsed_learns(row)
+    assert bias_only.collapsed_learns({**row, "p_converged_glorot": 1.0})
+    assert not bias_only.collapsed_learns({**row, "p_converged_glorot": 1.0,
+                                           "test_zero": interval(0.48, 0.48, 0.48, 4)})
+    assert not bias_only.collapsed_learns({**row, "p_converged_glorot": 1.0,
+                                           "p_broken_zero": (0.25, 0.1, 0.5)})
+    assert bias_only.collapsed_learns({**row, "p_converged_zero": (0.75, 0.4, 0.9)})
+    loss = {**row, "classification": False, "p_converged_glorot": 1.0,
+            "test_glorot": interval(0.01, 0.005, 0.02, 4)}
+    assert bias_only.collapsed_learns({**loss, "test_zero": interval(0.019, 0.019, 0.019, 4)})
+    assert not bias_only.collapsed_learns({**loss, "test_zero": interval(0.021, 0.02, 0.02, 4)})

@@ -19,7 +19,7 @@ from jaxsym.analysis.common import (is_classification, loss_of, rounding_limit, 
                                     study_of, test_score, weight_modes)
 
 __all__ = ["P_TARGET", "FIT_SIGMA_RANGE", "fit_slopes", "summarize", "theory_rows", "analyse",
-           "survival_activation", "survival_curves"]
+           "survival_activation", "survival_curves", "collapsed_learns"]
 
 #: the P(broken) the "smallest sigma_b that breaks" column asks for
 P_TARGET = 0.9
@@ -109,23 +109,27 @@ def summarize(ds, fits=None) -> list[dict]:
                 row["median_glorot"] = stats.median_time(b.time_to_converge.values,
                                                           b.converged.values)
                 row["test_glorot"] = test_score(b)
-            row["collapsed_learns"] = _collapsed_learns(row)
+                row["p_converged_glorot"] = float(b.converged.mean())
+            row["collapsed_learns"] = collapsed_learns(row)
             rows.append(row)
     return rows
 
 
-def _collapsed_learns(row) -> bool:
+def collapsed_learns(row) -> bool:
     """Whether the identical units (sigma_b = 0, symmetry intact) learned the task anyway: most
-    of them reached the loss threshold, or their mean test score meets the calibration's target
-    against the Glorot baseline (accuracy within :data:`ACCURACY_MARGIN` of Glorot's, relative;
-    regression: test loss at most :data:`LOSS_FACTOR` x Glorot's geometric mean)."""
+    of them reached the loss threshold, or the Glorot baseline learned it (most of its networks
+    reached the threshold) and their mean test score meets the calibration's target against it
+    (accuracy within :data:`ACCURACY_MARGIN` of Glorot's, relative; regression: test loss at
+    most :data:`LOSS_FACTOR` x Glorot's geometric mean). Matching a baseline that failed too
+    (a linear network on xor) is not learning."""
     if row["p_converged_zero"] is None or row["p_broken_zero"] is None \
             or row["p_broken_zero"][0] > 0:
         return False
     if row["p_converged_zero"][0] >= 0.5:
         return True
     zero, glorot = row["test_zero"], row["test_glorot"]
-    if glorot is None or not (np.isfinite(zero.mean) and np.isfinite(glorot.mean)):
+    if glorot is None or row.get("p_converged_glorot", 0.0) < 0.5 \
+            or not (np.isfinite(zero.mean) and np.isfinite(glorot.mean)):
         return False
     if row["classification"]:
         return bool(zero.mean >= (1 - ACCURACY_MARGIN) * glorot.mean)
