@@ -212,6 +212,22 @@ def study_runs(preset: str, prefixes: list[str]) -> list[tuple]:
                                          for p in prefixes)]
 
 
+def train_runs(planned: list[tuple], preset: str, root: Path, flags: str | None) -> None:
+    """``jaxsym run`` each of ``planned`` (:func:`study_runs`) into ``root / name`` with the
+    study's overrides, in a subprocess with ``XLA_FLAGS=flags`` (None: the machine's own
+    kernels, no XLA_FLAGS); finished runs resume."""
+    import json
+
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    if flags is not None:
+        env["XLA_FLAGS"] = flags
+    for name, experiment, overrides in planned:
+        sets = [a for k, v in overrides.items() for a in ("--set", f"{k}={json.dumps(v)}")]
+        subprocess.run([sys.executable, "-m", "jaxsym", "run", experiment, "--preset", preset,
+                        *sets, "--out", str(root / name), "--no-progress", "--yes"], env=env,
+                       check=True)
+
+
 def _p_class(p: float) -> str:
     return "broken" if p >= 0.9 else "kept" if p <= 0.1 else "mixed"
 
@@ -298,21 +314,13 @@ def _write(args, flags, rows, stem, title, command, names=None) -> int:
 
 
 def _study_runs_main(args, flags, runs) -> int:
-    import json
-
     planned = study_runs(args.preset, args.study_runs)
     if not planned:
         raise SystemExit(f"cross_machine.py: no run of the {args.preset} study starts with "
                          f"{' or '.join(args.study_runs)}")
-    native = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    sides = ([(args.reference, native)] if args.native_reference else []) + [
-        (runs, {**os.environ, "XLA_FLAGS": flags})]
-    for root, env in sides if not args.compare_only else ():
-        for name, experiment, overrides in planned:
-            sets = [a for k, v in overrides.items() for a in ("--set", f"{k}={json.dumps(v)}")]
-            subprocess.run([sys.executable, "-m", "jaxsym", "run", experiment, "--preset",
-                            args.preset, *sets, "--out", str(root / name), "--no-progress",
-                            "--yes"], env=env, check=True)
+    sides = ([(args.reference, None)] if args.native_reference else []) + [(runs, flags)]
+    for root, side_flags in sides if not args.compare_only else ():
+        train_runs(planned, args.preset, root, side_flags)
     names = [name for name, _, _ in planned]
     calibration = [n for n in names if n.startswith("calibrate")]
     others = [n for n in names if n not in calibration]

@@ -158,3 +158,41 @@ def test_the_calibration_comparison_flags_a_changed_verdict_and_a_recipe_cell_ou
               if not r["same"]}
     assert differ == {"tanh baseline torch_default",
                       "tanh recipe cell among the reference's near ties"}
+
+
+def test_the_report_comparison_reads_verdicts_recipes_and_sigma_90_from_the_tables():
+    """benchmarks/cross_report.py compares a machine's rendered calibration tables with the
+    committed report's text: equal tables agree everywhere; a changed verdict, a recipe outside
+    the near ties, a sigma_90 outside the committed CI and a changed group count are flagged,
+    and a test score outside the committed CI is counted, not flagged."""
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    import cross_report
+
+    head = ("| task | optimizer | activation | constant-W recipe (c, sigma_b, lr) | "
+            "test score [95% CI] | sigma_90 at that c | as well as Glorot? |\n|---|---|---|---|"
+            "---|---|---|\n")
+    groups = "| task | optimizer | activation | k = 1 | groups needed |\n|---|---|---|---|---|\n"
+
+    def report(recipe, score, sigma, verdict, group, needed):
+        return (f"text\n\n{head}| digits | sgd | relu | {recipe} | {score} | {sigma} | "
+                f"{verdict} |\n\n{groups}| digits | sgd | relu | {group} | {needed} |\n")
+
+    committed = report("c = 0.5, sigma_b = 0.1, lr = 1 (3 near ties: c 0.25-1, sigma_b "
+                       "0.01-2)", "0.970 [0.960, 0.980]", "0.08 [0.0014, 0.1]; P < 0.9 again "
+                       "at 8", "yes", "0.64 [0.62, 0.66] no", "> 16")
+    rows, scores = cross_report.compare_rows(cross_report.table_rows(committed),
+                                             cross_report.table_rows(committed))
+    assert rows and all(r["same"] for r in rows) and scores == {"inside": 2, "scores": 2}
+    assert {r["run"] for r in rows} == {"digits/sgd, recommendation", "digits/sgd, unit groups"}
+    moved = report("c = 2, sigma_b = 0.1, lr = 1", "0.950 [0.940, 0.960]",
+                   "0.00011 [0.0001, 0.001]", "unclear", "0.70 [0.66, 0.74] ?", "16")
+    rows, scores = cross_report.compare_rows(cross_report.table_rows(committed),
+                                             cross_report.table_rows(moved))
+    assert {r["what"] for r in rows if not r["same"]} == {
+        "relu: constant-W recipe (c, sigma_b, lr): recipe inside the near ties",
+        "relu: sigma_90 at that c", "relu: as well as Glorot?", "relu: k = 1",
+        "relu: groups needed"}
+    assert scores == {"inside": 0, "scores": 2}
+    assert cross_report.sigma_agrees("never", "never")
+    assert not cross_report.sigma_agrees("<= 0.0001", "0.001 [0.0001, 0.01]")
+    assert cross_report.sigma_agrees("0.5 [0.1, 0.5]; P < 0.9 again at 2", "0.3 [0.1, 2]")
