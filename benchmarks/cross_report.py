@@ -173,6 +173,13 @@ def report_machine(markdown: str) -> str:
                              if line.startswith("| machine |")}))
 
 
+def _isa() -> str:
+    """The CPU's widest vector ISA as the runs' provenance records it."""
+    from jaxsym.engine import provenance
+
+    return provenance.machine_provenance()["cpu_isa"]
+
+
 def main(argv=None) -> int:
     import cross_machine
 
@@ -209,7 +216,8 @@ def main(argv=None) -> int:
     markdown = "\n".join([
         "# The committed report's calibration conclusions, reached again on this machine", "",
         f"`{command}`; reference: `{args.report}` (made on: {report_machine(committed)}); "
-        f"runs: {', '.join(names)}", "", _common.machine_markdown(_common.machine_info()), "",
+        f"runs: {', '.join(names)}", "", _common.machine_markdown(_common.machine_info())
+        + f" Vector ISA: {_isa()} (the study's native kernels, no XLA_FLAGS).", "",
         f"**{len(rows) - len(differ)} of {len(rows)} compared conclusions agree.** Test scores "
         f"inside the committed 95% CI: {scores['inside']} of {scores['scores']} (not a "
         "conclusion: the networks' random draws are the same, their rounding is not).", "",
