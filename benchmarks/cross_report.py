@@ -18,8 +18,8 @@ Compared per (table, task, optimizer, activation) row present in both:
   verdicts of the alternatives table, each unit-group count's verdict and "groups needed", and
   the loss table's verdicts;
 * the recipe cell (c, sigma_b) must lie inside the committed recipe's near-tie ranges;
-* every sigma_90 (the recommendation's, and per c): the same kind ('never', '<= x') or, for a
-  fitted value, inside the committed 95% CI;
+* every sigma_90 (the recommendation's, and per c): 'never' on both sides, or intervals that
+  overlap ('<= x' against a fitted CI reaching x), or a fitted value inside the committed CI;
 * reported, not a conclusion: how many test scores fall inside the committed 95% CI.
 
 Writes ``OUT/cross_report_<prefixes>_<preset>.json`` and ``.md``.
@@ -78,12 +78,19 @@ def _score(cell: str):
 
 
 def sigma_agrees(reference: str, other: str) -> bool:
-    """Two sigma_90 cells agree when they state the same kind ('never'; '<= x' at the same
-    smallest sigma_b; a fitted value) and a fitted value of ``other`` lies inside
-    ``reference``'s CI; the non-monotone note ('P < 0.9 again at x') is not compared."""
+    """Whether two sigma_90 cells agree: 'never' only with 'never'; '<= x' (at or below the
+    smallest sigma_b tried, x) with '<= x', or with a fitted value whose CI reaches down to x
+    (the two intervals overlap); two fitted values when ``other``'s lies inside
+    ``reference``'s CI. The non-monotone note ('P < 0.9 again at x') is not compared."""
     ref, oth = (cell.split(";")[0].strip() for cell in (reference, other))
-    if ref == "never" or oth == "never" or ref.startswith("<=") or oth.startswith("<="):
+    if ref == "never" or oth == "never":
         return ref == oth
+    if ref.startswith("<=") and oth.startswith("<="):
+        return ref == oth
+    if ref.startswith("<=") or oth.startswith("<="):
+        bound, fit = (ref, oth) if ref.startswith("<=") else (oth, ref)
+        fitted = _score(fit)
+        return bool(fitted and fitted[1] <= float(bound[2:]))
     fit, value = _score(ref), _score(oth)
     return bool(fit and value and fit[1] <= value[0] <= fit[2])
 

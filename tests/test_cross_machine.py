@@ -194,5 +194,8 @@ def test_the_report_comparison_reads_verdicts_recipes_and_sigma_90_from_the_tabl
         "relu: groups needed"}
     assert scores == {"inside": 0, "scores": 2}
     assert cross_report.sigma_agrees("never", "never")
-    assert not cross_report.sigma_agrees("<= 0.0001", "0.001 [0.0001, 0.01]")
+    assert cross_report.sigma_agrees("<= 0.0001", "0.00078 [0.0001, 0.01]; P < 0.9 again at 2")
+    assert not cross_report.sigma_agrees("<= 0.0001; P < 0.9 again at 0.01",
+                                         "0.083 [0.00013, 0.1]")
+    assert not cross_report.sigma_agrees("never", "<= 0.0001")
     assert cross_report.sigma_agrees("0.5 [0.1, 0.5]; P < 0.9 again at 2", "0.3 [0.1, 2]")
