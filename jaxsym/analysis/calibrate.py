@@ -49,7 +49,7 @@ from __future__ import annotations
 import numpy as np
 
 from jaxsym.analysis import stats
-from jaxsym.analysis.common import study_sections
+from jaxsym.analysis.common import is_classification, study_sections, test_score
 
 __all__ = ["ACCURACY_MARGIN", "LOSS_FACTOR", "P_TARGET", "BASELINE_MODES", "tune", "targets",
            "analyse_pair", "analyse", "loss_changes", "loss_table_pairs", "near_ties"]
@@ -64,17 +64,13 @@ P_TARGET = 0.9
 BASELINE_MODES = ("glorot", "torch_default", "normal")
 
 
-def _classification(ds) -> bool:
-    return "test_accuracy" in ds.data_vars
-
-
 def _final(da):
     return da.isel(step=-1) if "step" in da.dims else da
 
 
 def _validation_score(ds):
     """Per-network final validation score, higher is better (NaN -> -inf)."""
-    score = (_final(ds.val_accuracy) if _classification(ds) else -_final(ds.val_loss))
+    score = (_final(ds.val_accuracy) if is_classification(ds) else -_final(ds.val_loss))
     return score.astype(np.float64).fillna(-np.inf)
 
 
@@ -137,8 +133,7 @@ def _cell_numbers(cell, lr: float, reference, classification: bool) -> dict:
     network_targets = _network_targets(cell, draw_targets)
     times, events = _time_to_target(cell, network_targets, classification)
     success = _meets(score, network_targets, classification)
-    test = (stats.mean_interval(score, bounds=(0.0, 1.0)) if classification
-            else stats.mean_interval(score, log=True))
+    test = test_score(cell)
     return {"learning_rate": lr, "n": int(score.size), "test": test, "success": success,
             "p_success": float(np.mean(success)),
             "cost": stats.median_ratio(times, events, *glorot_times, n_boot=1000),
@@ -269,7 +264,7 @@ def analyse_pair(const, base, zero=None, grouped=None, dropped=None) -> dict:
     constant-W cells, the sigma_90 fits and the recommendation; with the W = 0 run (``zero``),
     the unit-group run (``grouped``) and the dropout run (``dropped``) of the pair, their
     numbers too (``row["zero"]``, ``row["groups"]``, ``row["dropout"]``; None without)."""
-    classification = _classification(const)
+    classification = is_classification(const)
     sections = study_sections(const)
     draws = int(sections["task"]["draws"])
     rows = []
