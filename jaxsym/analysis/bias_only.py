@@ -197,7 +197,7 @@ def theory_rows(ds, run_dir=None):
     modes = dict(study.grid).get("weight_mode", (study.get("init.weight_mode"),))
     if "constant" not in modes or study.get("init.weight_mode") != "constant":
         return "no constant-weight cells"
-    if study.get("train.batch_size"):
+    if study.get("train.batch_size") or "batch_size" in study.grid_axes:
         return ("minibatch training: the theory follows the deterministic full-batch "
                 "trajectory")
     predictions = cached("classify_constant", _constant_study(study), run_dir, classify_study)

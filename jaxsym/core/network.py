@@ -14,7 +14,9 @@ Randomness: ``key_init, key_batches = split(key)``; init uses
 ``randint(fold_in(key_batches, t), (batch_size,), 0, n_train)`` (with replacement); the
 optional parameter noise (``spec.noisy``, size ``knobs["noise"]``) of step t draws from
 ``fold_in(fold_in(key, 1), t)``, the optional dropout masks (``spec.dropped``, rate
-``knobs["dropout"]``) of step t from ``fold_in(fold_in(key, 2), t)``. A network's result
+``knobs["dropout"]``) of step t from ``fold_in(fold_in(key, 2), t)``, the optional label noise
+(``spec.label_noisy``, size ``knobs["label_noise"]``) of step t from
+``fold_in(fold_in(key, 3), t)``. A network's result
 depends only on its key. With
 ``spec.decayed`` the optimizer follows ``L + (weight_decay / 2) ||theta||^2``
 (:func:`jaxsym.core.train.make_step`); without it the step is the plain one, bit for bit.
@@ -82,14 +84,18 @@ def run_network(key, knobs, data, spec: NetworkSpec):
                                      noise_key=jax.random.fold_in(key, 1),
                                      weight_decay=knobs["weight_decay"] if spec.decayed else None,
                                      dropout=knobs["dropout"] if spec.dropped else None,
-                                     dropout_key=jax.random.fold_in(key, 2))
+                                     dropout_key=jax.random.fold_in(key, 2),
+                                     label_noise=(knobs["label_noise"] if spec.label_noisy
+                                                  else None),
+                                     label_key=jax.random.fold_in(key, 3))
 
     def full_loss(p):
         return train.loss_of_params(p, x, y, spec.activation, spec.loss, spec.layer_sizes[1:-1])
 
     # the checkpoint loss: the step's own loss for full batch, else (minibatches, or dropout,
     # whose step loss is that of a thinned network) the full training loss without dropout
-    full_batch = spec.batch_size in (0, x.shape[0]) and not spec.dropped
+    full_batch = (spec.batch_size in (0, x.shape[0]) and not spec.dropped
+                  and not spec.label_noisy)
 
     def evaluate(p, loss_value):
         value = loss_value if full_batch else full_loss(p)

@@ -158,8 +158,10 @@ GRID_ATTRS = {
     "weight_decay": ("L2 weight decay rate lambda (coupled: grad + lambda p)", "1"),
     "groups": ("number of groups of identical hidden units (grouped init)", "1"),
     "dropout": ("training-time dropout rate of the hidden units", "1"),
+    "label_noise": ("per-step label noise (targets + label_noise N(0, 1))", "1"),
     "activation": ("hidden activation", ""), "loss": ("loss function", ""),
     "optimizer": ("optimizer", ""), "weight_mode": ("weight init scheme", ""),
+    "batch_size": ("minibatch size (0 = full batch)", "examples"),
 }
 
 #: grid axes whose name is taken by a record variable get another dimension name

@@ -20,10 +20,11 @@ __all__ = ["KNOBS", "OPTIONAL_KNOBS", "WEIGHT_MODES", "LOSSES", "OPTIMIZERS", "D
 
 #: The numeric, traced settings of one network (weight_mode as an index into WEIGHT_MODES).
 KNOBS = ("sigma_b", "weight_value", "W_std", "learning_rate", "eps", "noise", "weight_mode",
-         "weight_decay", "groups", "dropout")
+         "weight_decay", "groups", "dropout", "label_noise")
 #: knobs that a caller may leave out (each is off at this value, and compiled in only when a
-#: study turns it on: ``NetworkSpec.decayed``, ``NetworkSpec.dropped``)
-OPTIONAL_KNOBS = {"weight_decay": 0.0, "groups": 1.0, "dropout": 0.0}
+#: study turns it on: ``NetworkSpec.decayed``, ``NetworkSpec.dropped``,
+#: ``NetworkSpec.label_noisy``)
+OPTIONAL_KNOBS = {"weight_decay": 0.0, "groups": 1.0, "dropout": 0.0, "label_noise": 0.0}
 #: Weight init schemes (hidden and output layers); biases are N(0, sigma_b^2), except in
 #: torch_default (PyTorch's nn.Linear default: W and b uniform on +-1/sqrt(fan_in)). The last
 #: five are the alternatives to random W: orthogonal (Saxe et al.), constant hidden W with a
@@ -68,6 +69,9 @@ class NetworkSpec:
         scaled by ``1 / (1 - dropout)`` (inverted dropout, one independent mask entry per
         example and unit per step); every record and evaluation uses the network without
         dropout.
+      label_noisy: label noise is compiled in (its size is the ``label_noise`` knob): the
+        targets of every step's (mini)batch get fresh ``label_noise * N(0, 1)`` added (mse
+        only; label-noise SGD, Chen et al. 2023); records use the clean targets.
     """
 
     layer_sizes: tuple[int, ...]
@@ -87,6 +91,7 @@ class NetworkSpec:
     validation: bool = False  # the data has a validation split (val_* records)
     decayed: bool = False  # L2 weight decay is compiled in (its rate is the knob)
     dropped: bool = False  # hidden-unit dropout is compiled in (its rate is the knob)
+    label_noisy: bool = False  # per-step label noise is compiled in (its size is the knob)
 
     @property
     def depth(self) -> int:

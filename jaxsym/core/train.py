@@ -28,7 +28,8 @@ import optax
 from jaxsym.core import dense, nn
 from jaxsym.core.spec import OPTIMIZERS
 
-__all__ = ["make_optimizer", "loss_of_params", "update", "make_step", "train", "Trajectory"]
+__all__ = ["make_optimizer", "loss_of_params", "update", "make_step", "train", "Trajectory",
+           "minibatch", "noisy_labels"]
 
 #: optimizer kind (:data:`jaxsym.core.spec.OPTIMIZERS`) -> factory(learning_rate) ->
 #: optax.GradientTransformation. sgd: ``p <- p - lr * grad``; momentum: heavy-ball 0.9,
@@ -99,7 +100,8 @@ def update(tx: optax.GradientTransformation, objective: Callable[[nn.Params], ja
 def make_step(x: jax.Array, y: jax.Array, *, layer_sizes, activation: str, loss: str,
               optimizer: str, learning_rate, batch_size: int = 0,
               key: jax.Array | None = None, noise=None, noise_key: jax.Array | None = None,
-              weight_decay=None, dropout=None, dropout_key: jax.Array | None = None):
+              weight_decay=None, dropout=None, dropout_key: jax.Array | None = None,
+              label_noise=None, label_key: jax.Array | None = None):
     """The optimizer step of one network ``layer_sizes = (n_in, ..., n_out)`` on training set
     ``x: (n, n_in)``, ``y``, acting on params in the TRAINING LAYOUT
     (:func:`jaxsym.core.dense.pad_params`: hidden unit axes padded to 16, padding units masked and
@@ -129,8 +131,13 @@ def make_step(x: jax.Array, y: jax.Array, *, layer_sizes, activation: str, loss:
     returned ``loss`` is that dropped-out batch loss. Dropout draws a different mask for each
     unit, so it breaks the symmetry of identical units (the point of the alternative).
 
+    ``label_noise`` (None: off; else a possibly traced scale >= 0): the targets of step ``t``'s
+    (mini)batch are ``y_b + label_noise * N(0, 1)``, drawn from ``fold_in(label_key, t)`` (one
+    normal per target entry; label-noise SGD, Chen et al. 2023). The noise is the same for every
+    unit, so identical units stay identical; it only changes how fast a deviation grows.
+
     Raises:
-      ValueError: a minibatch without a key, noise or dropout without its key, or
+      ValueError: a minibatch without a key, noise, dropout or label noise without its key, or
         ``batch_size`` outside ``[0, n]``.
     """
     n = x.shape[0]
@@ -143,15 +150,15 @@ def make_step(x: jax.Array, y: jax.Array, *, layer_sizes, activation: str, loss:
         raise ValueError("noise given without noise_key; the noise needs a PRNG key")
     if dropout is not None and dropout_key is None:
         raise ValueError("dropout given without dropout_key; the masks need a PRNG key")
+    if label_noise is not None and label_key is None:
+        raise ValueError("label_noise given without label_key; the noise needs a PRNG key")
     tx = make_optimizer(optimizer, learning_rate, weight_decay)
     hidden_widths = tuple(int(w) for w in layer_sizes[1:-1])
 
     def step(params, opt_state, t):
-        if full_batch:
-            xb, yb = x, y
-        else:
-            rows = jax.random.randint(jax.random.fold_in(key, t), (batch_size,), 0, n)
-            xb, yb = x[rows], y[rows]
+        xb, yb = minibatch(x, y, batch_size, key, t)
+        if label_noise is not None:
+            yb = noisy_labels(yb, label_noise, label_key, t)
 
         drop = None if dropout is None else (dropout, jax.random.fold_in(dropout_key, t))
 
@@ -164,6 +171,22 @@ def make_step(x: jax.Array, y: jax.Array, *, layer_sizes, activation: str, loss:
         return value, grads, new_params, new_opt_state
 
     return tx, step
+
+
+def minibatch(x, y, batch_size: int, key, t):
+    """The (mini)batch of step ``t``: ``(x, y)`` for full batch (``batch_size`` 0 or ``n``),
+    else the rows ``randint(fold_in(key, t), (batch_size,), 0, n)`` (with replacement)."""
+    n = x.shape[0]
+    if batch_size in (0, n):
+        return x, y
+    rows = jax.random.randint(jax.random.fold_in(key, t), (batch_size,), 0, n)
+    return x[rows], y[rows]
+
+
+def noisy_labels(y, label_noise, key, t):
+    """``y + label_noise * N(0, 1)``, drawn from ``fold_in(key, t)`` (regression targets)."""
+    return y + jnp.asarray(label_noise, y.dtype) * jax.random.normal(
+        jax.random.fold_in(key, t), y.shape, y.dtype)
 
 
 def _perturb(params, noise, key):

@@ -38,9 +38,9 @@ def resource_estimate(plan, concurrent: int = 16) -> dict:
     study = plan.study
     itemsize = 2 if study.get("train.dtype") == "bfloat16" else np.dtype(
         study.get("train.dtype")).itemsize
-    batch = study.get("train.batch_size") or plan.task.x_train.shape[0]
     per_net_records, per_net_train, per_net_flops = 0, 0, 0
     for group in plan.groups:
+        batch = group.spec.batch_size or plan.task.x_train.shape[0]
         sizes = group.spec.layer_sizes
         params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
         per_net_train = max(per_net_train, (6 * params + 4 * batch * sum(sizes)) * itemsize)

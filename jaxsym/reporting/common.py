@@ -118,7 +118,9 @@ def setup_table(ds) -> str:
     s = study["sections"]
     task_opts = ", ".join(f"{k} = {v}" for k, v in s["task"].items() if k != "name")
     train = s["train"]
-    batch = "full batch" if train["batch_size"] == 0 else "batch " + str(train["batch_size"])
+    grid_axes = [axis for axis, _ in study["grid"]]
+    batch = ("batch per grid point" if "batch_size" in grid_axes
+             else "full batch" if train["batch_size"] == 0 else f"batch {train['batch_size']}")
     return "\n".join([
         "| setting | value |", "|---|---|",
         f"| task | {s['task']['name']} ({task_opts}) |",

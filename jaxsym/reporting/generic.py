@@ -21,7 +21,7 @@ __all__ = ["render", "overview_axes", "fig_overview"]
 
 #: numeric grid axes, in the order the overview figure prefers for its x axis
 NUMERIC_X = ("sigma_b", "noise", "weight_value", "W_std", "learning_rate", "eps",
-             "weight_decay", "groups", "dropout")
+             "weight_decay", "groups", "dropout", "label_noise")
 #: the overview figure draws at most this many curves per panel
 OVERVIEW_CURVES = 12
 

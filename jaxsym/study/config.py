@@ -21,6 +21,8 @@ Schema (every section and key optional unless marked; defaults in :data:`DEFAULT
                                   # (all weights and biases; 0 = off, the plain step bit for bit)
              dropout = 0.0   # training-time inverted dropout on every hidden unit, rate in
                              # [0, 1) (0 = off); records and test scores use no dropout
+             label_noise = 0.0   # every step's targets + label_noise N(0, 1), fresh each
+                                 # step (mse only; 0 = off): label-noise SGD
     [init]   weight_mode = "constant" | "zero" | "glorot" | "normal" | "tied" | ... (WEIGHT_MODES)
              weight_value = 1.0  fan_in_scaled = true   # constant mode: value / sqrt(fan_in)
              W_std = 1.0                                 # normal, tied: N(0, W_std^2 / fan_in)
@@ -30,9 +32,10 @@ Schema (every section and key optional unless marked; defaults in :data:`DEFAULT
                                  # hidden units (integer >= 1; >= the width: Glorot itself)
     [grid]   AXIS = [v1, v2, ...]  or  AXIS = {logspace = [lo, hi], num = n, zero = true}
              numeric axes (traced): sigma_b, weight_value, W_std, learning_rate, eps, noise,
-             weight_decay, groups, dropout
+             weight_decay, groups, dropout, label_noise
              categorical axes: activation, loss, optimizer (one compile each), weight_mode
              (traced as an index: init schemes share one compile)
+             static integer axis: batch_size (one compile each; 0 = full batch)
     [seeds]  count = 8   root = 0
     [record] checkpoints = 24   gradient_steps = 12
     [thresholds] diversity = 1e-2   # broken: s2/s1 > it, so it must lie in (0, 1)
@@ -73,19 +76,23 @@ from jaxsym.core.activations import activation_names
 from jaxsym.core.spec import DTYPES, LOSSES, OPTIMIZERS, WEIGHT_MODES
 
 __all__ = ["ConfigError", "Study", "parse_study", "load_study", "NUMERIC_AXES",
-           "CATEGORICAL_AXES", "WEIGHT_MODES", "DEFAULTS", "apply_overrides", "BUNDLED_DIR",
+           "CATEGORICAL_AXES", "STATIC_AXES", "WEIGHT_MODES", "DEFAULTS", "apply_overrides", "BUNDLED_DIR",
            "bundled_names"]
 
 NUMERIC_AXES = ("sigma_b", "weight_value", "W_std", "learning_rate", "eps", "noise",
-                "weight_decay", "groups", "dropout")
+                "weight_decay", "groups", "dropout", "label_noise")
 CATEGORICAL_AXES = ("activation", "loss", "weight_mode", "optimizer")
+#: integer grid axes that are static (each value is one compile, like a categorical axis)
+STATIC_INT_AXES = ("batch_size",)
+#: the grid axes that split a grid into static groups (one compile each)
+STATIC_AXES = ("activation", "loss", "optimizer", "batch_size")
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "task": {"name": "teacher_student", "seed": 0, "draws": 1, "validation": 0},
     "model": {"depth": 2, "width": 8, "activation": "tanh"},
     "train": {"loss": "mse", "optimizer": "sgd", "learning_rate": 0.1, "steps": 1000,
               "batch_size": 0, "dtype": "float32", "noise": 0.0,
-              "weight_decay": 0.0, "dropout": 0.0},
+              "weight_decay": 0.0, "dropout": 0.0, "label_noise": 0.0},
     "init": {"weight_mode": "constant", "weight_value": 1.0, "fan_in_scaled": True,
              "W_std": 1.0, "sigma_b": 0.0, "eps": 0.0, "groups": 1},
     "seeds": {"count": 8, "root": 0},
@@ -102,10 +109,10 @@ _CHOICES = {"model.activation": activation_names(), "train.loss": LOSSES,
 AXIS_SECTION = {"sigma_b": "init", "weight_value": "init", "W_std": "init", "eps": "init",
                 "groups": "init",
                 "learning_rate": "train", "noise": "train", "weight_decay": "train",
-                "dropout": "train", "activation": "model", "loss": "train",
-                "weight_mode": "init", "optimizer": "train"}
+                "dropout": "train", "label_noise": "train", "activation": "model", "loss": "train",
+                "weight_mode": "init", "optimizer": "train", "batch_size": "train"}
 _NONNEGATIVE = {"init.sigma_b", "init.W_std", "init.eps", "train.learning_rate", "train.noise",
-                "train.weight_decay"}
+                "train.weight_decay", "train.label_noise"}
 #: thresholds: (low, high) open interval (None: unbounded) and what the value is compared with
 _OPEN_RANGE = {
     "thresholds.diversity": (0.0, 1.0, "it is compared with s2/s1, which lies in [0, 1]"),
@@ -357,9 +364,9 @@ def _parse_raw(raw: dict, text: str, name: str, preset: str, overrides: tuple = 
         _fail("grid", "expected a [grid] table")
     grid = []
     for axis, spec in grid_raw.items():
-        if axis not in NUMERIC_AXES + CATEGORICAL_AXES:
-            _fail(f"grid.{axis}", "unknown grid axis; allowed: "
-                  + ", ".join(NUMERIC_AXES + CATEGORICAL_AXES))
+        allowed_axes = NUMERIC_AXES + CATEGORICAL_AXES + STATIC_INT_AXES
+        if axis not in allowed_axes:
+            _fail(f"grid.{axis}", "unknown grid axis; allowed: " + ", ".join(allowed_axes))
         grid.append((axis, _axis_values(axis, spec)))
     for key in ("name", "description"):
         if key in raw and not isinstance(raw[key], str):
@@ -385,11 +392,16 @@ def _check_consistency(study: Study) -> None:
     for loss in losses:
         if kind == "regression" and loss != "mse":
             _fail("train.loss", f"task {task['name']!r} is a regression; allowed: mse")
+    label_noise = max(dict(study.grid).get("label_noise", (study.get("train.label_noise"),)))
+    if label_noise > 0 and (kind != "regression" or set(losses) != {"mse"}):
+        _fail("train.label_noise", "label noise perturbs regression targets; it needs a "
+              f"regression task and loss mse (task {task['name']!r} is a {kind})")
     n_train = task.get("n_train")
-    batch = study.get("train.batch_size")
+    key = "grid.batch_size" if "batch_size" in study.grid_axes else "train.batch_size"
+    batch = max(dict(study.grid).get("batch_size", (study.get("train.batch_size"),)))
     if n_train is not None and batch > n_train - task["validation"]:
-        _fail("train.batch_size", f"must be <= task.n_train - task.validation = "
-              f"{n_train - task['validation']} (0 = full batch)")
+        _fail(key, f"must be <= task.n_train - task.validation = "
+              f"{n_train - task['validation']} (0 = full batch), got {batch}")
 
 
 def load_study(path: str | Path, preset: str | None = None) -> Study:

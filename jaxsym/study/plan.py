@@ -9,8 +9,8 @@ imports NumPy and the standard library only (``import jaxsym.study.plan`` never 
 * The grid is the product of the config's grid axes, flattened in C order: grid index g.
   Network (g, s) has flat id ``g * n_seeds + s`` (``n_seeds = study.networks_per_point``);
   with ``task.draws = D``, seed index ``s`` trains on draw ``s // seeds.count``.
-* Categorical axes (activation, loss, optimizer) split the grid into static groups, compiled
-  once each; the numeric axes and the weight init mode (an index into ``WEIGHT_MODES``) are
+* Categorical axes (activation, loss, optimizer) and the integer ``batch_size`` axis split the
+  grid into static groups, compiled once each; the numeric axes and the weight init mode (an index into ``WEIGHT_MODES``) are
   knobs, traced.
 * Chunks are cut per group and per data draw (one training set per compiled call), in group
   order, then draw order, then ``chunk_size`` networks at a time; chunk k of the whole study is
@@ -39,7 +39,7 @@ class Group:
 
     Attributes:
       index: group number (order of first appearance in the flat grid).
-      categorical: ``((axis, value), ...)`` of the categorical grid axes that split the grid.
+      categorical: ``((axis, value), ...)`` of the static grid axes that split the grid.
       spec: the compiled-once :class:`NetworkSpec`.
       grid_indices: ``(n_points,)`` int64 flat grid indices of this group's points, ascending.
     """
@@ -135,7 +135,7 @@ def _spec(study, point: dict, task: tasks.Task) -> NetworkSpec:
         layer_sizes=sizes, activation=_setting(study, point, "activation"), loss=loss,
         optimizer=_setting(study, point, "optimizer"),
         fan_in_scaled=s["init"]["fan_in_scaled"], steps=s["train"]["steps"],
-        batch_size=s["train"]["batch_size"], dtype=s["train"]["dtype"],
+        batch_size=_setting(study, point, "batch_size"), dtype=s["train"]["dtype"],
         checkpoints=checkpoint_steps(s["train"]["steps"], s["record"]["checkpoints"]),
         gradient_steps=min(s["record"]["gradient_steps"], s["train"]["steps"]),
         diversity_threshold=s["thresholds"]["diversity"],
@@ -144,14 +144,16 @@ def _spec(study, point: dict, task: tasks.Task) -> NetworkSpec:
         noisy=bool(max(dict(study.grid).get("noise", (s["train"]["noise"],))) > 0),
         decayed=bool(max(dict(study.grid).get("weight_decay",
                                               (s["train"]["weight_decay"],))) > 0),
-        dropped=bool(max(dict(study.grid).get("dropout", (s["train"]["dropout"],))) > 0))
+        dropped=bool(max(dict(study.grid).get("dropout", (s["train"]["dropout"],))) > 0),
+        label_noisy=bool(max(dict(study.grid).get("label_noise",
+                                                  (s["train"]["label_noise"],))) > 0))
 
 
 def plan_groups(study, task: tasks.Task) -> list[Group]:
     """Split the grid into static groups (one compile each): one per combination of the
-    categorical grid axes other than ``weight_mode`` (a knob), in order of first appearance."""
-    categorical_axes = [a for a in study.grid_axes
-                        if a in config.CATEGORICAL_AXES and a != "weight_mode"]
+    static grid axes (:data:`jaxsym.study.config.STATIC_AXES`: the categorical axes other than
+    ``weight_mode``, a knob, and ``batch_size``), in order of first appearance."""
+    categorical_axes = [a for a in study.grid_axes if a in config.STATIC_AXES]
     members: dict[tuple, list[int]] = {}
     for g, point in enumerate(grid_points(study)):
         members.setdefault(tuple((a, point[a]) for a in categorical_axes), []).append(g)

@@ -87,7 +87,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
-__all__ = ["EscapePrediction", "PooledPrediction", "linearised_escape", "break_amplitude"]
+__all__ = ["EscapePrediction", "PooledPrediction", "linearised_escape", "noisy_escapes",
+           "break_amplitude"]
 
 
 def break_amplitude(c, u, m: int, threshold: float):
@@ -263,7 +264,8 @@ class PooledPrediction:
 
 def linearised_escape(params, x, y, activation: str, loss: str, optimizer: str,
                       learning_rate: float, steps: int, threshold: float = 1e-2,
-                      weight_decay: float = 0.0) -> EscapePrediction:
+                      weight_decay: float = 0.0, batch_size: int = 0, batch_key=None,
+                      label_noise: float = 0.0, label_key=None) -> EscapePrediction:
     """Propagate each hidden layer's unit-norm antisymmetric bias perturbation along the
     symmetric trajectory from ``params`` and return ``a*_t`` (module doc) for every step.
 
@@ -279,6 +281,14 @@ def linearised_escape(params, x, y, activation: str, loss: str, optimizer: str,
       weight_decay: the study's coupled L2 rate (0: off; the optimizer of
         :func:`jaxsym.core.train.make_optimizer` with it, so the trajectory and its tangents
         are those of the decayed step the study runs).
+      batch_size, batch_key: minibatches (0: full batch): step t uses the rows of
+        :func:`jaxsym.core.train.minibatch` with ``batch_key`` (the engine's ``key_batches``
+        of a network: that network's own minibatch sequence), so the symmetric trajectory is
+        the noisy one that network follows and ``J_t`` the Jacobian of its step t.
+      label_noise, label_key: label-noise SGD (0: off), the engine's draws
+        (:func:`jaxsym.core.train.noisy_labels`; ``label_key`` is the network's
+        ``fold_in(key, 3)``).
+    See :func:`noisy_escapes` for many networks' noise sequences at once.
     """
     import jax.numpy as jnp
 
@@ -289,13 +299,70 @@ def linearised_escape(params, x, y, activation: str, loss: str, optimizer: str,
     if min(widths) < 2:
         raise ValueError(f"every hidden layer needs >= 2 units to break symmetry, got {widths}")
     program = _escape_program(widths, activation, loss, optimizer, int(steps), float(threshold),
-                              bool(weight_decay))
+                              bool(weight_decay), *_noise_statics(x, batch_size, label_noise))
     dtype = params[0]["W"].dtype
+    keys = _noise_keys(batch_key, label_key, 1)
     amps, losses, kinks = program(params, x, y, jnp.asarray(learning_rate, dtype),
-                                  jnp.asarray(weight_decay, dtype))
+                                  jnp.asarray(weight_decay, dtype),
+                                  jnp.asarray(label_noise, dtype), keys[0][0], keys[1][0])
     amps = np.asarray(amps, np.float64)
     return EscapePrediction(widths, float(threshold), amps[0], np.asarray(losses, np.float64),
                             amps[1], log_kink_margin=np.asarray(kinks, np.float64))
+
+
+def noisy_escapes(params, x, y, activation: str, loss: str, optimizer: str,
+                  learning_rate: float, steps: int, threshold: float, batch_size: int,
+                  batch_keys, label_noise: float = 0.0, label_keys=None,
+                  weight_decay: float = 0.0) -> list:
+    """:func:`linearised_escape` along each of ``n`` noisy symmetric trajectories at once
+    (``batch_keys``, ``label_keys``: ``(n,)`` PRNG keys, the networks' own; one compile,
+    vmapped over the keys): ``n`` :class:`EscapePrediction` s, one per noise sequence. With
+    noise (minibatches or label noise) each one predicts ONE network's break, ``T(a)`` for its
+    own deviation norm ``a`` (:meth:`EscapePrediction.break_time`), and its tangent's growth is
+    the finite-time Lyapunov exponent of the random linear map ``J_t`` it follows
+    (``jaxsym.theory.predict.noisy_escape_times`` reads it off the log break amplitude)."""
+    import jax.numpy as jnp
+
+    widths = tuple(int(p["b"].shape[0]) for p in params[:-1])
+    if min(widths) < 2:
+        raise ValueError(f"every hidden layer needs >= 2 units to break symmetry, got {widths}")
+    statics = _noise_statics(x, batch_size, label_noise)
+    program = _escape_program(widths, activation, loss, optimizer, int(steps), float(threshold),
+                              bool(weight_decay), *statics, batched=True)
+    dtype = params[0]["W"].dtype
+    n = len(batch_keys) if batch_keys is not None else len(label_keys)
+    bkeys, lkeys = _noise_keys(batch_keys, label_keys, n)
+    amps, losses, kinks = program(params, x, y, jnp.asarray(learning_rate, dtype),
+                                  jnp.asarray(weight_decay, dtype),
+                                  jnp.asarray(label_noise, dtype), bkeys, lkeys)
+    amps, losses, kinks = (np.asarray(a, np.float64) for a in (amps, losses, kinks))
+    return [EscapePrediction(widths, float(threshold), amps[i, 0], losses[i], amps[i, 1],
+                             log_kink_margin=kinks[i]) for i in range(n)]
+
+
+def _noise_statics(x, batch_size: int, label_noise: float) -> tuple[int, bool]:
+    """The static noise settings of :func:`_escape_program`: the batch size (0 for full batch,
+    ``n`` included) and whether label noise is compiled in."""
+    n = int(x.shape[0])
+    if not 0 <= int(batch_size) <= n:
+        raise ValueError(f"batch_size must be in [0, {n}] (0 = full batch), got {batch_size}")
+    if label_noise < 0:
+        raise ValueError(f"label_noise must be >= 0, got {label_noise}")
+    return (0 if int(batch_size) in (0, n) else int(batch_size)), bool(label_noise > 0)
+
+
+def _noise_keys(batch_keys, label_keys, n: int):
+    """``(n,)`` batch and label keys (a placeholder key where a noise is off)."""
+    import jax
+    import jax.numpy as jnp
+
+    def keys(given):
+        if given is None:
+            return jnp.stack([jax.random.key(0)] * n)
+        given = jnp.asarray(given) if not isinstance(given, jax.Array) else given
+        return given.reshape((n,)) if given.ndim else given[None]
+
+    return keys(batch_keys), keys(label_keys)
 
 
 def _unit_deviation(m: int, dtype):
@@ -377,29 +444,40 @@ def _propagate(step_map, state, tangents):
 
 
 @functools.lru_cache(maxsize=64)
-def _escape_program(widths, activation, loss, optimizer, steps, threshold, decayed=False):
-    """The jitted ``(params, x, y, learning_rate, weight_decay) -> (log a*_t, loss_t,
-    log tau_t)`` of :func:`linearised_escape`: one compile per static configuration (decay
-    compiled in only when ``decayed``), reused across data draws, learning rates and decay
-    rates."""
+def _escape_program(widths, activation, loss, optimizer, steps, threshold, decayed=False,
+                    batch_size=0, label_noisy=False, batched=False):
+    """The jitted ``(params, x, y, learning_rate, weight_decay, label_noise, batch_key,
+    label_key) -> (log a*_t, loss_t, log tau_t)`` of :func:`linearised_escape`: one compile per
+    static configuration (decay compiled in only when ``decayed``, minibatches of
+    ``batch_size`` rows when it is > 0, label noise when ``label_noisy``), reused across data
+    draws, learning rates and decay rates; ``batched``: vmapped over the two keys
+    (:func:`noisy_escapes`). ``loss_t`` is the loss of step t's (noisy) batch, the last entry
+    the full clean loss."""
     import jax
     import jax.numpy as jnp
 
     from jaxsym.core import train
     from jaxsym.theory.saddle import symmetric_projection
 
-    def run(p, x, y, learning_rate, weight_decay):
+    def run(p, x, y, learning_rate, weight_decay, label_noise, batch_key, label_key):
         tx = train.make_optimizer(optimizer, learning_rate, weight_decay if decayed else None)
 
         def objective(q):
             return train.loss_of_params(q, x, y, activation, loss)
 
-        # (q, opt_state) -> ((q', opt_state'), (loss, grads)): the study's optax update
-        step_map = train.update(tx, objective)
+        def step_map_at(t):
+            """(q, opt_state) -> ((q', opt_state'), (loss, grads)): the study's optax update
+            on step t's (mini)batch, with its label noise."""
+            xb, yb = train.minibatch(x, y, batch_size, batch_key, t)
+            if label_noisy:
+                yb = train.noisy_labels(yb, label_noise, label_key, t)
+            return train.update(tx, lambda q: train.loss_of_params(q, xb, yb, activation,
+                                                                    loss))
 
-        def body(carry, _):
+        def body(carry, t):
             state, tangents, log_scale = carry
-            (q, opt_state), value, tangents, log_norms = _propagate(step_map, state, tangents)
+            (q, opt_state), value, tangents, log_norms = _propagate(step_map_at(t), state,
+                                                                    tangents)
             q = symmetric_projection(q)
             log_scale = log_scale + log_norms
             return ((q, opt_state), tangents, log_scale), (
@@ -412,11 +490,13 @@ def _escape_program(widths, activation, loss, optimizer, steps, threshold, decay
         first = _amplitudes(p, tangents, log_scale, widths, threshold)
         first_kink = _kink_margins(p, tangents, log_scale, x, widths)
         (state, _, _), (amps, values, kinks) = jax.lax.scan(
-            body, (state, tangents, log_scale), None, length=steps)
+            body, (state, tangents, log_scale), jnp.arange(steps, dtype=jnp.int32))
         final = objective(state[0])
         # amps: (steps, 2, n_hidden) -> (2, n_hidden, steps + 1); kinks -> (2, steps + 1)
         return (jnp.concatenate([first[:, :, None], jnp.moveaxis(amps, 0, -1)], axis=2),
                 jnp.concatenate([values, final[None]]),
                 jnp.concatenate([first_kink[:, None], kinks.T], axis=1))
 
+    if batched:
+        return jax.jit(jax.vmap(run, in_axes=(None,) * 6 + (0, 0)))
     return jax.jit(run)

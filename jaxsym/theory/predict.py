@@ -18,6 +18,8 @@ which also caches these predictions next to ``results.nc``.
 * :func:`analyse_saddle`: the Hessian at the collapsed point and its predicted log-law slope.
 * :func:`decayed_endpoints`: the antisymmetric block at the weight-decayed collapsed point of
   every cell and draw (the sign that decides whether decay lets random biases break).
+* :func:`noisy_escape_times`: the per-network linearised escape along each network's own
+  noisy (minibatch, label-noise) symmetric trajectory, and its Lyapunov exponent.
 """
 
 from __future__ import annotations
@@ -32,13 +34,15 @@ from jaxsym.core.precision import with_float64
 from jaxsym.study import plan, tasks
 
 __all__ = ["escape_predictions", "pooled_escape", "deviation_norms", "classify_study",
-           "analyse_saddle", "decayed_endpoints"]
+           "analyse_saddle", "decayed_endpoints", "noisy_escape_times"]
 
 
 def _full_batch(study, task) -> bool:
-    """Full-batch training: ``train.batch_size`` 0 or the task's training-set size (read from
-    the built task, so a config that leaves ``task.n_train`` at its default works)."""
-    return study.get("train.batch_size") in (0, task.x_train.shape[0])
+    """Full-batch training: every ``batch_size`` (the setting, or each value of a
+    ``grid.batch_size`` axis) 0 or the task's training-set size (read from the built task, so
+    a config that leaves ``task.n_train`` at its default works)."""
+    sizes = dict(study.grid).get("batch_size", (study.get("train.batch_size"),))
+    return all(b in (0, task.x_train.shape[0]) for b in sizes)
 
 
 def _float64_data(task, loss: str):
@@ -59,6 +63,18 @@ def _float64_knobs(row, **fixed) -> dict:
     return {k: jnp.asarray(v, jnp.float64) for k, v in values.items()}
 
 
+def _symmetric_start(row, spec):
+    """The float64 network of knob row ``row`` at sigma_b = 0 (identical units for constant or
+    zero weights): the start of the symmetric trajectory."""
+    import jax
+
+    from jaxsym.core import init
+
+    return init.init_params(
+        jax.random.key(0), _float64_knobs(row, sigma_b=0.0),
+        core_spec.Architecture(spec.layer_sizes, spec.fan_in_scaled, "float64"))
+
+
 @with_float64
 def escape_predictions(study, trajectory_steps: int | None = None, draw: int = 0) -> dict:
     """:func:`jaxsym.theory.escape.linearised_escape` for every configuration of a study: one
@@ -77,9 +93,6 @@ def escape_predictions(study, trajectory_steps: int | None = None, draw: int = 0
     Raises:
       ValueError: minibatch training.
     """
-    import jax
-
-    from jaxsym.core import init
     from jaxsym.theory.escape import linearised_escape
 
     task = study.make_task(draw)
@@ -100,9 +113,7 @@ def escape_predictions(study, trajectory_steps: int | None = None, draw: int = 0
             if ((group.categorical, knobs) in out or values["noise"] > 0
                     or int(values["weight_mode"]) not in constant_modes):
                 continue
-            params = init.init_params(
-                jax.random.key(0), _float64_knobs(row, sigma_b=0.0),
-                core_spec.Architecture(spec.layer_sizes, spec.fan_in_scaled, "float64"))
+            params = _symmetric_start(row, spec)
             out[(group.categorical, knobs)] = linearised_escape(
                 params, x, y, spec.activation, spec.loss, spec.optimizer,
                 values["learning_rate"], trajectory_steps or spec.steps,
@@ -327,3 +338,108 @@ def decayed_endpoints(study, max_steps: int = 50_000, grad_tol: float = 1e-9) ->
                             "reached": bool(grad_norm <= grad_tol),
                             "grad_norm": float(grad_norm), "steps": int(steps)}
     return out
+
+
+@with_float64
+def noisy_escape_times(study, chunk: int = 128, rate_window: float = 0.5) -> dict:
+    """Per-network predictions of a NOISY study (minibatches and/or label noise; full batch
+    allowed as the deterministic reference): the linearised escape
+    (:func:`jaxsym.theory.escape.noisy_escapes`) along each network's own noisy symmetric
+    trajectory, i.e. with the minibatch rows and label noise the engine draws for that network
+    (``key_batches = split(key)[1]``, label key ``fold_in(key, 3)``), and its own deviation
+    norm ``a = sigma_b ||d||`` (:func:`deviation_norms`). Constant or zero weights, one hidden
+    layer, data draw 0 only, float64.
+
+    Per grid point ``g``: ``{"time": (n_seeds,)`` predicted steps to break (``inf``: not within
+    the study's steps), ``"rate": (n_seeds,)`` the finite-time top Lyapunov exponent of the
+    antisymmetric linear map each network follows (natural log per step, from the fall of the
+    log break amplitude over the last ``rate_window`` of the steps), ``"final_loss"`` the
+    clean full-batch loss of each symmetric trajectory at the end}.
+
+    Per static group with full batch and no label noise, ``("saddle", categorical, lr)``: the
+    deterministic rate ``ln r`` of :func:`jaxsym.theory.saddle.growth_factor` at the collapsed
+    point's Hessian (None where the point is not reached or lambda_min >= 0), the rate the
+    full-batch map must reproduce.
+
+    Raises:
+      ValueError: more than one hidden layer, several data draws, or weights other than
+        constant / zero.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from jaxsym.theory.escape import noisy_escapes
+
+    if study.get("model.depth") != 2 or study.get("task.draws") != 1:
+        raise ValueError(f"{study.name}: the noisy escape is predicted for one hidden layer "
+                         "and one data draw")
+    modes = dict(study.grid).get("weight_mode", (study.get("init.weight_mode"),))
+    if not set(modes) <= {"constant", "zero"}:
+        raise ValueError(f"{study.name}: the noisy escape needs identical units (weight_mode "
+                         f"constant or zero), got {', '.join(modes)}")
+    task = study.make_task(0)
+    n_seeds = study.networks_per_point
+    norms = deviation_norms(study, range(n_seeds))
+    table = plan.knob_table(study)
+    root = jax.random.key(study.get("seeds.root"))
+    knob = {k: i for i, k in enumerate(core_spec.KNOBS)}
+    out = {}
+    for group in plan.plan_groups(study, task):
+        spec = group.spec
+        x, y = _float64_data(task, spec.loss)
+        for g in group.grid_indices:
+            row = table[g]
+            params = _symmetric_start(row, spec)
+            keys = jax.vmap(lambda s, g=g: jax.random.fold_in(jax.random.fold_in(root, g), s))(
+                jnp.arange(n_seeds, dtype=jnp.int32))
+            batch_keys = jax.vmap(lambda k: jax.random.split(k)[1])(keys)
+            label_keys = jax.vmap(lambda k: jax.random.fold_in(k, 3))(keys)
+            label_noise = float(row[knob["label_noise"]]) if spec.label_noisy else 0.0
+            times, rates, losses = [], [], []
+            for start in range(0, n_seeds, chunk):
+                part = slice(start, min(start + chunk, n_seeds))
+                preds = noisy_escapes(
+                    params, x, y, spec.activation, spec.loss, spec.optimizer,
+                    float(row[knob["learning_rate"]]), spec.steps, spec.diversity_threshold,
+                    spec.batch_size, batch_keys[part], label_noise, label_keys[part],
+                    float(row[knob["weight_decay"]]) if spec.decayed else 0.0)
+                amplitude = float(row[knob["sigma_b"]]) * norms[g, part]
+                for pred, a in zip(preds, amplitude):
+                    times.append(float(pred.break_time(a)) if a > 0 else math.inf)
+                    rates.append(_late_rate(pred, rate_window))
+                    losses.append(float(pred.loss[-1]))
+            out[int(g)] = {"time": np.asarray(times), "rate": np.asarray(rates),
+                           "final_loss": np.asarray(losses)}
+            lr = float(row[knob["learning_rate"]])
+            key = ("saddle", group.categorical, lr)
+            if spec.batch_size in (0, x.shape[0]) and label_noise == 0 and key not in out:
+                out[key] = _deterministic_rate(params, x, y, spec, lr)
+    return out
+
+
+def _late_rate(pred, window: float) -> float:
+    """The fall per step of the (norm-mode) log break amplitude of hidden layer 1 over the last
+    ``window`` of the steps: the tangent's log growth per step (the geometry factor is
+    bounded), i.e. the finite-time top Lyapunov exponent of the map it follows."""
+    curve = pred.log_norm_amplitude[0]
+    t1 = pred.steps
+    t0 = int(round(t1 * (1.0 - window)))
+    if not (np.isfinite(curve[t0]) and np.isfinite(curve[t1])) or t1 == t0:
+        return math.nan
+    return float((curve[t0] - curve[t1]) / (t1 - t0))
+
+
+def _deterministic_rate(params, x, y, spec, lr: float, max_steps: int = 200_000,
+                        grad_tol: float = 1e-10):
+    """``ln r`` of the collapsed point's Hessian (:func:`jaxsym.theory.saddle.growth_factor`),
+    None where gradient descent does not reach the point or it is not a saddle."""
+    from jaxsym.theory import saddle
+
+    point, _, grad_norm = saddle.collapsed_point(params, x, y, spec.activation, spec.loss, lr,
+                                                 max_steps, grad_tol)
+    if grad_norm > grad_tol or spec.optimizer == "adam":
+        return None
+    spectrum = saddle.saddle_spectrum(point, x, y, spec.activation, spec.loss)
+    if spectrum.lambda_min >= 0:
+        return None
+    return float(math.log(saddle.growth_factor(lr, spectrum.lambda_min, spec.optimizer)))
