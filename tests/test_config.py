@@ -86,7 +86,8 @@ EXPECTED_KINDS = {"bias_only_regression": "bias_only", "bias_only_classification
                   "zero_init": "zero_init", "staircase": "staircase", "escape": "escape",
                   "noise_dose": "noise_dose", "saddle_slope": "saddle_slope",
                   "phase_diagram": "phase_diagram", "example": "generic",
-                  "weight_decay": "weight_decay",
+                  "weight_decay": "weight_decay", "minibatch_noise": "stochastic",
+                  "label_noise": "stochastic",
                   **{f"calibrate_{t}": "calibrate" for t in ("digits", "mnist1d", "spirals",
                                                              "teacher")}}
 
@@ -121,7 +122,8 @@ def test_registry_run_names_and_width_scaling_sections():
     assert "calibrate_digits-adam-0.001+0.003+0.01+0.03-large" in names
     assert "calibrate_digits-adam-0.001+0.003+0.01+0.03-zero-1.0-large" in names
     assert "weight_decay-large" in names
-    assert len(names) == len(set(names)) == 31 + len(calibrate)
+    assert "minibatch_noise-large" in names and "label_noise-large" in names
+    assert len(names) == len(set(names)) == 33 + len(calibrate)
     with pytest.raises(ValueError, match="unknown preset 'huge'; allowed: quick, full, large"):
         api.experiment_studies("huge")
 

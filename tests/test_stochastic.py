@@ -6,6 +6,7 @@ import jax
 import numpy as np
 import pytest
 
+from jaxsym.analysis import stochastic
 from jaxsym.study import config, plan
 from jaxsym.engine.run import run_study
 from jaxsym.core.precision import float64_scope
@@ -39,8 +40,10 @@ label_noise = [0.0, 0.5]
 [seeds]
 count = 12
 [record]
-checkpoints = 3
+checkpoints = 8
 gradient_steps = 0
+[report]
+section = "stochastic"
 """
 
 
@@ -93,12 +96,19 @@ def test_identical_units_stay_identical_under_minibatch_and_label_noise(dtype):
         assert float(jnp.abs(final[0]["b"] - start[0]["b"]).max()) > 1e-3
 
 
-def test_each_networks_break_under_noise_is_predicted(tmp_path):
+@pytest.fixture(scope="module")
+def noisy_run(tmp_path_factory):
+    """The small noisy study, trained once: (study, run directory, results)."""
+    study = config.parse_study(STUDY)
+    run_dir = tmp_path_factory.mktemp("noisy") / "run"
+    return study, run_dir, run_study(study, run_dir, progress=False)
+
+
+def test_each_networks_break_under_noise_is_predicted(noisy_run):
     """Each network breaks at T(||d||) of the linear map along its own noisy trajectory, to 2
     steps or 2%, for every batch size and label noise; full batch without label noise is the
     deterministic linearised escape."""
-    study = config.parse_study(STUDY)
-    ds = run_study(study, tmp_path / "run", progress=False)
+    study, _, ds = noisy_run
     pred = predict.noisy_escape_times(study)
     n_checked = 0
     for g, point in enumerate(plan.grid_points(study)):
@@ -131,3 +141,54 @@ def test_each_networks_break_under_noise_is_predicted(tmp_path):
                                     jax.random.split(jax.random.key(3), 2))
     for p in many:
         np.testing.assert_array_equal(p.log_amplitude, one_path.log_amplitude)
+
+
+def test_crossing_agreement_and_window_rates():
+    assert stochastic.crossing([0, 1, 2], [0.0, 0.4, 0.8]) == pytest.approx(1.25)
+    assert stochastic.crossing([0, 1, 2], [1.0, 0.5, 0.0]) == 1.0
+    assert np.isnan(stochastic.crossing([0, 1], [0.6, 0.9]))
+    agree = stochastic.network_agreement([100.0, np.inf, 100.0, 1000.0, np.inf],
+                                         [101.0, np.inf, 110.0, 1019.0, 500.0])
+    assert agree.tolist() == [True, True, False, True, False]
+    # a spread growing (or shrinking) at rate r, predicted exactly: both rates are r; spreads
+    # at the rounding floor and after the break are not read
+    steps = np.array([0, 10, 100, 400, 800, 1600, 3200])
+    for r in (3e-3, -4e-3):
+        spread = 1e-6 * np.exp(r * steps)[None, :]
+        log_amp = (-r * steps)[None, :].astype(float)
+        measured, predicted = stochastic.window_rates(spread, steps, np.array([np.inf]),
+                                                      log_amp)
+        assert measured[0] == pytest.approx(r) and predicted[0] == pytest.approx(r)
+    spread = np.array([[1e-6, 1e-6, 1e-7, 1e-9, 1e-11, 1e-13, 1e-15]])
+    measured, _ = stochastic.window_rates(spread, steps, np.array([np.inf]),
+                                          np.zeros((1, 7)))
+    assert measured[0] == pytest.approx(np.log(1e-11 / 1e-9) / 400)  # window 400 -> 800
+
+
+def test_the_section_reports_the_networks_and_the_toy(noisy_run, tmp_path, monkeypatch):
+    """The stochastic section renders from the stored run: the per-network count, one table per
+    cell, the critical label noise and the toy (shrunk here: 32 seeds, 2 levels)."""
+    from jaxsym import reporting
+    from jaxsym.theory import collapse_toy
+
+    monkeypatch.setattr(stochastic, "_toy", lambda _study: collapse_toy.toy_outcomes(
+        noise=(0.0, 0.8), seeds=32, steps=2000))
+    study, run_dir, _ = noisy_run
+    text = reporting.write_report([run_dir], tmp_path / "fig").read_text()
+    total = 6 * 12
+    assert f"predicts the break of {total} of {total} networks" in text
+    assert text.count("| B | P(broken)") == 2  # one table per label-noise cell
+    assert "critical batch size" in text and "two-GELU toy" in text
+    assert "**What does noise during training do?** Minibatch noise" in text  # the answer
+    assert (tmp_path / "fig" / "stochastic_noisy_check.png").exists()
+
+
+def test_the_toy_starts_from_distinct_units_that_label_noise_collapses():
+    """Chen et al.'s toy: without label noise the two different units stay different in every
+    run (the dynamics is deterministic); with noise 0.8 a fraction collapse onto one."""
+    from jaxsym.theory import collapse_toy
+
+    out = collapse_toy.toy_outcomes(noise=(0.0, 0.8), seeds=64)
+    assert out["identical"][0] == 0 and out["collapsed"][0] == 0
+    assert np.all(out["distance"][0] == out["distance"][0][0])  # one deterministic run
+    assert out["identical"][1] >= 4

@@ -31,7 +31,7 @@ START, END = "<!-- answer:start -->", "<!-- answer:end -->"
 #: the marked blocks :func:`sync_readme` copies from the report (the answer, then the
 #: calibration's recommendation table, :mod:`jaxsym.reporting.calibrate`)
 BLOCKS = ("answer", "recommendation")
-MAX_WORDS = 250
+MAX_WORDS = 330
 #: the report's headings each claim links to (GitHub's anchors of the section titles)
 ANCHORS = {
     "recommendation": "#recommendation",
@@ -40,6 +40,7 @@ ANCHORS = {
     "classify": "#which-activation-x-loss-x-task-breaks-predicted-from-theory-alone",
     "decay": "#weight-decay-as-a-cost-function-axis-predicted-from-theory-alone",
     "loss": "#does-it-depend-on-the-loss-the-loss-varied-at-a-fixed-task",
+    "stochastic": "#noise-that-keeps-identical-units-identical-minibatches-and-label-noise",
 }
 #: how the answer names the alternatives (b = 0)
 _ALTERNATIVES = {"orthogonal": "orthogonal W", "hadamard": "deterministic Hadamard rows",
@@ -163,11 +164,62 @@ def _q3(sections, link) -> str | None:
     return "**Does it depend on the activation and the cost?** Yes. " + " ".join(parts)
 
 
+def _q4(sections, link) -> str | None:
+    """Training noise that is the same for every unit (minibatches, label noise): one sentence
+    each, from the stochastic section's tables."""
+    stochastic = sections.get("stochastic")
+    if not stochastic:
+        return None
+    anchor = f"[tables]({link}{ANCHORS['stochastic']})"
+    parts = []
+    for run in stochastic["runs"]:
+        cells = run["cells"]
+        points = [p for c in cells for p in c["points"]]
+        agree, total = sum(p["agree"] for p in points), sum(p["n"] for p in points)
+        if run["axis"] == "batch_size":
+            slow = []
+            for c in cells:
+                by = {p["value"]: p["median"].median for p in c["points"]}
+                smallest = min((b for b in by if b), default=None)
+                if 0 in by and smallest and math.isfinite(by[smallest]) \
+                        and math.isfinite(by[0]) and by[0] > 0:
+                    slow.append(by[smallest] / by[0])
+            positive = all(p["lyapunov"] > 0 for p in points if math.isfinite(p["lyapunov"]))
+            if slow:
+                parts.append(
+                    f"Minibatch noise is the same for every unit, so it cannot break the "
+                    f"symmetry; it slowed the escape (batch size "
+                    f"{min(p['value'] for p in points if p['value'])} took "
+                    f"{_factor(min(slow))}-{_factor(max(slow))} the full-batch median steps) "
+                    + ("without healing it (every Lyapunov exponent > 0)" if positive
+                       else "and healed it in some cells") + ", "
+                    f"and the linearised map along each network's own minibatches predicted "
+                    f"{agree} of {total} networks' breaks ({anchor}).")
+        else:
+            for c in cells:
+                healing = [p["value"] for p in c["points"] if p["lyapunov"] < 0]
+                if not healing:
+                    continue
+                above = [p["value"] for p in c["points"]
+                         if p["value"] > max(healing) and p["k"] / p["n"] >= 0.5]
+                who = ", ".join(str(v) for v in c["fixed"].values()) or "the"
+                parts.append(
+                    f"Label noise, also the same for every unit, made identical {who} units "
+                    f"an attractor (stochastic collapse: Lyapunov exponent < 0) at noise "
+                    f"{min(healing):g}-{max(healing):g}"
+                    + (f" and split them again from {min(above):g}" if above else "")
+                    + f" ({agree} of {total} networks predicted).")
+                break
+    if not parts:
+        return None
+    return "**What does noise during training do?** " + " ".join(parts)
+
+
 def answer_lines(sections: dict, link: str = "") -> list[str]:
     """The answer block (markers included), or [] when no section it needs is present."""
     calibrate = sections.get("calibrate") or {"pairs": []}
-    paragraphs = [p for p in (_q1(calibrate, link), _q2(calibrate, link), _q3(sections, link))
-                  if p]
+    paragraphs = [p for p in (_q1(calibrate, link), _q2(calibrate, link), _q3(sections, link),
+                              _q4(sections, link)) if p]
     if not paragraphs:
         return []
     lines = [START, "## The answer in plain words", ""]

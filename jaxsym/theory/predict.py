@@ -354,12 +354,14 @@ def noisy_escape_times(study, chunk: int = 128, rate_window: float = 0.5) -> dic
     the study's steps), ``"rate": (n_seeds,)`` the finite-time top Lyapunov exponent of the
     antisymmetric linear map each network follows (natural log per step, from the fall of the
     log break amplitude over the last ``rate_window`` of the steps), ``"final_loss"`` the
-    clean full-batch loss of each symmetric trajectory at the end}.
+    clean full-batch loss of each symmetric trajectory at the end, ``"log_amplitude":
+    (n_seeds, n_checkpoints)`` the (norm-mode) log break amplitude at the record checkpoints:
+    minus the log growth of the deviation since step 0, up to a bounded geometry factor, to
+    compare with the measured diversity's growth between checkpoints}.
 
     Per static group with full batch and no label noise, ``("saddle", categorical, lr)``: the
-    deterministic rate ``ln r`` of :func:`jaxsym.theory.saddle.growth_factor` at the collapsed
-    point's Hessian (None where the point is not reached or lambda_min >= 0), the rate the
-    full-batch map must reproduce.
+    deterministic reference of :func:`_deterministic_rate` (the Hessian's rate ``ln r`` at the
+    collapsed point and the full-batch map's rate once the trajectory is there).
 
     Raises:
       ValueError: more than one hidden layer, several data draws, or weights other than
@@ -395,7 +397,8 @@ def noisy_escape_times(study, chunk: int = 128, rate_window: float = 0.5) -> dic
             batch_keys = jax.vmap(lambda k: jax.random.split(k)[1])(keys)
             label_keys = jax.vmap(lambda k: jax.random.fold_in(k, 3))(keys)
             label_noise = float(row[knob["label_noise"]]) if spec.label_noisy else 0.0
-            times, rates, losses = [], [], []
+            times, rates, losses, curves = [], [], [], []
+            checkpoints = np.asarray(spec.checkpoints)
             for start in range(0, n_seeds, chunk):
                 part = slice(start, min(start + chunk, n_seeds))
                 preds = noisy_escapes(
@@ -408,8 +411,10 @@ def noisy_escape_times(study, chunk: int = 128, rate_window: float = 0.5) -> dic
                     times.append(float(pred.break_time(a)) if a > 0 else math.inf)
                     rates.append(_late_rate(pred, rate_window))
                     losses.append(float(pred.loss[-1]))
+                    curves.append(pred.log_norm_amplitude[0][checkpoints])
             out[int(g)] = {"time": np.asarray(times), "rate": np.asarray(rates),
-                           "final_loss": np.asarray(losses)}
+                           "final_loss": np.asarray(losses),
+                           "log_amplitude": np.asarray(curves)}
             lr = float(row[knob["learning_rate"]])
             key = ("saddle", group.categorical, lr)
             if spec.batch_size in (0, x.shape[0]) and label_noise == 0 and key not in out:
@@ -421,25 +426,41 @@ def _late_rate(pred, window: float) -> float:
     """The fall per step of the (norm-mode) log break amplitude of hidden layer 1 over the last
     ``window`` of the steps: the tangent's log growth per step (the geometry factor is
     bounded), i.e. the finite-time top Lyapunov exponent of the map it follows."""
-    curve = pred.log_norm_amplitude[0]
     t1 = pred.steps
-    t0 = int(round(t1 * (1.0 - window)))
+    return _rate_between(pred, int(round(t1 * (1.0 - window))), t1)
+
+
+def _rate_between(pred, t0: int, t1: int) -> float:
+    """The fall per step of the log break amplitude of hidden layer 1 from step t0 to t1."""
+    curve = pred.log_norm_amplitude[0]
     if not (np.isfinite(curve[t0]) and np.isfinite(curve[t1])) or t1 == t0:
         return math.nan
     return float((curve[t0] - curve[t1]) / (t1 - t0))
 
 
 def _deterministic_rate(params, x, y, spec, lr: float, max_steps: int = 200_000,
-                        grad_tol: float = 1e-10):
-    """``ln r`` of the collapsed point's Hessian (:func:`jaxsym.theory.saddle.growth_factor`),
-    None where gradient descent does not reach the point or it is not a saddle."""
+                        grad_tol: float = 1e-10, window: int = 1000) -> dict:
+    """The deterministic reference of a full-batch cell: ``{"hessian": ln r}`` of the collapsed
+    point's Hessian (:func:`jaxsym.theory.saddle.growth_factor`; None where gradient descent
+    does not reach the point within ``max_steps``, the point is not a saddle, or Adam), and
+    ``"map"``: the growth rate of the full-batch linearised map (the code path of the noisy
+    prediction) over the ``window`` steps after the symmetric trajectory reached that point,
+    which must reproduce it; ``"reached_at"``: the steps gradient descent took."""
     from jaxsym.theory import saddle
+    from jaxsym.theory.escape import linearised_escape
 
-    point, _, grad_norm = saddle.collapsed_point(params, x, y, spec.activation, spec.loss, lr,
-                                                 max_steps, grad_tol)
+    point, steps, grad_norm = saddle.collapsed_point(params, x, y, spec.activation, spec.loss,
+                                                     lr, max_steps, grad_tol)
+    out = {"hessian": None, "map": None, "reached_at": int(steps)}
     if grad_norm > grad_tol or spec.optimizer == "adam":
-        return None
+        return out
     spectrum = saddle.saddle_spectrum(point, x, y, spec.activation, spec.loss)
     if spectrum.lambda_min >= 0:
-        return None
-    return float(math.log(saddle.growth_factor(lr, spectrum.lambda_min, spec.optimizer)))
+        return out
+    out["hessian"] = float(math.log(saddle.growth_factor(lr, spectrum.lambda_min,
+                                                         spec.optimizer)))
+    total = int(steps) + window
+    pred = linearised_escape(params, x, y, spec.activation, spec.loss, spec.optimizer, lr,
+                             total, spec.diversity_threshold)
+    out["map"] = _rate_between(pred, int(steps), total)
+    return out
