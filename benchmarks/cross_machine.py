@@ -131,6 +131,31 @@ def compare(reference: Path, other: Path, names: list[str] | None = None) -> lis
                              "reference": [fa[key].b, fa[key].b_low, fa[key].b_high],
                              "other": fb[key].b,
                              "same": fa[key].b_low <= fb[key].b <= fa[key].b_high})
+        elif name.startswith(("minibatch_noise", "label_noise")):
+            # every grid point: the same P(broken) class, the KM median inside the reference's
+            # CI, and every network's break within 2 steps or 2% (network by network)
+            from jaxsym.analysis import stats
+            from jaxsym.analysis.stochastic import network_agreement
+
+            axes = [d for d in ref.broken.dims if d != "seed"]
+            for index in np.ndindex(*(ref.sizes[d] for d in axes)):
+                sel = dict(zip(axes, index))
+                a, b = ref.isel(sel), oth.isel(sel)
+                cell = "/".join(str(a[d].values) for d in axes)
+                ta, tb = (np.where(x.broken.values, x.time_to_break.values, np.inf)
+                          for x in (a, b))
+                ma = stats.median_time(a.time_to_break.values, a.broken.values)
+                mb = stats.median_time(b.time_to_break.values, b.broken.values)
+                inside = (not ma.reached and not mb.reached) or (
+                    mb.reached and ma.low <= mb.median <= ma.high)
+                agree = int(network_agreement(tb, ta).sum())
+                pa, pb = float(a.broken.mean()), float(b.broken.mean())
+                rows.append({"run": name, "what": f"{cell}: P(broken) class, median inside the "
+                             "reference CI, networks whose break agrees",
+                             "reference": [pa, ma.median, ta.size],
+                             "other": [pb, mb.median, agree],
+                             "same": bool(_p_class(pa) == _p_class(pb) and inside
+                                          and agree == ta.size)})
         elif name.startswith("zero_init"):
             # every grid point (weights x optimizer x lr x sigma_b): same P(broken) class
             pa, pb = (d.broken.mean("seed") for d in (ref, oth))

@@ -108,8 +108,10 @@ def test_each_networks_break_under_noise_is_predicted(noisy_run):
     """Each network breaks at T(||d||) of the linear map along its own noisy trajectory, to 2
     steps or 2%, for every batch size and label noise; full batch without label noise is the
     deterministic linearised escape."""
-    study, _, ds = noisy_run
-    pred = predict.noisy_escape_times(study)
+    from jaxsym.analysis.predictions import cached
+
+    study, run_dir, ds = noisy_run
+    pred = cached("noisy_escape", study, run_dir, predict.noisy_escape_times)  # the report's
     n_checked = 0
     for g, point in enumerate(plan.grid_points(study)):
         d = ds.sel(point)
@@ -192,3 +194,34 @@ def test_the_toy_starts_from_distinct_units_that_label_noise_collapses():
     assert out["identical"][0] == 0 and out["collapsed"][0] == 0
     assert np.all(out["distance"][0] == out["distance"][0][0])  # one deterministic run
     assert out["identical"][1] >= 4
+
+
+def test_the_cross_machine_comparison_checks_every_network(noisy_run, tmp_path):
+    """benchmarks/cross_machine.py on a stochastic run: the same run twice agrees at every grid
+    point; one network's break moved by 5% is flagged at its grid point only."""
+    import os
+    import shutil
+    import sys
+
+    import xarray as xr
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    import cross_machine
+
+    _, run_dir, ds = noisy_run
+    ref, other = tmp_path / "ref", tmp_path / "other"
+    for root in (ref, other):
+        (root / "minibatch_noise-x").mkdir(parents=True)
+        shutil.copy(run_dir / "results.nc", root / "minibatch_noise-x" / "results.nc")
+    same = cross_machine.compare(ref, other, ["minibatch_noise-x"])
+    assert len(same) == 6 and all(r["same"] for r in same)
+    moved = ds.load().copy(deep=True)
+    k = int(np.flatnonzero(moved.broken.values.reshape(-1))[0])
+    t = moved.time_to_break.values.reshape(-1)
+    t[k] = int(t[k] * 1.05) + 3
+    moved["time_to_break"] = (moved.time_to_break.dims, t.reshape(moved.time_to_break.shape))
+    moved.to_netcdf(other / "minibatch_noise-x" / "results.nc")
+    xr.backends.file_manager.FILE_CACHE.clear()
+    differ = [r for r in cross_machine.compare(ref, other, ["minibatch_noise-x"])
+              if not r["same"]]
+    assert len(differ) == 1
