@@ -147,3 +147,30 @@ def test_prediction_of_a_config_that_leaves_the_training_set_size_at_its_default
     np.testing.assert_array_equal(again.log_amplitude, pred.log_amplitude)
     with pytest.raises(ValueError, match="needs full-batch training"):
         predict.escape_predictions(config.apply_overrides(study, {"train.batch_size": 8}))
+
+
+def test_effective_sigma_inverts_the_median_and_recovers_a_known_spread(tmp_path):
+    """effective_sigma(t) is the spread whose predicted median break is t (within one step's
+    fall of the amplitude), and read off the MEASURED median of networks with a known sigma_b
+    it gives that sigma_b back (within the 24-seed median's sampling error): the way a noise
+    source is turned into an effective sigma_b (the noise-dose section)."""
+    from scipy import stats as sps
+
+    fall = 0.01
+    synthetic = escape.EscapePrediction((5,), 1e-2, -fall * np.arange(3001.0)[None, :],
+                                        np.zeros(3001))
+    for sigma in (1e-12, 1e-8, 1e-4):
+        t = synthetic.median_time(sigma)
+        assert sigma * np.exp(-fall) <= synthetic.effective_sigma(t) <= sigma * (1 + 1e-12)
+    assert np.isnan(synthetic.effective_sigma(0)) and np.isnan(synthetic.effective_sigma(4000))
+    q = sps.chi2.isf(0.5, 4)
+    assert synthetic.effective_sigma(100) == pytest.approx(np.exp(-1.0) / np.sqrt(q))
+
+    study = config.parse_study(STUDY)
+    ds = run_study(study, tmp_path / "run", progress=False)
+    (prediction,) = predict.escape_predictions(study).values()
+    for sigma in (1e-12, 1e-8, 1e-4):
+        d = ds.sel(sigma_b=sigma)
+        median = np.median(np.where(d.broken.values, d.time_to_break.values, np.inf))
+        assert np.isfinite(median)
+        assert 1 / 1.5 <= prediction.effective_sigma(median) / sigma <= 1.5, sigma

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from jaxsym.analysis import stats
-from jaxsym.analysis.common import below_rounding, rounding_limit
+from jaxsym.analysis.common import below_rounding, rounding_limit, study_of
+from jaxsym.analysis.predictions import cached
 
 __all__ = ["analyse", "dose_curve"]
 
@@ -19,7 +20,7 @@ __all__ = ["analyse", "dose_curve"]
 FIT_MAX_NOISE = 1e-4
 
 
-def dose_curve(d, activation, dtype: str = "float64") -> dict:
+def dose_curve(d, activation, dtype: str = "float64", prediction=None) -> dict:
     """One activation's dose-response: per noise level P(broken) (Wilson 95%) and the KM
     medians of the steps to break and to converge; the smallest dose with P >= 0.9 (and
     whether it lies below the rounding limit of ``dtype``: not a conclusion), P at noise 0 and
@@ -32,8 +33,12 @@ def dose_curve(d, activation, dtype: str = "float64") -> dict:
         low, high = stats.wilson_interval(k, n)
         if dose is None and k / n >= 0.9:
             dose = float(v)
+        median = stats.median_time(a.time_to_break.values, a.broken.values)
         levels.append({"noise": v, "n": n, "k": k, "low": low, "high": high,
-                       "break": stats.median_time(a.time_to_break.values, a.broken.values),
+                       "sigma_eff": (prediction.effective_sigma(median.median)
+                                     if prediction is not None and median.reached
+                                     else float("nan")),
+                       "break": median,
                        "converge": stats.median_time(a.time_to_converge.values,
                                                      a.converged.values)})
     p_zero = float(d.sel(noise=0.0).broken.mean()) if 0.0 in d.noise.values else float("nan")
@@ -51,6 +56,22 @@ def dose_curve(d, activation, dtype: str = "float64") -> dict:
             "fit_noise": ok, "fit": fit}
 
 
+def _predictions(ds, run_dir) -> dict:
+    """``{activation: EscapePrediction}`` of the run's network without noise (its noise = 0
+    configuration, cached next to the results); {} where the theory does not apply."""
+    from jaxsym.theory.predict import escape_predictions
+
+    try:
+        predictions = cached("escape", study_of(ds), run_dir, escape_predictions)
+    except ValueError:
+        return {}
+    out = {}
+    for (categorical, _), prediction in predictions.items():
+        out[dict(categorical).get("activation", str(ds.attrs.get("activation", "")) or None)] \
+            = prediction
+    return out
+
+
 def _figure(d) -> dict:
     n = d.sizes["seed"]
     k = d.broken.sum("seed").values
@@ -64,10 +85,12 @@ def analyse(entries) -> dict:
     """``{"runs": [{"ds", "curves" (one :func:`dose_curve` per activation), "figure"
     (per activation: P, Wilson bounds, median steps to break per noise level)}]}``."""
     runs = []
-    for ds, _ in entries:
+    for ds, run_dir in entries:
         acts = [str(a) for a in ds.activation.values] if "activation" in ds.dims else [None]
         parts = [(act, ds.sel(activation=act) if act is not None else ds) for act in acts]
-        runs.append({"ds": ds, "curves": [dose_curve(d, act, ds.attrs["dtype"])
+        predictions = _predictions(ds, run_dir)
+        runs.append({"ds": ds, "curves": [dose_curve(d, act, ds.attrs["dtype"],
+                                                     predictions.get(act))
                                           for act, d in parts],
                      "figure": [(act, _figure(d)) for act, d in parts]})
     return {"runs": runs}

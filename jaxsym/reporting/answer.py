@@ -202,7 +202,11 @@ def _q4(sections, link) -> str | None:
                     continue
                 above = [p["value"] for p in c["points"]
                          if p["value"] > max(healing) and p["k"] / p["n"] >= 0.5]
-                who = ", ".join(str(v) for v in c["fixed"].values()) or "the"
+                fixed = c["fixed"]
+                extras = [f"{k} {v:g}" for k, v in fixed.items()
+                          if k != "activation" and isinstance(v, float) and v]
+                who = str(fixed.get("activation", "")) + (f" ({', '.join(extras)})"
+                                                           if extras else "")
                 parts.append(
                     f"Label noise, also the same for every unit, made identical {who} units "
                     f"an attractor (stochastic collapse: Lyapunov exponent < 0) at noise "

@@ -224,6 +224,20 @@ class EscapePrediction:
         """Predicted median time to break of hidden layer ``layer`` (``inf``: not by ``steps``)."""
         return self.time_quantile(sigma_b, 0.5, layer)
 
+    def effective_sigma(self, t: float, layer: int = 0) -> float:
+        """The bias spread whose predicted MEDIAN break is step ``t``: the inverse of
+        :meth:`median_time`, ``A_t / sqrt(median chi^2_{m-1})``. A noise source that breaks
+        identical units (sigma_b = 0) at a median step t acts like this initial spread
+        (issue 22: hardware noise as a dose). ``nan`` outside ``[1, steps]`` or where no
+        finite amplitude exists by step t."""
+        m = self.widths[layer]
+        if m < 2 or not 1 <= t <= self.steps:
+            return math.nan
+        log_a = self._running_min(layer)[int(t)]
+        if not np.isfinite(log_a):
+            return math.nan
+        return float(math.exp(log_a) / math.sqrt(sps.chi2.isf(0.5, m - 1)))
+
     def slope(self, layer: int = 0, window: int = 200) -> float:
         """Steps per decade of smaller sigma_b at the end of the run: ``ln 10`` over the mean
         per-step fall of ``log a*`` over the last ``window`` steps (``inf`` if it does not
