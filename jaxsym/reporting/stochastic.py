@@ -75,8 +75,7 @@ def _critical_rows(run) -> list[str]:
         measured, predicted = c["measured"], c["predicted"]
         if math.isfinite(measured) and math.isfinite(predicted) and predicted > 0 \
                 and measured > 0:
-            ratio = measured / predicted if cell["axis"] == "batch_size" else (
-                measured / predicted)
+            ratio = measured / predicted
             within = "yes" if max(ratio, 1 / ratio) <= CRITICAL_FACTOR else "no"
             ratio_text = f"{ratio:.3f}"
         else:
