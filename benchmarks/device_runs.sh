@@ -36,7 +36,7 @@ train() {  # train CONFIG RUN_NAME [--set KEY=VALUE ...]
     local left=$((deadline - SECONDS))
     if [ "$left" -lt 30 ]; then echo "SKIPPED $name (budget)"; return; fi
     local start=$SECONDS
-    timeout "$left" python3 -m jaxsym.cli run "experiments/$config.toml" --preset "$PRESET" \
+    timeout "$left" python3 -m jaxsym run "experiments/$config.toml" --preset "$PRESET" \
         --out "runs/$name-$PRESET" --chunk-size 4096 --no-progress "$@" >>"$OUTDIR/log.txt" 2>&1
     echo "$name: rc=$? $((SECONDS - start)) s" | tee -a "$OUTDIR/log.txt"
 }

@@ -87,7 +87,7 @@ EXPECTED_KINDS = {"bias_only_regression": "bias_only", "bias_only_classification
                   "noise_dose": "noise_dose", "saddle_slope": "saddle_slope",
                   "phase_diagram": "phase_diagram", "example": "generic",
                   "weight_decay": "weight_decay", "minibatch_noise": "stochastic",
-                  "label_noise": "stochastic",
+                  "label_noise": "stochastic", "hardware_noise": "hardware_noise",
                   **{f"calibrate_{t}": "calibrate" for t in ("digits", "mnist1d", "spirals",
                                                              "teacher")}}
 
@@ -123,7 +123,10 @@ def test_registry_run_names_and_width_scaling_sections():
     assert "calibrate_digits-adam-0.001+0.003+0.01+0.03-zero-1.0-large" in names
     assert "weight_decay-large" in names
     assert "minibatch_noise-large" in names and "label_noise-large" in names
-    assert len(names) == len(set(names)) == 33 + len(calibrate)
+    assert [name for name in names if name.startswith("hardware_noise")] == [
+        "hardware_noise-float32-large", "hardware_noise-bfloat16-large",
+        "hardware_noise-float64-large"]
+    assert len(names) == len(set(names)) == 36 + len(calibrate)
     with pytest.raises(ValueError, match="unknown preset 'huge'; allowed: quick, full, large"):
         api.experiment_studies("huge")
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from jaxsym import analysis
-from jaxsym.analysis import (bias_only, calibrate, classify, escape, noise_dose, phase,
-                             predict, saddle, staircase, stochastic, weight_decay,
-                             zero_init)
+from jaxsym.analysis import (bias_only, calibrate, classify, escape, hardware_noise,
+                             noise_dose, phase, predict, saddle, staircase, stochastic,
+                             weight_decay, zero_init)
 from jaxsym.study.experiments import SECTION_KINDS
 
 __all__ = ["ANALYSES", "ALSO_READS", "REPORT_ORDER", "section_kind", "load", "analyse",
@@ -36,7 +36,7 @@ ANALYSES = {"bias_only": bias_only.analyse, "predict": predict.analyse,
             "noise_dose": noise_dose.analyse, "width_scaling": saddle.analyse_width,
             "saddle_slope": saddle.analyse_slope, "phase_diagram": phase.analyse,
             "calibrate": calibrate.analyse, "weight_decay": weight_decay.analyse,
-            "stochastic": stochastic.analyse,
+            "stochastic": stochastic.analyse, "hardware_noise": hardware_noise.analyse,
             "generic": analyse_generic}
 #: sections that also read the runs of other kinds (the width-scaling table has a row for
 #: the base saddle_slope run; the saddle section states the log-law of every experiment that
@@ -45,7 +45,8 @@ ALSO_READS = {"width_scaling": ("saddle_slope",),
               "saddle_slope": ("escape", "noise_dose", "bias_only")}
 #: the order of the sections in REPORT.md
 REPORT_ORDER = ("calibrate", "bias_only", "predict", "classify", "weight_decay", "zero_init",
-                "staircase", "escape", "noise_dose", "stochastic", "width_scaling", "saddle_slope",
+                "staircase", "escape", "noise_dose", "hardware_noise", "stochastic",
+                "width_scaling", "saddle_slope",
                 "phase_diagram", "generic")
 
 

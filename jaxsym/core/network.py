@@ -73,7 +73,9 @@ def run_network(key, knobs, data, spec: NetworkSpec):
     key_init, key_batches = jax.random.split(key)
     # trained in the padded layout (exact symmetry, see jaxsym.core.dense); records use the
     # natural view (observers.metric_view)
-    params = dense.pad_params(init_params(key_init, knobs, spec))
+    params = init_params(key_init, knobs, spec)
+    if spec.kernel == "exact":  # the unsafe "plain" kernel trains the natural layout
+        params = dense.pad_params(params)
     x, y = data["x_train"].astype(dtype), _in_dtype(data["y_train"], dtype)
     tx, train_step = train.make_step(x, y, layer_sizes=spec.layer_sizes,
                                      activation=spec.activation, loss=spec.loss,
@@ -87,7 +89,8 @@ def run_network(key, knobs, data, spec: NetworkSpec):
                                      dropout_key=jax.random.fold_in(key, 2),
                                      label_noise=(knobs["label_noise"] if spec.label_noisy
                                                   else None),
-                                     label_key=jax.random.fold_in(key, 3))
+                                     label_key=jax.random.fold_in(key, 3),
+                                     kernel=spec.kernel)
 
     def full_loss(p):
         return train.loss_of_params(p, x, y, spec.activation, spec.loss, spec.layer_sizes[1:-1])

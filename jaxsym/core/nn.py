@@ -25,13 +25,13 @@ import optax
 
 from jaxsym.core.activations import ACTIVATIONS, Activation, activation_names, get_activation
 from jaxsym.core.dense import dense
-from jaxsym.core.spec import LOSSES
+from jaxsym.core.spec import KERNELS, LOSSES
 
 __all__ = [
     "JAX", "Params", "activation_fn", "activation_names", "apply", "dropout_mask",
     "hidden_activations",
     "get_activation",
-    "layer_sizes", "loss_fn", "ACTIVATIONS",
+    "layer_sizes", "loss_fn", "ACTIVATIONS", "plain_dense", "product",
 ]
 
 Params = list  # list[dict[str, jax.Array]]
@@ -63,8 +63,30 @@ def layer_sizes(params: Params) -> tuple[int, ...]:
     return (params[0]["W"].shape[1],) + tuple(layer["W"].shape[0] for layer in params)
 
 
+def plain_dense(a: jax.Array, W: jax.Array, b: jax.Array) -> jax.Array:
+    """``a @ W.T + b`` as written, gradients by JAX's own transpose rules: the UNSAFE
+    "plain" kernel (:data:`jaxsym.core.spec.KERNELS`). Same maths as
+    :func:`jaxsym.core.dense.dense`, but the CPU's remainder kernels may give one unit of a
+    layer other rounding than its twins (identical units can drift apart by an ulp)."""
+    return a @ W.T + b
+
+
+def product(kernel: str = "exact") -> Callable:
+    """The layer product ``(a, W, b) -> a @ W.T + b`` of ``kernel`` (one of
+    :data:`jaxsym.core.spec.KERNELS`): :func:`jaxsym.core.dense.dense` or :func:`plain_dense`.
+
+    Raises:
+      ValueError: an unknown kernel, listing the allowed ones."""
+    if kernel == "exact":
+        return dense
+    if kernel == "plain":
+        return plain_dense
+    raise ValueError(f"unknown kernel {kernel!r}; allowed: {', '.join(KERNELS)}")
+
+
 def apply(params: Params, x: jax.Array, activation: str | Activation,
-          hidden_widths: tuple[int, ...] | None = None, dropout=None) -> jax.Array:
+          hidden_widths: tuple[int, ...] | None = None, dropout=None,
+          kernel: str = "exact") -> jax.Array:
     """The network output ``(batch, n_out)`` for inputs ``x: (batch, n_in)``.
 
     ``a_0 = x``, ``a_l = g(a_{l-1} W_l^T + b_l)`` for hidden layers, output ``a_{L-1} W_L^T + b_L``.
@@ -76,15 +98,17 @@ def apply(params: Params, x: jax.Array, activation: str | Activation,
 
     ``dropout``: None (off) or ``(rate, key)``: training-time inverted dropout on every hidden
     layer (:func:`hidden_activations`).
+
+    ``kernel``: how each layer's product is computed (:func:`product`; "exact" by default).
     """
-    hidden = hidden_activations(params, x, activation, hidden_widths, dropout)
+    hidden = hidden_activations(params, x, activation, hidden_widths, dropout, kernel)
     last = params[-1]
-    return dense(hidden[-1] if hidden else x, last["W"], last["b"])
+    return product(kernel)(hidden[-1] if hidden else x, last["W"], last["b"])
 
 
 def hidden_activations(params: Params, x: jax.Array, activation: str | Activation,
                        hidden_widths: tuple[int, ...] | None = None,
-                       dropout=None) -> list[jax.Array]:
+                       dropout=None, kernel: str = "exact") -> list[jax.Array]:
     """Every hidden layer's activations ``a_l = g(a_{l-1} W_l^T + b_l)``, ``(batch, n_l)``
     each, for inputs ``x: (batch, n_in)`` (layer 1 first; as in :func:`apply`, whose hidden
     layers these are, the padding units of training-layout params are exactly 0).
@@ -93,11 +117,12 @@ def hidden_activations(params: Params, x: jax.Array, activation: str | Activatio
     with ``m_l ~ Bernoulli(1 - rate)`` drawn by :func:`dropout_mask` from ``fold_in(key, l)``
     over the REAL units (batch, n_l), so the mask does not depend on the storage layout; the
     masked ``a_l`` feeds the next layer. Identical units get different masks: dropout breaks
-    the symmetry of identical units by itself."""
+    the symmetry of identical units by itself. ``kernel``: see :func:`apply`."""
     g = activation_fn(activation)
+    layer_product = product(kernel)
     a, hidden = x, []
     for l, layer in enumerate(params[:-1]):
-        a = g(dense(a, layer["W"], layer["b"]))
+        a = g(layer_product(a, layer["W"], layer["b"]))
         if hidden_widths is not None and hidden_widths[l] < a.shape[-1]:
             a = jnp.where(jnp.arange(a.shape[-1]) < hidden_widths[l], a, jnp.zeros_like(a))
         if dropout is not None:

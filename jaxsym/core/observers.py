@@ -32,7 +32,7 @@ a step on CPU even when not entered).
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp

@@ -162,6 +162,7 @@ GRID_ATTRS = {
     "activation": ("hidden activation", ""), "loss": ("loss function", ""),
     "optimizer": ("optimizer", ""), "weight_mode": ("weight init scheme", ""),
     "batch_size": ("minibatch size (0 = full batch)", "examples"),
+    "kernel": ("layer product arithmetic (exact, or the unsafe plain textbook product)", ""),
 }
 
 #: grid axes whose name is taken by a record variable get another dimension name

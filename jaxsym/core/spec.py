@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["KNOBS", "OPTIONAL_KNOBS", "WEIGHT_MODES", "LOSSES", "OPTIMIZERS", "DTYPES",
+__all__ = ["KNOBS", "OPTIONAL_KNOBS", "WEIGHT_MODES", "LOSSES", "OPTIMIZERS", "DTYPES", "KERNELS",
            "NetworkSpec",            "Architecture", "checkpoint_steps"]
 
 #: The numeric, traced settings of one network (weight_mode as an index into WEIGHT_MODES).
@@ -41,6 +41,14 @@ LOSSES = ("mse", "bce", "softmax_ce")
 OPTIMIZERS = ("sgd", "momentum", "adam")
 #: Training dtypes (records of a bfloat16 run are float32: see :mod:`jaxsym.core.records`).
 DTYPES = ("float32", "float64", "bfloat16")
+#: How a layer's products are computed (:mod:`jaxsym.core.dense`): "exact" (the default: padded
+#: training layout and :func:`jaxsym.core.dense.dense`, identical units bitwise identical on
+#: every CPU) or "plain", the UNSAFE textbook ``a @ W.T + b`` in the natural layout with JAX's
+#: own transpose rules, whose remainder kernels may round one unit differently from its twins.
+#: "plain" exists only to measure that asymmetry as a noise source (the hardware_noise
+#: experiment); its results depend on the machine's kernels, so they are not reproducible
+#: across CPUs, kernel families or strategies.
+KERNELS = ("exact", "plain")
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,7 @@ class NetworkSpec:
         scaled by ``1 / (1 - dropout)`` (inverted dropout, one independent mask entry per
         example and unit per step); every record and evaluation uses the network without
         dropout.
+      kernel: one of :data:`KERNELS`; "plain" is the unsafe textbook arithmetic (see there).
       label_noisy: label noise is compiled in (its size is the ``label_noise`` knob): the
         targets of every step's (mini)batch get fresh ``label_noise * N(0, 1)`` added (mse
         only; label-noise SGD, Chen et al. 2023); records use the clean targets.
@@ -92,6 +101,7 @@ class NetworkSpec:
     decayed: bool = False  # L2 weight decay is compiled in (its rate is the knob)
     dropped: bool = False  # hidden-unit dropout is compiled in (its rate is the knob)
     label_noisy: bool = False  # per-step label noise is compiled in (its size is the knob)
+    kernel: str = "exact"  # "plain": the unsafe textbook products (KERNELS)
 
     @property
     def depth(self) -> int:

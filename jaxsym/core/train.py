@@ -68,11 +68,11 @@ def make_optimizer(kind: str, learning_rate, weight_decay=None) -> optax.Gradien
 
 def loss_of_params(params: nn.Params, x: jax.Array, y: jax.Array, activation: str,
                    loss: str, hidden_widths: tuple[int, ...] | None = None,
-                   dropout=None) -> jax.Array:
+                   dropout=None, kernel: str = "exact") -> jax.Array:
     """Scalar training loss ``L(params) = loss(apply(params, x), y)``; x: (batch, n_in).
-    ``hidden_widths``, ``dropout``: see :func:`jaxsym.core.nn.apply` (params in the training
-    layout; dropout ``(rate, key)`` or None)."""
-    return nn.loss_fn(loss)(nn.apply(params, x, activation, hidden_widths, dropout), y)
+    ``hidden_widths``, ``dropout``, ``kernel``: see :func:`jaxsym.core.nn.apply` (params in the
+    training layout; dropout ``(rate, key)`` or None)."""
+    return nn.loss_fn(loss)(nn.apply(params, x, activation, hidden_widths, dropout, kernel), y)
 
 
 def update(tx: optax.GradientTransformation, objective: Callable[[nn.Params], jax.Array]):
@@ -101,7 +101,8 @@ def make_step(x: jax.Array, y: jax.Array, *, layer_sizes, activation: str, loss:
               optimizer: str, learning_rate, batch_size: int = 0,
               key: jax.Array | None = None, noise=None, noise_key: jax.Array | None = None,
               weight_decay=None, dropout=None, dropout_key: jax.Array | None = None,
-              label_noise=None, label_key: jax.Array | None = None):
+              label_noise=None, label_key: jax.Array | None = None,
+              kernel: str = "exact"):
     """The optimizer step of one network ``layer_sizes = (n_in, ..., n_out)`` on training set
     ``x: (n, n_in)``, ``y``, acting on params in the TRAINING LAYOUT
     (:func:`jaxsym.core.dense.pad_params`: hidden unit axes padded to 16, padding units masked and
@@ -136,6 +137,12 @@ def make_step(x: jax.Array, y: jax.Array, *, layer_sizes, activation: str, loss:
     normal per target entry; label-noise SGD, Chen et al. 2023). The noise is the same for every
     unit, so identical units stay identical; it only changes how fast a deviation grows.
 
+    ``kernel`` (static): "exact" (the default, everything above) or "plain", the UNSAFE
+    textbook products (:func:`jaxsym.core.nn.plain_dense`) on params in the NATURAL layout
+    (no padding, no masks): the arithmetic a plain JAX script runs, in which the CPU's
+    remainder kernels may round one unit of a layer differently from its twins. It exists to
+    measure that asymmetry as a noise source (:data:`jaxsym.core.spec.KERNELS`).
+
     Raises:
       ValueError: a minibatch without a key, noise, dropout or label noise without its key, or
         ``batch_size`` outside ``[0, n]``.
@@ -152,8 +159,9 @@ def make_step(x: jax.Array, y: jax.Array, *, layer_sizes, activation: str, loss:
         raise ValueError("dropout given without dropout_key; the masks need a PRNG key")
     if label_noise is not None and label_key is None:
         raise ValueError("label_noise given without label_key; the noise needs a PRNG key")
+    nn.product(kernel)  # an unknown kernel fails here, with the allowed names
     tx = make_optimizer(optimizer, learning_rate, weight_decay)
-    hidden_widths = tuple(int(w) for w in layer_sizes[1:-1])
+    hidden_widths = tuple(int(w) for w in layer_sizes[1:-1]) if kernel == "exact" else None
 
     def step(params, opt_state, t):
         xb, yb = minibatch(x, y, batch_size, key, t)
@@ -163,7 +171,7 @@ def make_step(x: jax.Array, y: jax.Array, *, layer_sizes, activation: str, loss:
         drop = None if dropout is None else (dropout, jax.random.fold_in(dropout_key, t))
 
         def objective(p):
-            return loss_of_params(p, xb, yb, activation, loss, hidden_widths, drop)
+            return loss_of_params(p, xb, yb, activation, loss, hidden_widths, drop, kernel)
 
         (new_params, new_opt_state), (value, grads) = update(tx, objective)((params, opt_state))
         if noise is not None:

@@ -40,7 +40,10 @@ def machine_provenance() -> dict:
                platform.machine())
     device = jax.devices()[0]
     return {"cpu_model": model, "cpu_isa": isa, "device_kind": device.device_kind,
-            "xla_flags": os.environ.get("XLA_FLAGS", ""), "jax_version": jax.__version__,
+            "xla_flags": os.environ.get("XLA_FLAGS", ""),
+            **({"matmul_precision": str(jax.config.jax_default_matmul_precision)}
+               if jax.config.jax_default_matmul_precision else {}),
+            "jax_version": jax.__version__,
             "jaxlib_version": jaxlib.__version__, "optax_version": optax.__version__,
             "numpy_version": np.__version__, "scipy_version": scipy.__version__,
             "xarray_version": xarray.__version__}

@@ -107,7 +107,8 @@ PRESENTATION_SECTIONS = ("report",)
 #: the setting existed: left out of a run's identity at that value, so older run directories
 #: still resume (and a report re-renders from them) under the newer code
 NEUTRAL_SETTINGS = (("train", "weight_decay", 0.0), ("init", "groups", 1),
-                    ("train", "dropout", 0.0), ("train", "label_noise", 0.0))
+                    ("train", "dropout", 0.0), ("train", "label_noise", 0.0),
+                    ("train", "kernel", "exact"))
 
 
 def study_identity(study) -> str:

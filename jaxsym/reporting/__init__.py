@@ -13,8 +13,8 @@ from pathlib import Path
 
 from jaxsym._lazy import submodule_getattr
 from jaxsym.reporting import (bias_only, calibrate, classify, escape, generic,
-                              noise_dose, phase, predict, saddle, staircase, stochastic,
-                              weight_decay, zero_init)
+                              hardware_noise, noise_dose, phase, predict, saddle, staircase,
+                              stochastic, weight_decay, zero_init)
 from jaxsym.reporting.common import source_label, write_text_if_changed
 
 __all__ = ["write_report", "RENDERERS"]
@@ -26,7 +26,8 @@ RENDERERS = {"bias_only": bias_only.render, "predict": predict.render,
              "noise_dose": noise_dose.render, "width_scaling": saddle.render_width,
              "saddle_slope": saddle.render_slope, "phase_diagram": phase.render,
              "calibrate": calibrate.render, "weight_decay": weight_decay.render,
-             "stochastic": stochastic.render, "generic": generic.render}
+             "stochastic": stochastic.render, "hardware_noise": hardware_noise.render,
+             "generic": generic.render}
 
 
 def write_report(run_dirs, figures_dir="figures") -> Path:

@@ -41,6 +41,7 @@ ANCHORS = {
     "decay": "#weight-decay-as-a-cost-function-axis-predicted-from-theory-alone",
     "loss": "#does-it-depend-on-the-loss-the-loss-varied-at-a-fixed-task",
     "stochastic": "#noise-that-keeps-identical-units-identical-minibatches-and-label-noise",
+    "hardware": "#hardware-noise-as-a-dose-the-plain-kernels-rounding-sigma_b--0",
 }
 #: how the answer names the alternatives (b = 0)
 _ALTERNATIVES = {"orthogonal": "orthogonal W", "hadamard": "deterministic Hadamard rows",
@@ -219,11 +220,35 @@ def _q4(sections, link) -> str | None:
     return "**What does noise during training do?** " + " ".join(parts)
 
 
+def _q5(sections, link) -> str | None:
+    """Hardware noise in one sentence, from the hardware-noise section's cells: the exact
+    arithmetic's count, and the plain kernel's breaks and effective sigma_b per dtype."""
+    hardware = sections.get("hardware_noise")
+    if not hardware:
+        return None
+    cells = [(r["dtype"], c) for r in hardware["runs"] for c in r["cells"]]
+    exact = [c for _, c in cells if c["kernel"] == "exact"]
+    plain = [(d, c) for d, c in cells if c["kernel"] == "plain"]
+    if not exact or not plain:
+        return None
+    readings = [f"{c['activation']} {d} like sigma_b "
+                f"{'< ' if c['bound'] else '~'}{c['sigma_eff']:.0e}" for d, c in plain
+                if c["asymmetric"] and math.isfinite(c["sigma_eff"])]
+    return ("**Can the hardware break the symmetry for you?** Only by accident: with every "
+            f"unit computed alike, rounding broke {sum(c['k'] for c in exact)} of "
+            f"{sum(c['n'] for c in exact)} networks of identical units; a kernel that rounds "
+            f"one unit differently (the textbook product at width 17, on this CPU) broke "
+            f"{sum(c['k'] for _, c in plain)} of {sum(c['n'] for _, c in plain)}"
+            + (f", acting on {', '.join(readings)}" if readings else "")
+            + f": an uncontrolled, machine-dependent bias spread, no substitute for choosing "
+            f"sigma_b ([table]({link}{ANCHORS['hardware']})).")
+
+
 def answer_lines(sections: dict, link: str = "") -> list[str]:
     """The answer block (markers included), or [] when no section it needs is present."""
     calibrate = sections.get("calibrate") or {"pairs": []}
     paragraphs = [p for p in (_q1(calibrate, link), _q2(calibrate, link), _q3(sections, link),
-                              _q4(sections, link)) if p]
+                              _q4(sections, link), _q5(sections, link)) if p]
     if not paragraphs:
         return []
     lines = [START, "## The answer in plain words", ""]

@@ -23,6 +23,10 @@ Schema (every section and key optional unless marked; defaults in :data:`DEFAULT
                              # [0, 1) (0 = off); records and test scores use no dropout
              label_noise = 0.0   # every step's targets + label_noise N(0, 1), fresh each
                                  # step (mse only; 0 = off): label-noise SGD
+             kernel = "exact"    # "plain": the UNSAFE textbook products (natural layout, no
+                                 # padding), whose remainder kernels may round one unit
+                                 # differently; machine-dependent, for the hardware_noise
+                                 # experiment only (jaxsym.core.spec.KERNELS)
     [init]   weight_mode = "constant" | "zero" | "glorot" | "normal" | "tied" | ... (WEIGHT_MODES)
              weight_value = 1.0  fan_in_scaled = true   # constant mode: value / sqrt(fan_in)
              W_std = 1.0                                 # normal, tied: N(0, W_std^2 / fan_in)
@@ -33,7 +37,7 @@ Schema (every section and key optional unless marked; defaults in :data:`DEFAULT
     [grid]   AXIS = [v1, v2, ...]  or  AXIS = {logspace = [lo, hi], num = n, zero = true}
              numeric axes (traced): sigma_b, weight_value, W_std, learning_rate, eps, noise,
              weight_decay, groups, dropout, label_noise
-             categorical axes: activation, loss, optimizer (one compile each), weight_mode
+             categorical axes: activation, loss, optimizer, kernel (one compile each), weight_mode
              (traced as an index: init schemes share one compile)
              static integer axis: batch_size (one compile each; 0 = full batch)
     [seeds]  count = 8   root = 0
@@ -73,7 +77,7 @@ else:  # pragma: no cover
 from jaxsym.study import tasks
 from jaxsym.study.experiments import BUNDLED_DIR, SECTION_KINDS, bundled_names
 from jaxsym.core.activations import activation_names
-from jaxsym.core.spec import DTYPES, LOSSES, OPTIMIZERS, WEIGHT_MODES
+from jaxsym.core.spec import DTYPES, KERNELS, LOSSES, OPTIMIZERS, WEIGHT_MODES
 
 __all__ = ["ConfigError", "Study", "parse_study", "load_study", "NUMERIC_AXES",
            "CATEGORICAL_AXES", "STATIC_AXES", "WEIGHT_MODES", "DEFAULTS", "apply_overrides", "BUNDLED_DIR",
@@ -81,18 +85,18 @@ __all__ = ["ConfigError", "Study", "parse_study", "load_study", "NUMERIC_AXES",
 
 NUMERIC_AXES = ("sigma_b", "weight_value", "W_std", "learning_rate", "eps", "noise",
                 "weight_decay", "groups", "dropout", "label_noise")
-CATEGORICAL_AXES = ("activation", "loss", "weight_mode", "optimizer")
+CATEGORICAL_AXES = ("activation", "loss", "weight_mode", "optimizer", "kernel")
 #: integer grid axes that are static (each value is one compile, like a categorical axis)
 STATIC_INT_AXES = ("batch_size",)
 #: the grid axes that split a grid into static groups (one compile each)
-STATIC_AXES = ("activation", "loss", "optimizer", "batch_size")
+STATIC_AXES = ("activation", "loss", "optimizer", "batch_size", "kernel")
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "task": {"name": "teacher_student", "seed": 0, "draws": 1, "validation": 0},
     "model": {"depth": 2, "width": 8, "activation": "tanh"},
     "train": {"loss": "mse", "optimizer": "sgd", "learning_rate": 0.1, "steps": 1000,
               "batch_size": 0, "dtype": "float32", "noise": 0.0,
-              "weight_decay": 0.0, "dropout": 0.0, "label_noise": 0.0},
+              "weight_decay": 0.0, "dropout": 0.0, "label_noise": 0.0, "kernel": "exact"},
     "init": {"weight_mode": "constant", "weight_value": 1.0, "fan_in_scaled": True,
              "W_std": 1.0, "sigma_b": 0.0, "eps": 0.0, "groups": 1},
     "seeds": {"count": 8, "root": 0},
@@ -102,7 +106,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 SECTIONS = ("name", "description") + tuple(DEFAULTS) + ("grid", "preset")
 _CHOICES = {"model.activation": activation_names(), "train.loss": LOSSES,
-            "train.optimizer": OPTIMIZERS, "train.dtype": DTYPES,
+            "train.optimizer": OPTIMIZERS, "train.dtype": DTYPES, "train.kernel": KERNELS,
             "init.weight_mode": WEIGHT_MODES, "task.name": tasks.task_names(),
             "report.section": SECTION_KINDS}
 # where each grid axis lives in the config
@@ -110,7 +114,8 @@ AXIS_SECTION = {"sigma_b": "init", "weight_value": "init", "W_std": "init", "eps
                 "groups": "init",
                 "learning_rate": "train", "noise": "train", "weight_decay": "train",
                 "dropout": "train", "label_noise": "train", "activation": "model", "loss": "train",
-                "weight_mode": "init", "optimizer": "train", "batch_size": "train"}
+                "weight_mode": "init", "optimizer": "train", "batch_size": "train",
+                "kernel": "train"}
 _NONNEGATIVE = {"init.sigma_b", "init.W_std", "init.eps", "train.learning_rate", "train.noise",
                 "train.weight_decay", "train.label_noise"}
 #: thresholds: (low, high) open interval (None: unbounded) and what the value is compared with
@@ -287,7 +292,10 @@ def _axis_values(axis: str, spec) -> tuple:
         _fail(key, "expected a non-empty list of values or {logspace = [lo, hi], num = n}")
     section_key = f"{AXIS_SECTION[axis]}.{axis}"
     default = DEFAULTS[AXIS_SECTION[axis]][axis]
-    values = tuple(_check_value(section_key, v, default) for v in spec)
+    try:  # checked like the section key (its allowed values), reported under the grid key
+        values = tuple(_check_value(section_key, v, default) for v in spec)
+    except ConfigError as error:
+        raise ConfigError(str(error).replace(f"'{section_key}'", f"'{key}'", 1)) from None
     if len(set(values)) != len(values):
         _fail(key, f"values must be distinct, got {list(spec)}")
     return values

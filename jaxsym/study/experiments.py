@@ -33,7 +33,7 @@ def bundled_names() -> list[str]:
 #: experiments' dedicated sections
 SECTION_KINDS = ("generic", "bias_only", "predict", "classify", "zero_init", "staircase",
                  "escape", "noise_dose", "saddle_slope", "width_scaling", "phase_diagram",
-                 "calibrate", "weight_decay", "stochastic")
+                 "calibrate", "weight_decay", "stochastic", "hardware_noise")
 
 #: the presets of ``jaxsym study`` (every bundled config defines them), with what each is for
 PRESETS = {"quick": "minutes on a 2-core CPU",
@@ -143,6 +143,10 @@ STUDY_EXPERIMENTS = (("bias_only_regression", {}, _ALL),
                      ("noise_dose", {}, _ALL),
                      ("minibatch_noise", {}, _ALL),
                      ("label_noise", {}, _ALL),
+                     # the unsafe plain kernel as a noise source, per training dtype
+                     ("hardware_noise", {"train.dtype": "float32"}, _ALL),
+                     ("hardware_noise", {"train.dtype": "bfloat16"}, ("full", "large")),
+                     ("hardware_noise", {"train.dtype": "float64"}, ("full", "large")),
                      ("saddle_slope", {}, _ALL),
                      # width scaling of the saddle: lr grows with m (the slope ~ m / lr) up to
                      # 0.2, where the symmetric mode of m = 32 is still stable

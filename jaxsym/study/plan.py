@@ -9,7 +9,7 @@ imports NumPy and the standard library only (``import jaxsym.study.plan`` never 
 * The grid is the product of the config's grid axes, flattened in C order: grid index g.
   Network (g, s) has flat id ``g * n_seeds + s`` (``n_seeds = study.networks_per_point``);
   with ``task.draws = D``, seed index ``s`` trains on draw ``s // seeds.count``.
-* Categorical axes (activation, loss, optimizer) and the integer ``batch_size`` axis split the
+* Categorical axes (activation, loss, optimizer, kernel) and the integer ``batch_size`` axis split the
   grid into static groups, compiled once each; the numeric axes and the weight init mode (an index into ``WEIGHT_MODES``) are
   knobs, traced.
 * Chunks are cut per group and per data draw (one training set per compiled call), in group
@@ -141,6 +141,7 @@ def _spec(study, point: dict, task: tasks.Task) -> NetworkSpec:
         diversity_threshold=s["thresholds"]["diversity"],
         loss_threshold=s["thresholds"]["loss"],
         classification=task.kind == "classification", validation=task.n_val > 0,
+        kernel=_setting(study, point, "kernel"),
         noisy=bool(max(dict(study.grid).get("noise", (s["train"]["noise"],))) > 0),
         decayed=bool(max(dict(study.grid).get("weight_decay",
                                               (s["train"]["weight_decay"],))) > 0),

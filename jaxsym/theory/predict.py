@@ -102,7 +102,7 @@ def escape_predictions(study, trajectory_steps: int | None = None, draw: int = 0
     table = plan.knob_table(study)
     others = [i for i, k in enumerate(core_spec.KNOBS) if k != "sigma_b"]
     constant_modes = {core_spec.WEIGHT_MODES.index(m) for m in ("constant", "zero")}
-    out = {}
+    out, maths = {}, {}
     for group in plan.plan_groups(study, task):
         spec = group.spec
         x, y = _float64_data(task, spec.loss)
@@ -113,11 +113,15 @@ def escape_predictions(study, trajectory_steps: int | None = None, draw: int = 0
             if ((group.categorical, knobs) in out or values["noise"] > 0
                     or int(values["weight_mode"]) not in constant_modes):
                 continue
-            params = _symmetric_start(row, spec)
-            out[(group.categorical, knobs)] = linearised_escape(
-                params, x, y, spec.activation, spec.loss, spec.optimizer,
-                values["learning_rate"], trajectory_steps or spec.steps,
-                spec.diversity_threshold, weight_decay=values["weight_decay"])
+            # the kernels compute the same maths: groups that differ only there share one
+            same = (replace(spec, kernel="exact"), knobs)
+            if same not in maths:
+                params = _symmetric_start(row, spec)
+                maths[same] = linearised_escape(
+                    params, x, y, spec.activation, spec.loss, spec.optimizer,
+                    values["learning_rate"], trajectory_steps or spec.steps,
+                    spec.diversity_threshold, weight_decay=values["weight_decay"])
+            out[(group.categorical, knobs)] = maths[same]
     return out
 
 
