@@ -40,7 +40,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
-#: the CPU settings: the kernel families of jaxsym.core.exactness (XLA_FLAGS each)
+#: the CPU settings: the kernel families of jaxsym.core.exactness (XLA_FLAGS each), and the
+#: machine's own kernels under the vmap strategy (one batched product for all networks)
 CPU_FAMILIES = {
     "native": ("the machine's own kernels (YNNPACK, chosen by the CPU's features)", ""),
     "xla-native": ("XLA's own and Eigen's kernels at the native ISA",
@@ -49,7 +50,11 @@ CPU_FAMILIES = {
                  "--xla_cpu_experimental_ynn_fusion_type= --xla_cpu_max_isa=AVX2"),
     "xla-sse4.2": ("XLA's own kernels limited to SSE4.2",
                    "--xla_cpu_experimental_ynn_fusion_type= --xla_cpu_max_isa=SSE4_2"),
+    "native-vmap": ("the machine's own kernels, vmap strategy (all networks in one batched "
+                    "product)", ""),
 }
+#: settings that train with another strategy than the device's default
+STRATEGY = {"native-vmap": "vmap"}
 
 #: device -> setting name -> (description, environment variables set for its process)
 SETTINGS = {"cpu": {name: (text, {"XLA_FLAGS": flags} if flags else {})
@@ -75,7 +80,8 @@ def commands(setting: str, out: Path, runs: Path, args) -> list[list[str]]:
     train = [sys.executable, "-m", "jaxsym", "run", "hardware_noise", "--preset",
              args.preset, "--set", f"seeds.count={args.seeds}", "--set",
              f"task.draws={args.draws}", "--set", "train.dtype=float32", "--out", str(run_dir),
-             "--strategy", "vmap" if args.device == "gpu" else "map", "--chunk-size", "4096",
+             "--strategy", STRATEGY.get(setting, "vmap" if args.device == "gpu" else "map"),
+             "--chunk-size", "4096",
              "--no-progress", "--yes", "--force"]
     if args.steps:
         train += ["--steps", str(args.steps)]
@@ -84,12 +90,38 @@ def commands(setting: str, out: Path, runs: Path, args) -> list[list[str]]:
     return [train, report]
 
 
-def _section(report: Path) -> str:
-    """The hardware-noise section of a REPORT.md, up to its setup."""
+def _section(report: Path, setting: str) -> str:
+    """The hardware-noise section of a REPORT.md, up to its setup, without the study's
+    description, its figure linked from the summary's folder."""
     text = report.read_text()
     start = text.find("## Hardware noise")
     end = text.find("### Setup", start)
-    return text[start:end].strip() if start >= 0 else "(no hardware-noise section)"
+    if start < 0:
+        return "(no hardware-noise section)"
+    lines = [line.replace("](hardware_noise.png)", f"]({setting}/hardware_noise.png)")
+             for line in text[start:end].strip().splitlines()[1:]
+             if not line.startswith("*Study:*")]
+    return "\n".join(lines).strip()
+
+
+def _same_networks(runs: Path, first: str, setting: str) -> str:
+    """Network by network against ``first``: of the plain kernel's networks, how many broke
+    at the same step (and how many end with bitwise-equal final losses); same for exact."""
+    import xarray as xr
+
+    try:
+        a, b = (xr.open_dataset(runs / name / "results.nc") for name in (first, setting))
+    except (OSError, ValueError):
+        return ""
+    parts = []
+    with a, b:
+        for kernel in [str(k) for k in a.kernel.values]:
+            x, y = a.sel(kernel=kernel), b.sel(kernel=kernel)
+            times = int((x.time_to_break.values == y.time_to_break.values).sum())
+            bits = int((x.final_loss.values == y.final_loss.values).sum())
+            parts.append(f"{kernel}: {times} of {x.time_to_break.size} networks break at the "
+                         f"same step as under {first} ({bits} with bitwise-equal final loss)")
+    return "Network by network: " + "; ".join(parts) + "."
 
 
 def main(argv=None) -> int:
@@ -106,6 +138,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, default=8, help="replicas per data draw")
     parser.add_argument("--draws", type=int, default=16, help="data draws")
     parser.add_argument("--steps", type=int, default=0, help="override train.steps (0: keep)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="re-render the reports and the summary from the run directories "
+                             "(after an analysis change); train nothing")
     parser.add_argument("--dry-run", action="store_true",
                         help="print every setting's commands and environment; run nothing")
     args = parser.parse_args(argv)
@@ -151,7 +186,8 @@ def main(argv=None) -> int:
         description, env = settings[setting]
         start = time.perf_counter()
         failed = None
-        for command in commands(setting, args.out, args.runs, args):
+        steps = commands(setting, args.out, args.runs, args)
+        for command in steps[1:] if args.report_only else steps:
             done = subprocess.run(command, env={**os.environ, **env}, capture_output=True,
                                   text=True)
             if done.returncode != 0:
@@ -162,8 +198,10 @@ def main(argv=None) -> int:
                            "error": failed, "env": env}
         summary += [f"## {setting}: {description}", "",
                     f"Environment: {env or 'none'}; {status[setting]['seconds']} s.", ""]
+        same = "" if setting == chosen[0] else _same_networks(args.runs, chosen[0], setting)
         summary += ([f"Failed: {failed}", ""] if failed else
-                    [_section(args.out / setting / "REPORT.md"), ""])
+                    [_section(args.out / setting / "REPORT.md", setting), ""]
+                    + ([same, ""] if same else []))
         print(f"{setting}: {'failed: ' + failed if failed else 'done'} "
               f"({status[setting]['seconds']} s)")
     (args.out / "SUMMARY.md").write_text("\n".join(summary))

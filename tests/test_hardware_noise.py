@@ -228,7 +228,7 @@ def test_script_plans_every_setting_and_refuses_a_gpu_run_without_a_gpu():
     assert bad.returncode == 2 and "allowed on gpu: default, highest" in bad.stderr
     cpu_plan = subprocess.run([sys.executable, str(script), "--device", "cpu", "--dry-run"],
                               capture_output=True, text=True, check=True).stdout
-    assert cpu_plan.count(" -m jaxsym run hardware_noise ") == 4
+    assert cpu_plan.count(" -m jaxsym run hardware_noise ") == 5
     assert "--xla_cpu_max_isa=SSE4_2" in cpu_plan and "--strategy map" in cpu_plan
     if jax.default_backend() != "gpu":
         refused = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)

@@ -83,7 +83,9 @@ def _effective(prediction, cell) -> tuple[float, tuple[float, float], bool]:
         return nan
     x, broken = -np.log10(sigmas[ok]), cell.broken.values[ok]
     median = stats.median_time(x, broken)
-    if median.reached:
+    # the Kaplan-Meier median only where at least half break: the networks that do not are
+    # censored at their bound, and when most are, the estimate rests on a few readings
+    if median.reached and broken.mean() >= 0.5:
         return (10.0 ** -median.median, (10.0 ** -median.high, 10.0 ** -median.low), False)
     return float(np.median(sigmas[ok])), (math.nan, math.nan), True
 

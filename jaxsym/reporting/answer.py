@@ -231,9 +231,8 @@ def _q5(sections, link) -> str | None:
     plain = [(d, c) for d, c in cells if c["kernel"] == "plain"]
     if not exact or not plain:
         return None
-    readings = [f"{c['activation']} {d} like sigma_b "
-                f"{'< ' if c['bound'] else '~'}{c['sigma_eff']:.0e}" for d, c in plain
-                if c["asymmetric"] and math.isfinite(c["sigma_eff"])]
+    readings = [f"{c['activation']} {d} like sigma_b ~{c['sigma_eff']:.0e}" for d, c in plain
+                if c["asymmetric"] and not c["bound"] and math.isfinite(c["sigma_eff"])]
     return ("**Can the hardware break the symmetry for you?** Only by accident: with every "
             f"unit computed alike, rounding broke {sum(c['k'] for c in exact)} of "
             f"{sum(c['n'] for c in exact)} networks of identical units; a kernel that rounds "

@@ -29,7 +29,8 @@ def _sigma(cell, interval: bool = True) -> str:
     low, high = cell["sigma_interval"]
     span = ""
     if interval and math.isfinite(low):
-        span = f" [{low:.0e}, {f'{high:.0e}' if math.isfinite(high) else '?'}]"
+        span = (f" [{f'{low:.0e}' if low > 0 else '?'}, "
+                f"{f'{high:.0e}' if math.isfinite(high) else '?'}]")
     return f"{value:.1e}{span} ({cell['per_u']:.2g} u)"
 
 
@@ -50,7 +51,7 @@ def _table(runs) -> list[str]:
                 + f"{stats.format_median(c['first'], budget)} | {c['k'] / c['n']:.2f} "
                 f"[{c['low']:.2f}, {c['high']:.2f}] | "
                 f"{stats.format_median(c['break'], budget)} | "
-                f"{_sigma(c) if c['kernel'] != 'exact' or c['k'] else 'none (0 exactly)'} |")
+                f"{_sigma(c) if c['asymmetric'] or c['k'] else 'none (twins identical)'} |")
     return lines
 
 
@@ -118,8 +119,8 @@ def render(numbers, figures_dir) -> list[str]:
              "break the linearised escape of the same network (its data draw) predicts at the "
              "step it broke; the table gives the median over the networks (Kaplan-Meier on "
              "log sigma, a network that does not break censored at its value at the budget) "
-             "with its 95% interval, and '<' where fewer than half break (the median of the "
-             "networks' values, an upper bound). The kicks are sporadic, so one cell's "
+             "with its 95% interval where at least half break, else '<' and the median of the "
+             "networks' values (readings and bounds: an upper bound). The kicks are sporadic, so one cell's "
              "readings spread over decades. "
              "Which products round a unit differently depends on the CPU's kernels, so the "
              "plain rows are a measurement of THIS machine (see the setup's machine row), not "
