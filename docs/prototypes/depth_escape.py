@@ -135,18 +135,10 @@ def layer_ratio(rec, k, m_lo, m_hi, log_a1, log_a2):
     s1 = np.sqrt((S2 + np.sqrt(np.maximum(S2 * S2 - 4 * P * P, 0))) / 2)
     return (P / s1) / s1
 
-def project_from(params, l):
-    """Average the units of hidden layer l only (rows of W_l, b_l; columns of W_{l+1})."""
-    out = []
-    for i, layer in enumerate(params):
-        W, b = layer["W"], layer["b"]
-        if i == l:
-            W = W.mean(axis=0, keepdims=True) + 0 * W
-            b = b.mean() + 0 * b
-        if i == l + 1:
-            W = W.mean(axis=1, keepdims=True) + 0 * W
-        out.append({"W": W, "b": b})
-    return out
+# the projection is packaged now: jaxsym.theory.depth.average_layer (and upper_escape below
+# as jaxsym.theory.depth.layer_amplitudes, vmapped over networks, with the depth section)
+from jaxsym.theory.depth import average_layer as project_from  # noqa: E402
+
 
 @functools.partial(jax.jit, static_argnames=("layer", "activation", "loss", "optimizer", "steps", "theta"))
 def upper_escape(p, x, y, lr, *, layer, activation, loss, optimizer, steps, theta):

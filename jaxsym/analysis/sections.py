@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from jaxsym import analysis
-from jaxsym.analysis import (bias_only, calibrate, classify, escape, hardware_noise,
+from jaxsym.analysis import (bias_only, calibrate, classify, depth, escape, hardware_noise,
                              noise_dose, phase, predict, saddle, staircase, stochastic,
                              weight_decay, zero_init)
 from jaxsym.study.experiments import SECTION_KINDS
@@ -37,6 +37,7 @@ ANALYSES = {"bias_only": bias_only.analyse, "predict": predict.analyse,
             "saddle_slope": saddle.analyse_slope, "phase_diagram": phase.analyse,
             "calibrate": calibrate.analyse, "weight_decay": weight_decay.analyse,
             "stochastic": stochastic.analyse, "hardware_noise": hardware_noise.analyse,
+            "depth": depth.analyse,
             "generic": analyse_generic}
 #: sections that also read the runs of other kinds (the width-scaling table has a row for
 #: the base saddle_slope run; the saddle section states the log-law of every experiment that
@@ -45,7 +46,7 @@ ALSO_READS = {"width_scaling": ("saddle_slope",),
               "saddle_slope": ("escape", "noise_dose", "bias_only")}
 #: the order of the sections in REPORT.md
 REPORT_ORDER = ("calibrate", "bias_only", "predict", "classify", "weight_decay", "zero_init",
-                "staircase", "escape", "noise_dose", "hardware_noise", "stochastic",
+                "staircase", "depth", "escape", "noise_dose", "hardware_noise", "stochastic",
                 "width_scaling", "saddle_slope",
                 "phase_diagram", "generic")
 

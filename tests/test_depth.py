@@ -1,0 +1,174 @@
+"""Deep networks layer by layer: the leave-one-layer-symmetric prediction
+(:mod:`jaxsym.theory.depth`) rests on a symmetry (the response to a bias deviation of the
+averaged layer is ``d u^T`` for ANY ``d ⊥ 1``), predicts each network's per-layer step to break,
+and the depth section reads its runs and states the issue's target with its distance."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxsym.analysis import depth as depth_analysis
+from jaxsym.analysis import stats
+from jaxsym.core import train
+from jaxsym.core.precision import float64_scope
+from jaxsym.engine.run import run_study
+from jaxsym.study import config
+from jaxsym.theory import depth
+
+STUDY = """
+name = "depth_check"
+[task]
+name = "teacher_student"
+dim = 2
+teacher_width = 2
+n_train = 64
+n_test = 8
+[model]
+depth = 3
+width = 7
+[train]
+learning_rate = 0.5
+steps = 900
+dtype = "float64"
+[init]
+weight_mode = "constant"
+weight_value = 0.5
+[grid]
+activation = ["tanh", "gelu"]
+sigma_b = [1e-4]
+[seeds]
+count = 4
+[record]
+checkpoints = 16
+gradient_steps = 0
+[report]
+section = "depth"
+"""
+
+
+def _network(key, sizes=(2, 7, 5, 3, 1), value=0.4):
+    """Constant weights, random biases in every layer (float64)."""
+    keys = jax.random.split(key, len(sizes))
+    return [{"W": jnp.full((n_out, n_in), value / math.sqrt(n_in), jnp.float64),
+             "b": 0.1 * jax.random.normal(k, (n_out,), jnp.float64)}
+            for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:])]
+
+
+def test_average_layer_averages_one_layer_and_keeps_the_function_of_its_mean_unit():
+    with float64_scope():
+        params = _network(jax.random.key(0))
+        params[1]["W"] = params[1]["W"] + 0.01 * jax.random.normal(jax.random.key(1),
+                                                                   params[1]["W"].shape)
+        q = depth.average_layer(params, 1)
+        assert np.all(q[1]["W"] == q[1]["W"][0]) and np.all(q[1]["b"] == q[1]["b"][0])
+        np.testing.assert_allclose(q[2]["W"], np.repeat(params[2]["W"].mean(1, keepdims=True),
+                                                        5, axis=1), rtol=1e-15)
+        for i in (0, 3):  # the other layers are untouched
+            assert np.array_equal(q[i]["W"], params[i]["W"])
+            assert np.array_equal(q[i]["b"], params[i]["b"])
+        again = depth.average_layer(q, 1)  # a projection
+        for a, b in zip(jax.tree.leaves(again), jax.tree.leaves(q)):
+            np.testing.assert_allclose(a, b, rtol=1e-15, atol=1e-17)
+        # m copies of the mean unit with the summed outgoing weights: the same network as
+        # one mean unit with the m-fold outgoing weight
+        x = jax.random.normal(jax.random.key(2), (11, 2), jnp.float64)
+        from jaxsym.core import nn
+        one = [q[0], {"W": q[1]["W"][:1], "b": q[1]["b"][:1]},
+               {"W": q[2]["W"][:, :1] * 5, "b": q[2]["b"]}, q[3]]
+        np.testing.assert_allclose(nn.apply(q, x, "tanh", kernel="plain"),
+                                   nn.apply(one, x, "tanh", kernel="plain"), rtol=1e-12)
+
+
+def test_response_of_the_averaged_layer_is_d_u_for_any_deviation():
+    """The module doc's equivariance: along the layer-symmetric trajectory a bias deviation
+    ``d ⊥ 1`` of layer l moves W_l by ``d u_t^T`` with ONE ``u_t`` whatever ``d`` is, while
+    every other layer keeps its own random biases."""
+    with float64_scope():
+        params = _network(jax.random.key(3))
+        x = jax.random.normal(jax.random.key(4), (32, 2), jnp.float64)
+        y = jnp.sin(x[:, :1])
+        tx = train.make_optimizer("sgd", 0.3)
+        step = train.update(tx, lambda q: train.loss_of_params(q, x, y, "gelu", "mse"))
+        layer = 1
+        state = (depth.average_layer(params, layer), tx.init(params))
+        us = []
+        for d in (jnp.array([1.0, -1.0, 0, 0, 0]), jnp.array([0.3, 0.5, -1.2, 0.9, -0.5])):
+            tangent = jax.tree.map(jnp.zeros_like, state[0])
+            tangent[layer]["b"] = d
+            s = state
+            for _ in range(6):
+                zero = jax.tree.map(jnp.zeros_like, s[1])
+                (new, _), (t_state, _) = jax.jvp(step, (s,), ((tangent, zero),))
+                tangent = t_state[0]
+                s = (depth.average_layer(new[0], layer), new[1])
+            T = tangent[layer]["W"]
+            u = d @ T / (d @ d)
+            np.testing.assert_allclose(T, jnp.outer(d, u), rtol=1e-9, atol=1e-15)
+            assert float(jnp.linalg.norm(u)) > 0
+            us.append(u)
+        np.testing.assert_allclose(us[0], us[1], rtol=1e-9)
+
+
+def test_break_times_from_amplitudes():
+    log_a = np.log(np.array([[[5.0, 3.0, 4.0, 1.0, 0.5]], [[np.inf] * 5]]))  # (2, 1, 5)
+    times = depth.layer_break_times(log_a, np.array([[3.5], [1e9]]))
+    assert times[0, 0] == 1.0 and math.isinf(times[1, 0])
+    # a > a*_t strictly, and the running minimum: 3.0 is not < 3.0 until step 3
+    assert depth.layer_break_times(log_a[:1], np.array([[3.0]]))[0, 0] == 3.0
+
+
+def test_agreement_and_first_crossing():
+    m = stats.median_time(np.array([100.0, 110, 120]), np.array([True] * 3))
+    p = stats.median_time(np.array([104.0, 114, 124]), np.array([True] * 3))
+    never = stats.median_time(np.array([900.0] * 3), np.array([False] * 3))
+    assert depth_analysis.agreement(p, m) == (True, pytest.approx(4 / 110))
+    assert depth_analysis.agreement(never, never) == (True, 0.0)
+    assert depth_analysis.agreement(never, m) == (False, math.inf)
+    far = stats.median_time(np.array([200.0] * 3), np.array([True] * 3))
+    assert not depth_analysis.agreement(far, m)[0]
+    steps, crossed = depth_analysis.first_crossing(
+        np.array([[0.0, 0.02, 0.5], [0.0, 0.0, 0.001]]), np.array([0, 10, 20]), 1e-2)
+    assert steps.tolist() == [10.0, 20.0] and crossed.tolist() == [True, False]
+
+
+def test_layer_escapes_refuses_what_it_cannot_predict():
+    study = config.parse_study(STUDY.replace("[grid]", "[grid]\nweight_mode = [\"glorot\"]"))
+    with pytest.raises(ValueError, match="constant or zero"):
+        depth.layer_escapes(study)
+    minibatch = config.parse_study(STUDY.replace("dtype = \"float64\"",
+                                                 "dtype = \"float64\"\nbatch_size = 16"))
+    with pytest.raises(ValueError, match="full-batch"):
+        depth.layer_escapes(minibatch)
+
+
+@pytest.fixture(scope="module")
+def depth_run(tmp_path_factory):
+    study = config.parse_study(STUDY)
+    run_dir = tmp_path_factory.mktemp("depth") / "run"
+    return run_dir, run_study(study, run_dir, progress=False)
+
+
+def test_each_layer_breaks_when_its_network_predicts(depth_run, tmp_path):
+    """Width 7 (odd), depth 3: every network's layer-1 break within 2 steps or 2% of its own
+    prediction; a layer predicted never to break does not, and the other way round; the
+    predicted medians within 5%; the section and its figure are written."""
+    from jaxsym import reporting
+    from jaxsym.analysis import sections
+
+    run_dir, ds = depth_run
+    numbers = dict(sections.analyse(sections.load([run_dir])))["depth"]
+    (run,) = numbers["runs"]
+    assert run["depth"] == 3
+    for point in run["points"]:
+        first, second = point["layers"]
+        assert first["networks_close"] == first["n"] == 4, point
+        assert (second["k_predicted"] == 0) == (second["k"] == 0), point
+        assert first["ok"] and second["ok"], point
+    assert numbers["target"]["total"] == 4 and numbers["target"]["reached"]
+    report = reporting.write_report([run_dir], tmp_path).read_text()
+    assert "## Deep networks, layer by layer" in report
+    assert "4 of 4 (100%), met" in report
+    assert (tmp_path / "depth.png").exists()
