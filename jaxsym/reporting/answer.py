@@ -42,6 +42,7 @@ ANCHORS = {
     "loss": "#does-it-depend-on-the-loss-the-loss-varied-at-a-fixed-task",
     "stochastic": "#noise-that-keeps-identical-units-identical-minibatches-and-label-noise",
     "hardware": "#hardware-noise-as-a-dose-the-plain-kernels-rounding-sigma_b--0",
+    "depth": "#deep-networks-layer-by-layer",
 }
 #: how the answer names the alternatives (b = 0)
 _ALTERNATIVES = {"orthogonal": "orthogonal W", "hadamard": "deterministic Hadamard rows",
@@ -243,11 +244,46 @@ def _q5(sections, link) -> str | None:
             f"sigma_b ([table]({link}{ANCHORS['hardware']})).")
 
 
+def _q6(sections, link) -> str | None:
+    """Depth in one sentence, from the depth section: per activation, how many hidden layers
+    the median network of the deepest run broke at its largest sigma_b, and the theory's count
+    against the issue's 5% target."""
+    depth = sections.get("depth")
+    if not depth or not depth["runs"]:
+        return None
+    deepest = depth["runs"][-1]
+    budget = int(deepest["ds"].attrs["steps"])
+    sigma = max(p["sigma_b"] for p in deepest["points"])
+    top = [p for p in deepest["points"] if p["sigma_b"] == sigma]
+    hidden = deepest["depth"] - 1
+    counts = ", ".join(f"{p['activation']} {sum(l['measured'].reached for l in p['layers'])}"
+                       for p in top)
+    target = depth["target"]
+    theory = (f"; a theory that leaves one layer symmetric predicts each layer's median step "
+              f"within 5% at {target['met']} of {target['total']} points at depths "
+              f"{' and '.join(map(str, target['depths']))}" if target["total"] else "")
+    # "from the input up" only where every grid point's layers break in order (a layer that
+    # breaks never comes after one that does not)
+    def in_order(point):
+        medians = [l["measured"].median if l["measured"].reached else math.inf
+                   for l in point["layers"]]
+        return all(a <= b for a, b in zip(medians, medians[1:]))
+
+    ordered = all(in_order(p) for run in depth["runs"] for p in run["points"])
+    return ("**Does it work in deep networks?** Layer by layer"
+            + (", from the input up" if ordered else "") + ": with "
+            f"constant W and random b in every layer, the median depth-{deepest['depth']} "
+            f"network broke this many of its {hidden} hidden layers within {budget} steps at "
+            f"sigma_b = {sigma:.0e}: {counts}{theory} "
+            f"([table]({link}{ANCHORS['depth']})).")
+
+
 def answer_lines(sections: dict, link: str = "") -> list[str]:
     """The answer block (markers included), or [] when no section it needs is present."""
     calibrate = sections.get("calibrate") or {"pairs": []}
     paragraphs = [p for p in (_q1(calibrate, link), _q2(calibrate, link), _q3(sections, link),
-                              _q4(sections, link), _q5(sections, link)) if p]
+                              _q4(sections, link), _q5(sections, link),
+                              _q6(sections, link)) if p]
     if not paragraphs:
         return []
     lines = [START, "## The answer in plain words", ""]

@@ -22,6 +22,10 @@ def _error(value: float) -> str:
     return "never vs reached" if math.isinf(value) else f"{100 * value:+.1f}%"
 
 
+def _hidden(depth: int) -> str:
+    return f"{depth - 1} hidden layer{'s' if depth > 2 else ''}"
+
+
 def _median(m, budget) -> str:
     return stats.format_median(m, budget)
 
@@ -130,7 +134,7 @@ def render(numbers, figures_dir) -> list[str]:
              "column).", "", _target_line(numbers["target"]), "", *_summary_table(runs), "",
              "![depth](depth.png)", ""]
     for run in runs:
-        lines += [f"### Depth {run['depth']} ({run['depth'] - 1} hidden layers)", "",
+        lines += [f"### Depth {run['depth']} ({_hidden(run['depth'])})", "",
                   "Each cell: measured median step to break [95% CI] / predicted median; "
                   "**x**: not within 5%; f: the functional metric's median (first record "
                   "checkpoint at which the layer's centred activations have s2/s1 above the "
