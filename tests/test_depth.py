@@ -112,6 +112,30 @@ def test_response_of_the_averaged_layer_is_d_u_for_any_deviation():
         np.testing.assert_allclose(us[0], us[1], rtol=1e-9)
 
 
+def test_rank_one_projection_and_no_split_above_a_symmetric_layer():
+    """R_l keeps a rank-one W_l as it is and makes any W_l rank one; and the directions-
+    parallel prediction of an upper layer stays at s2/s1 = 0 (to rounding) while the layer
+    below has identical units: its rows can only split through the layer below."""
+    with float64_scope():
+        params = _network(jax.random.key(5), sizes=(2, 7, 5, 1))
+        q = depth.rank_one_layer(params, 1)
+        np.testing.assert_allclose(q[1]["W"], params[1]["W"], rtol=1e-14)
+        noisy = [dict(p) for p in params]
+        noisy[1]["W"] = noisy[1]["W"] + jax.random.normal(jax.random.key(6), (5, 7))
+        r = depth.rank_one_layer(noisy, 1)[1]["W"]
+        s = np.linalg.svd(np.asarray(r), compute_uv=False)
+        assert s[1] < 1e-12 * s[0]
+        # layer 1 symmetric (equal biases), layer 2 with its own random biases
+        params[0]["b"] = jnp.full_like(params[0]["b"], 0.05)
+        batch = jax.tree.map(lambda a: a[None], params)
+        x = jax.random.normal(jax.random.key(7), (32, 2), jnp.float64)
+        y = jnp.sin(x[:, :1])
+        ratios = depth.layer_ratios(batch, x, y, "gelu", "mse", "sgd", 0.5, 300)
+        assert ratios.shape == (1, 2, 301)
+        assert float(ratios[0, 1].max()) < 1e-10
+        assert float(ratios[0, 0].max()) < 1e-10  # layer 1's units are identical too
+
+
 def test_break_times_from_amplitudes():
     log_a = np.log(np.array([[[5.0, 3.0, 4.0, 1.0, 0.5]], [[np.inf] * 5]]))  # (2, 1, 5)
     times = depth.layer_break_times(log_a, np.array([[3.5], [1e9]]))
@@ -164,9 +188,11 @@ def test_each_layer_breaks_when_its_network_predicts(depth_run, tmp_path):
     assert run["depth"] == 3
     for point in run["points"]:
         first, second = point["layers"]
-        assert first["networks_close"] == first["n"] == 4, point
+        for prediction in (first, first["symmetric"]):
+            assert prediction["networks_close"] == first["n"] == 4, point
         assert (second["k_predicted"] == 0) == (second["k"] == 0), point
-        assert first["ok"] and second["ok"], point
+        assert (second["symmetric"]["k"] == 0) == (second["k"] == 0), point
+        assert first["ok"] and second["ok"] and second["symmetric"]["ok"], point
     assert numbers["target"]["total"] == 4 and numbers["target"]["reached"]
     report = reporting.write_report([run_dir], tmp_path).read_text()
     assert "## Deep networks, layer by layer" in report

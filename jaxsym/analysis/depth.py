@@ -12,8 +12,9 @@ Per run (one depth), grid point (activation, sigma_b) and hidden layer:
   checkpoint at which the layer's ``functional_diversity`` exceeds the same threshold: its units
   compute different functions of the inputs; checkpoint resolution, an upper bound on the step);
 * predicted: every network's step from :func:`jaxsym.theory.depth.layer_escapes` (leave the
-  layer symmetric, no fit), summarised by the same Kaplan-Meier median (a network predicted
-  not to break within the budget is censored there);
+  layer's directions parallel; and, second, leave the layer symmetric; no fit), summarised by
+  the same Kaplan-Meier median (a network predicted not to break within the budget is
+  censored there);
 * agreement: the point meets the issue's target when the predicted median is within
   :data:`MEDIAN_TOLERANCE` of the measured one, or neither is reached within the budget; and
   per network, within :data:`NETWORK_TOLERANCE` (2 steps or 2%);
@@ -83,37 +84,48 @@ def _networks_close(predicted, measured) -> int:
     return int((both | close).sum())
 
 
-def point_numbers(cell, predicted, first_order=None) -> list[dict]:
-    """Per hidden layer of one grid point (``cell``: a Dataset over ``seed``): the measured,
-    functional and predicted medians, P(broken) measured and predicted, the agreement and the
-    networks within tolerance. ``predicted``: ``(seeds, n_hidden)`` predicted steps (inf:
-    beyond the budget); ``first_order``: ``(seeds,)`` the first-order theory's steps for layer
-    1 (None: not shown)."""
+def _compare(predicted, measured_t, measured, budget) -> dict:
+    """One prediction of one layer against the measurement: its median, agreement, error and
+    networks within tolerance."""
+    median = _median(predicted, budget)
+    ok, error = agreement(median, measured)
+    return {"median": median, "ok": ok, "error": error,
+            "k": int((np.isfinite(predicted) & (predicted <= budget)).sum()),
+            "networks_close": _networks_close(predicted, measured_t)}
+
+
+def point_numbers(cell, predicted: dict, first_order=None) -> list[dict]:
+    """Per hidden layer of one grid point (``cell``: a Dataset over ``seed``): P(broken)
+    measured, the measured and functional medians, and each prediction against them.
+
+    Args:
+      predicted: ``{"parallel": (seeds, n_hidden), "symmetric": (seeds, n_hidden)}`` predicted
+        steps (inf: beyond the budget) of :func:`jaxsym.theory.depth.layer_escapes`; the
+        layer's ``ok``, ``error``, ``networks_close`` and ``predicted`` (median) are those of
+        the directions-parallel one, ``symmetric`` holds the other's.
+      first_order: ``(seeds,)`` the first-order theory's steps for layer 1 (None: not shown).
+    """
     budget = int(cell.attrs["steps"])
     threshold = float(cell.attrs["diversity_threshold"])
     out = []
-    for layer in range(predicted.shape[1]):
+    for layer in range(predicted["parallel"].shape[1]):
         broken = cell.broken_layer.values[:, layer]
         measured_t = np.where(broken, cell.time_to_break_layer.values[:, layer], np.inf)
         measured = _median(measured_t, budget)
-        mine = _median(predicted[:, layer], budget)
-        ok, error = agreement(mine, measured)
+        main = _compare(predicted["parallel"][:, layer], measured_t, measured, budget)
         f_steps, f_crossed = first_crossing(cell.functional_diversity.values[:, :, layer],
                                             cell.step.values, threshold)
-        n = broken.size
         k = int(broken.sum())
-        low, high = stats.wilson_interval(k, n)
-        row = {"layer": layer + 1, "n": n, "k": k, "low": float(low), "high": float(high),
-               "k_predicted": int(np.isfinite(predicted[:, layer]).sum()),
-               "measured": measured, "predicted": mine, "ok": ok, "error": error,
-               "networks_close": _networks_close(predicted[:, layer], measured_t),
-               "functional": stats.median_time(f_steps, f_crossed),
-               "first_order": None}
+        low, high = stats.wilson_interval(k, broken.size)
+        row = {"layer": layer + 1, "n": broken.size, "k": k, "low": float(low),
+               "high": float(high), "k_predicted": main["k"], "measured": measured,
+               "predicted": main["median"], "ok": main["ok"], "error": main["error"],
+               "networks_close": main["networks_close"],
+               "symmetric": _compare(predicted["symmetric"][:, layer], measured_t, measured,
+                                     budget),
+               "functional": stats.median_time(f_steps, f_crossed), "first_order": None}
         if first_order is not None and layer == 0:
-            fo = _median(first_order, budget)
-            fo_ok, fo_error = agreement(fo, measured)
-            row["first_order"] = {"median": fo, "ok": fo_ok, "error": fo_error,
-                                  "networks_close": _networks_close(first_order, measured_t)}
+            row["first_order"] = _compare(first_order, measured_t, measured, budget)
         out.append(row)
     return out
 
@@ -169,7 +181,7 @@ def analyse(entries) -> dict:
                                                    study.get("model.activation")),
                            "sigma_b": float(point.get("sigma_b", study.get("init.sigma_b"))),
                            "layers": point_numbers(
-                               cell, predictions["times"][g],
+                               cell, {k: predictions[k][g] for k in ("parallel", "symmetric")},
                                None if first_order is None else first_order[g])})
         runs.append({"ds": ds, "depth": len(ds.attrs["layer_sizes"]) - 1, "points": points})
     runs.sort(key=lambda r: r["depth"])
@@ -180,11 +192,12 @@ def _target(runs) -> dict:
     rows = [(run["depth"], p, layer) for run in runs if run["depth"] in TARGET_DEPTHS
             for p in run["points"] for layer in p["layers"]]
     met = sum(layer["ok"] for _, _, layer in rows)
+    symmetric = sum(layer["symmetric"]["ok"] for _, _, layer in rows)
     misses = [{"depth": d, "activation": p["activation"], "sigma_b": p["sigma_b"],
                "layer": layer["layer"], "error": layer["error"],
                "measured": layer["measured"], "predicted": layer["predicted"]}
               for d, p, layer in rows if not layer["ok"]]
-    return {"met": met, "total": len(rows),
+    return {"met": met, "total": len(rows), "symmetric": symmetric,
             "reached": bool(rows) and met >= TARGET_FRACTION * len(rows),
             "misses": misses, "depths": TARGET_DEPTHS, "fraction": TARGET_FRACTION,
             "tolerance": MEDIAN_TOLERANCE}

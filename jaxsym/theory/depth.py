@@ -31,8 +31,29 @@ not enough: an upper layer whose own norm-mode deviation reaches O(1) before its
 split (tiny sigma_b, where the splitting waits for the layer below to break). Its cost is that
 of training the network once per hidden layer, with one Jacobian-vector product per step.
 
+Leave its directions parallel. The layer-symmetric prediction is first order in layer l's
+whole deviation, and that fails where the deviation's *norm mode* (the units' scales and
+biases moving apart while their rows stay parallel) grows to O(1) before the directions split:
+an upper layer at tiny sigma_b, whose rows can only split once the layer below has broken (its
+first-order response is ``c_t x u_t = 0``). The second prediction keeps everything but the
+quantity that defines "broken" nonlinear: let ``R_l`` replace ``W_l`` by its best rank-one
+approximation (top singular pair; units keep their own scales, biases and outgoing weights),
+and follow
+
+    theta^||_0 = R_l theta_0,      theta^||_{t+1} = R_l F(theta^||_t),
+    delta_{t+1} = J_t delta_t + (F(theta^||_t) - R_l F(theta^||_t)),       delta_0 = 0,
+
+where ``J_t`` is the step's Jacobian at ``theta^||_t`` and the second term is the part of one
+step that leaves the rank-one set (the source: nonzero once the units below differ). So the
+network's layer l is predicted as ``R_l``'s trajectory plus a direction deviation that is
+LINEAR (the break happens at ``s2/s1 = theta``, where that deviation is theta of the rows);
+the predicted step to break is the first t with ``s2/s1(W_l^|| + delta_{W_l}) > theta``.
+It needs no amplitude: the network's own biases are in the nonlinear part.
+
 Kinks (relu): the tangent does not see g'' = delta (:mod:`jaxsym.theory.escape`, "Kinks"), so
-a break that a unit crossing the kink causes is outside the prediction.
+a break that a unit crossing the kink causes is outside the layer-symmetric prediction; in the
+directions-parallel one the units' own bias differences are in the nonlinear part, so a kink
+they cross differently feeds the source.
 """
 
 from __future__ import annotations
@@ -45,7 +66,8 @@ from jaxsym.core import spec as core_spec
 from jaxsym.core.precision import with_float64
 from jaxsym.study import plan
 
-__all__ = ["average_layer", "layer_amplitudes", "layer_break_times", "layer_escapes"]
+__all__ = ["average_layer", "rank_one_layer", "layer_amplitudes", "layer_ratios",
+           "layer_break_times", "ratio_break_times", "layer_escapes"]
 
 
 def average_layer(params, layer: int):
@@ -61,6 +83,72 @@ def average_layer(params, layer: int):
             W = W.mean(axis=1, keepdims=True) + 0 * W
         out.append({"W": W, "b": b})
     return out
+
+
+def rank_one_layer(params, layer: int):
+    """``R_l``: ``params`` with hidden layer ``layer``'s (0-based) incoming ``W`` replaced by
+    its best rank-one approximation ``s1 u1 v1^T`` (every row parallel to ``v1``; module doc)."""
+    import jax.numpy as jnp
+
+    u, s, vt = jnp.linalg.svd(params[layer]["W"], full_matrices=False)
+    out = [dict(weights) for weights in params]
+    out[layer]["W"] = s[0] * jnp.outer(u[:, 0], vt[0])
+    return out
+
+
+def _ratio(W):
+    """``s2/s1`` of a matrix (0 for a zero matrix)."""
+    import jax.numpy as jnp
+
+    s = jnp.linalg.svd(W, compute_uv=False)
+    return jnp.where(s[0] > 0, s[1] / jnp.where(s[0] > 0, s[0], 1.0), 0.0)
+
+
+#: a direction deviation this large (squared norm) is long past any break: it stops growing
+_FROZEN = 1e6
+
+
+@functools.lru_cache(maxsize=32)
+def _parallel_program(n_hidden, activation, loss, optimizer, steps, decayed):
+    """The jitted ``(params batch, x, y, learning_rate, weight_decay) -> (batch, n_hidden,
+    steps + 1)`` predicted ``s2/s1`` of every hidden layer (leave its directions parallel,
+    module doc), vmapped over networks."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxsym.core import train
+    from jaxsym.theory.saddle import _zero_tangent
+
+    def one_layer(p, x, y, learning_rate, weight_decay, layer):
+        tx = train.make_optimizer(optimizer, learning_rate, weight_decay if decayed else None)
+        step = train.update(tx, lambda q: train.loss_of_params(q, x, y, activation, loss,
+                                                               kernel="plain"))
+        q0 = rank_one_layer(p, layer)
+        state = (q0, tx.init(q0))
+        tangent = (jax.tree.map(jnp.zeros_like, q0), jax.tree.map(_zero_tangent, state[1]))
+
+        def body(carry, _):
+            state, tangent = carry
+            (new, _), (moved, _) = jax.jvp(step, (state,), (tangent,))
+            q, opt_state = new
+            parallel = rank_one_layer(q, layer)
+            delta = [dict(weights) for weights in moved[0]]
+            delta[layer]["W"] = delta[layer]["W"] + q[layer]["W"] - parallel[layer]["W"]
+            # past the break the deviation only matters for s2/s1 > theta: keep it finite
+            big = sum(jnp.sum(leaf * leaf) for leaf in jax.tree.leaves(delta)) > _FROZEN
+            delta = jax.tree.map(lambda new, old: jnp.where(big, old, new), delta, tangent[0])
+            tangent = (delta, moved[1])
+            ratio = _ratio(parallel[layer]["W"] + delta[layer]["W"])
+            return ((parallel, opt_state), tangent), ratio
+
+        _, ratios = jax.lax.scan(body, (state, tangent), None, length=steps)
+        return jnp.concatenate([_ratio(q0[layer]["W"])[None], ratios])
+
+    def run(p, x, y, learning_rate, weight_decay):
+        return jnp.stack([one_layer(p, x, y, learning_rate, weight_decay, layer)
+                          for layer in range(n_hidden)])
+
+    return jax.jit(jax.vmap(run, in_axes=(0, None, None, None, None)))
 
 
 @functools.lru_cache(maxsize=32)
@@ -137,6 +225,29 @@ def layer_amplitudes(params, x, y, activation: str, loss: str, optimizer: str,
     return np.where(np.isnan(amps), np.inf, amps)
 
 
+def layer_ratios(params, x, y, activation: str, loss: str, optimizer: str,
+                 learning_rate: float, steps: int, weight_decay: float = 0.0) -> np.ndarray:
+    """Predicted ``s2/s1`` of every hidden layer of every network, leaving that layer's
+    directions parallel (module doc), ``(networks, n_hidden, steps + 1)`` float64 (nan after
+    a non-finite loss reads as 0: no break). Arguments as in :func:`layer_amplitudes`."""
+    import jax.numpy as jnp
+
+    n_hidden = len(params) - 1
+    program = _parallel_program(n_hidden, activation, loss, optimizer, int(steps),
+                                bool(weight_decay))
+    dtype = params[0]["W"].dtype
+    ratios = np.asarray(program(params, x, y, jnp.asarray(learning_rate, dtype),
+                                jnp.asarray(weight_decay, dtype)), np.float64)
+    return np.where(np.isnan(ratios), 0.0, ratios)
+
+
+def ratio_break_times(ratios, threshold: float) -> np.ndarray:
+    """The first step with ``s2/s1 > threshold`` per network and layer (``ratios`` ``(...,
+    steps + 1)``); float, ``inf`` where none."""
+    above = np.asarray(ratios) > threshold
+    return np.where(above.any(axis=-1), np.argmax(above, axis=-1), np.inf).astype(np.float64)
+
+
 def layer_break_times(log_amplitude, amplitude) -> np.ndarray:
     """``T_l = min{t : log a > min_{s <= t} log a*_s}`` per network and layer: ``log_amplitude``
     ``(..., n_hidden, steps + 1)`` from :func:`layer_amplitudes`, ``amplitude`` ``(...,
@@ -150,15 +261,17 @@ def layer_break_times(log_amplitude, amplitude) -> np.ndarray:
 
 @with_float64
 def layer_escapes(study) -> dict:
-    """Every network's predicted step to break per hidden layer (module doc), from the config
-    alone: each network is drawn exactly as the engine draws it (key
+    """Every network's predicted step to break per hidden layer, by both predictions of the
+    module doc, from the config alone: each network is drawn exactly as the engine draws it (key
     ``fold_in(fold_in(key(root), grid index), seed index)``) and trained on its own data draw,
     in float64 whatever the study's dtype.
 
     Returns:
-      ``{"times": (n_grid_points, n_seeds, n_hidden), "amplitude": the same shape}``: the
-      predicted step (``inf``: not within the budget) and ``||b_l - mean(b_l)||``; grid points
-      in the flat (C) order of :func:`jaxsym.study.plan.grid_points`, seeds draw-major.
+      ``{"parallel", "symmetric", "amplitude"}``, each ``(n_grid_points, n_seeds,
+      n_hidden)``: the predicted step (``inf``: not within the budget) leaving the layer's
+      directions parallel and leaving the layer symmetric, and ``||b_l - mean(b_l)||``; grid
+      points in the flat (C) order of :func:`jaxsym.study.plan.grid_points`, seeds
+      draw-major.
 
     Raises:
       ValueError: minibatch training, weights other than constant or zero, per-step noise,
@@ -179,7 +292,7 @@ def layer_escapes(study) -> dict:
                          f"weights and no {', '.join(bad) or 'noise'}")
     count, draws = study.get("seeds.count"), study.get("task.draws")
     root = jax.random.key(study.get("seeds.root"))
-    times = amplitude = None
+    parallel = symmetric = amplitude = None
     for draw in range(draws):
         task = study.make_task(draw)
         if not _full_batch(study, task):
@@ -191,9 +304,9 @@ def layer_escapes(study) -> dict:
             x, y = _float64_data(task, spec.loss)
             arch = core_spec.Architecture(spec.layer_sizes, spec.fan_in_scaled, "float64")
             hidden = len(spec.layer_sizes) - 2
-            if times is None:
+            if parallel is None:
                 shape = (len(table), count * draws, hidden)
-                times, amplitude = np.full(shape, np.nan), np.full(shape, np.nan)
+                parallel, symmetric, amplitude = (np.full(shape, np.nan) for _ in range(3))
 
             def draw_params(g, s, knobs, arch=arch):
                 key = jax.random.fold_in(jax.random.fold_in(root, g), s)
@@ -209,7 +322,12 @@ def layer_escapes(study) -> dict:
                     spec.diversity_threshold, float(table[g][column["weight_decay"]]))
                 a = np.stack([np.linalg.norm(np.asarray(p["b"]) - np.asarray(p["b"]).mean(
                     axis=-1, keepdims=True), axis=-1) for p in params[:-1]], axis=-1)
+                ratios = layer_ratios(
+                    params, x, y, spec.activation, spec.loss, spec.optimizer,
+                    float(table[g][column["learning_rate"]]), spec.steps,
+                    float(table[g][column["weight_decay"]]))
                 rows = slice(draw * count, (draw + 1) * count)
-                times[g, rows] = layer_break_times(log_a, a)
+                symmetric[g, rows] = layer_break_times(log_a, a)
+                parallel[g, rows] = ratio_break_times(ratios, spec.diversity_threshold)
                 amplitude[g, rows] = a
-    return {"times": times, "amplitude": amplitude}
+    return {"parallel": parallel, "symmetric": symmetric, "amplitude": amplitude}
