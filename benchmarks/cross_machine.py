@@ -16,6 +16,8 @@ cell, what the report concludes:
 * the saddle-slope fits: inside the reference's CI;
 * the linearised-escape runs (predict*): every per-draw measured median inside the
   reference's CI and the same verdict (prediction within 5% or not);
+* the depth runs: every (grid point, hidden layer) P(broken) in the same class, the KM median
+  inside the reference's CI, every network's break of that layer within 2 steps or 2%;
 * the classification runs: every (cell, draw, sigma_b) measured P(broken) in the same class
   (>= 0.9, <= 0.1, between); the W = 0 runs (zero_init): every grid point's P(broken) class.
 
@@ -156,6 +158,34 @@ def compare(reference: Path, other: Path, names: list[str] | None = None) -> lis
                              "other": [pb, mb.median, agree],
                              "same": bool(_p_class(pa) == _p_class(pb) and inside
                                           and agree == ta.size)})
+        elif name.startswith("depth"):
+            # every grid point and hidden layer: the same P(broken) class, the KM median
+            # inside the reference's CI, and every network's break of that layer within 2
+            # steps or 2% (network by network)
+            from jaxsym.analysis import stats
+            from jaxsym.analysis.stochastic import network_agreement
+
+            axes = [d for d in ref.broken.dims if d != "seed"]
+            for index in np.ndindex(*(ref.sizes[d] for d in axes)):
+                sel = dict(zip(axes, index))
+                a, b = ref.isel(sel), oth.isel(sel)
+                for layer in range(a.sizes["layer"]):
+                    cell = "/".join(str(a[d].values) for d in axes) + f"/layer {layer + 1}"
+                    ea, eb = (x.broken_layer.values[:, layer] for x in (a, b))
+                    ta, tb = (np.where(e, x.time_to_break_layer.values[:, layer], np.inf)
+                              for e, x in ((ea, a), (eb, b)))
+                    ma = stats.median_time(a.time_to_break_layer.values[:, layer], ea)
+                    mb = stats.median_time(b.time_to_break_layer.values[:, layer], eb)
+                    inside = (not ma.reached and not mb.reached) or (
+                        mb.reached and ma.low <= mb.median <= ma.high)
+                    agree = int(network_agreement(tb, ta).sum())
+                    pa, pb = float(ea.mean()), float(eb.mean())
+                    rows.append({"run": name, "what": f"{cell}: P(broken) class, median "
+                                 "inside the reference CI, networks whose break agrees",
+                                 "reference": [pa, ma.median, ta.size],
+                                 "other": [pb, mb.median, agree],
+                                 "same": bool(_p_class(pa) == _p_class(pb) and inside
+                                              and agree == ta.size)})
         elif name.startswith("zero_init"):
             # every grid point (weights x optimizer x lr x sigma_b): same P(broken) class
             pa, pb = (d.broken.mean("seed") for d in (ref, oth))

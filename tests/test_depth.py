@@ -204,3 +204,34 @@ def test_each_layer_breaks_when_its_network_predicts(depth_run, tmp_path):
             "many of its 2 hidden layers within 900 steps at sigma_b = 1e-04: tanh "
             f"{int(run['points'][0]['layers'][1]['measured'].reached) + 1}, gelu 2") in report
     assert "within 5% at 4 of 4 points at depths 3 and 4" in report
+
+
+def test_the_cross_machine_comparison_checks_every_layer_of_every_network(depth_run,
+                                                                          tmp_path):
+    """benchmarks/cross_machine.py on a depth run: the same run twice agrees at every (grid
+    point, layer); one network's layer-1 break moved by 5% is flagged there only."""
+    import os
+    import shutil
+    import sys
+
+    import xarray as xr
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    import cross_machine
+
+    run_dir, ds = depth_run
+    ref, other = tmp_path / "ref", tmp_path / "other"
+    for root in (ref, other):
+        (root / "depth-x").mkdir(parents=True)
+        shutil.copy(run_dir / "results.nc", root / "depth-x" / "results.nc")
+    same = cross_machine.compare(ref, other, ["depth-x"])
+    assert len(same) == 4 and all(r["same"] for r in same)  # 2 points x 2 layers
+    moved = ds.load().copy(deep=True)
+    t = moved.time_to_break_layer.values.copy()
+    assert bool(moved.broken_layer.values[0, 0, 0, 0])
+    t[0, 0, 0, 0] = int(t[0, 0, 0, 0] * 1.05) + 3
+    moved["time_to_break_layer"] = (moved.time_to_break_layer.dims, t)
+    moved.to_netcdf(other / "depth-x" / "results.nc")
+    xr.backends.file_manager.FILE_CACHE.clear()
+    differ = [r for r in cross_machine.compare(ref, other, ["depth-x"]) if not r["same"]]
+    assert len(differ) == 1 and "layer 1" in differ[0]["what"]

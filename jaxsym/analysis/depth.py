@@ -37,7 +37,8 @@ __all__ = ["MEDIAN_TOLERANCE", "NETWORK_TOLERANCE", "TARGET_DEPTHS", "TARGET_FRA
 
 #: a predicted median counts as right within this relative distance of the measured one
 MEDIAN_TOLERANCE = 0.05
-#: a network's prediction counts as right within max(2 steps, 2%) of its measured step
+#: a network's prediction counts as right within max(2 steps, 2%) of its measured step (the
+#: tolerance of :func:`jaxsym.analysis.stochastic.network_agreement`)
 NETWORK_TOLERANCE = (2, 0.02)
 #: the issue's target: median within 5% at >= 90% of the points (per layer) at these depths
 TARGET_DEPTHS = (3, 4)
@@ -74,14 +75,10 @@ def agreement(predicted: stats.MedianTime, measured: stats.MedianTime) -> tuple[
 
 def _networks_close(predicted, measured) -> int:
     """Networks whose predicted step is within :data:`NETWORK_TOLERANCE` of the measured one
-    (or both beyond the budget: inf)."""
-    steps, relative = NETWORK_TOLERANCE
-    both = np.isinf(predicted) & np.isinf(measured)
-    finite = np.isfinite(predicted) & np.isfinite(measured)
-    with np.errstate(invalid="ignore"):
-        close = finite & (np.abs(predicted - measured) <= np.maximum(steps,
-                                                                     relative * measured))
-    return int((both | close).sum())
+    (or both beyond the budget: inf): :func:`jaxsym.analysis.stochastic.network_agreement`."""
+    from jaxsym.analysis.stochastic import network_agreement
+
+    return int(network_agreement(predicted, measured).sum())
 
 
 def _compare(predicted, measured_t, measured, budget) -> dict:
