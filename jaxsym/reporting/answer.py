@@ -259,8 +259,9 @@ def _q6(sections, link) -> str | None:
     counts = ", ".join(f"{p['activation']} {sum(l['measured'].reached for l in p['layers'])}"
                        for p in top)
     target = depth["target"]
-    theory = (f"; a theory that leaves one layer symmetric predicts each layer's median step "
-              f"within 5% at {target['met']} of {target['total']} points at depths "
+    theory = (f"; keeping one layer's rows parallel and linearising only their split predicts "
+              f"each layer's median step within 5% at {target['met']} of {target['total']} "
+              "points at depths "
               f"{' and '.join(map(str, target['depths']))}" if target["total"] else "")
     # "from the input up" only where every grid point's layers break in order (a layer that
     # breaks never comes after one that does not)
