@@ -18,6 +18,8 @@ cell, what the report concludes:
   reference's CI and the same verdict (prediction within 5% or not);
 * the depth runs: every (grid point, hidden layer) P(broken) in the same class, the KM median
   inside the reference's CI, every network's break of that layer within 2 steps or 2%;
+* the plateau runs: the same per layer, every network's plateau end within 2 steps or 2%,
+  and each activation's plateau exponent inside the reference's CI;
 * the classification runs: every (cell, draw, sigma_b) measured P(broken) in the same class
   (>= 0.9, <= 0.1, between); the W = 0 runs (zero_init): every grid point's P(broken) class.
 
@@ -31,7 +33,8 @@ alternative, W = 0, unit-group and dropout runs), with the study's own overrides
 the calibration's conclusions: every recommendation, baseline and alternative verdict EQUAL,
 the recommended (c, sigma_b) cell among the reference's near ties, sigma_90 per c inside the
 reference's CI. ``--native-reference`` trains those runs natively into ``--reference`` first
-(resuming finished ones), so one command makes both sides on a machine without the study's runs.
+(resuming finished ones), so one command makes both sides on a machine without the study's runs;
+``--strategy vmap`` trains the other side with another batching strategy as well.
 
 Writes ``OUT/cross_machine.json`` and ``.md`` (every compared cell, and the count that differ).
 """
@@ -158,10 +161,12 @@ def compare(reference: Path, other: Path, names: list[str] | None = None) -> lis
                              "other": [pb, mb.median, agree],
                              "same": bool(_p_class(pa) == _p_class(pb) and inside
                                           and agree == ta.size)})
-        elif name.startswith("depth"):
+        elif name.startswith(("depth", "plateau")):
             # every grid point and hidden layer: the same P(broken) class, the KM median
             # inside the reference's CI, and every network's break of that layer within 2
-            # steps or 2% (network by network)
+            # steps or 2% (network by network); plateau runs: the plateau's end too
+            if name.startswith("plateau"):
+                rows += _plateau_rows(name, ref, oth)
             from jaxsym.analysis import stats
             from jaxsym.analysis.stochastic import network_agreement
 
@@ -194,6 +199,32 @@ def compare(reference: Path, other: Path, names: list[str] | None = None) -> lis
                 va, vb = float(pa.values[index]), float(pb.values[index])
                 rows.append({"run": name, "what": f"{cell}: P(broken) class", "reference": va,
                              "other": vb, "same": _p_class(va) == _p_class(vb)})
+    return rows
+
+
+def _plateau_rows(name, ref, oth) -> list[dict]:
+    """A plateau run: at every grid point every network's plateau end (``time_to_converge``)
+    within 2 steps or 2%; per activation the other's plateau exponent inside the reference's
+    95% CI."""
+    from jaxsym.analysis import plateau
+    from jaxsym.analysis.stochastic import network_agreement
+
+    rows = []
+    axes = [d for d in ref.converged.dims if d != "seed"]
+    for index in np.ndindex(*(ref.sizes[d] for d in axes)):
+        sel = dict(zip(axes, index))
+        ta, tb = (np.where(x.converged.values, x.time_to_converge.values, np.inf)
+                  for x in (ref.isel(sel), oth.isel(sel)))
+        agree = int(network_agreement(tb, ta).sum())
+        cell = "/".join(str(ref.isel(sel)[d].values) for d in axes)
+        rows.append({"run": name, "what": f"{cell}: networks whose plateau end agrees",
+                     "reference": int(ta.size), "other": agree, "same": agree == ta.size})
+    (ra,), (rb,) = (plateau.analyse([(x, None)])["runs"] for x in (ref, oth))
+    for activation, a in ra["activations"].items():
+        ea, eb = a["exponent"], rb["activations"][activation]["exponent"]
+        rows.append({"run": name, "what": f"{activation}: plateau exponent inside the "
+                     "reference CI", "reference": [ea.mean, ea.low, ea.high], "other": eb.mean,
+                     "same": bool(ea.low <= eb.mean <= ea.high)})
     return rows
 
 
@@ -267,10 +298,11 @@ def study_runs(preset: str, prefixes: list[str]) -> list[tuple]:
                                          for p in prefixes)]
 
 
-def train_runs(planned: list[tuple], preset: str, root: Path, flags: str | None) -> None:
+def train_runs(planned: list[tuple], preset: str, root: Path, flags: str | None,
+               strategy: str = "auto") -> None:
     """``jaxsym run`` each of ``planned`` (:func:`study_runs`) into ``root / name`` with the
     study's overrides, in a subprocess with ``XLA_FLAGS=flags`` (None: the machine's own
-    kernels, no XLA_FLAGS); finished runs resume."""
+    kernels, no XLA_FLAGS) and the batching ``strategy``; finished runs resume."""
     import json
 
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
@@ -279,7 +311,8 @@ def train_runs(planned: list[tuple], preset: str, root: Path, flags: str | None)
     for name, experiment, overrides in planned:
         sets = [a for k, v in overrides.items() for a in ("--set", f"{k}={json.dumps(v)}")]
         subprocess.run([sys.executable, "-m", "jaxsym", "run", experiment, "--preset", preset,
-                        *sets, "--out", str(root / name), "--no-progress", "--yes"], env=env,
+                        *sets, "--out", str(root / name), "--strategy", strategy,
+                        "--no-progress", "--yes"], env=env,
                        check=True)
 
 
@@ -309,6 +342,9 @@ def main(argv=None) -> int:
                         help="with --study-runs: first train the same runs natively (no "
                              "XLA_FLAGS) into --reference, resuming any finished ones, so one "
                              "command makes both sides of the comparison")
+    parser.add_argument("--strategy", default="auto", choices=("auto", "map", "vmap"),
+                        help="with --study-runs: the batching strategy of the other side's "
+                             "runs (jaxsym run --strategy; the reference side keeps auto)")
     parser.add_argument("--preset", default="quick", choices=("quick", "full", "large"),
                         help="preset of the --only runs (default quick; the whole-study "
                              "rerun is always quick)")
@@ -375,7 +411,8 @@ def _study_runs_main(args, flags, runs) -> int:
                          f"{' or '.join(args.study_runs)}")
     sides = ([(args.reference, None)] if args.native_reference else []) + [(runs, flags)]
     for root, side_flags in sides if not args.compare_only else ():
-        train_runs(planned, args.preset, root, side_flags)
+        train_runs(planned, args.preset, root, side_flags,
+                   args.strategy if root == runs else "auto")
     names = [name for name, _, _ in planned]
     calibration = [n for n in names if n.startswith("calibrate")]
     others = [n for n in names if n not in calibration]
@@ -385,7 +422,8 @@ def _study_runs_main(args, flags, runs) -> int:
     stem = "cross_machine_" + "_".join(args.study_runs) + f"_{args.preset}"
     command = (f"python benchmarks/cross_machine.py --family {args.family} --preset "
                f"{args.preset} --study-runs {' '.join(args.study_runs)}"
-               + (" --native-reference" if args.native_reference else ""))
+               + (" --native-reference" if args.native_reference else "")
+               + (f" --strategy {args.strategy}" if args.strategy != "auto" else ""))
     return _write(args, flags, rows, stem, "Study runs under another kernel family vs the "
                   "reference runs", command, names)
 

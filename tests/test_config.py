@@ -88,7 +88,7 @@ EXPECTED_KINDS = {"bias_only_regression": "bias_only", "bias_only_classification
                   "phase_diagram": "phase_diagram", "example": "generic",
                   "weight_decay": "weight_decay", "minibatch_noise": "stochastic",
                   "label_noise": "stochastic", "hardware_noise": "hardware_noise",
-                  "depth": "depth",
+                  "depth": "depth", "plateau": "plateau",
                   **{f"calibrate_{t}": "calibrate" for t in ("digits", "mnist1d", "spirals",
                                                              "teacher")}}
 
@@ -129,7 +129,9 @@ def test_registry_run_names_and_width_scaling_sections():
         "hardware_noise-float64-large"]
     assert [name for name in names if name.startswith("depth")] == [
         "depth-2-large", "depth-3-large", "depth-4-large", "depth-6-large", "depth-8-large"]
-    assert len(names) == len(set(names)) == 41 + len(calibrate)
+    assert [name for name in names if name.startswith("plateau")] == [
+        "plateau-2-large", "plateau-3-large", "plateau-4-large"]
+    assert len(names) == len(set(names)) == 44 + len(calibrate)
     with pytest.raises(ValueError, match="unknown preset 'huge'; allowed: quick, full, large"):
         api.experiment_studies("huge")
 

@@ -106,6 +106,39 @@ def test_predictions_are_computed_once_and_cached_next_to_the_results(tmp_path, 
     assert predictions.cached("kind", study, None, compute)["a"].size == 3
 
 
+def test_the_prediction_digest_covers_the_theory_but_not_the_study_registry(tmp_path,
+                                                                          monkeypatch):
+    """Registering an experiment keeps every cached prediction; editing a theory source does
+    not (a copy of the package with one file appended to)."""
+    import shutil
+
+    import jaxsym
+
+    root = Path(jaxsym.__file__).parent
+    copy = tmp_path / "jaxsym"
+    for package in predictions._SOURCE_PACKAGES:
+        shutil.copytree(root / package, copy / package)
+    (copy / "analysis").mkdir()
+    shutil.copy(root / "analysis" / "predictions.py", copy / "analysis" / "predictions.py")
+
+    def digest():
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("_p", copy / "analysis" / "predictions.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.code_digest()
+
+    before = digest()
+    assert before == predictions.code_digest()
+    with open(copy / "study" / "experiments.py", "a") as f:
+        f.write("\n# a new experiment registered\n")
+    assert digest() == before
+    with open(copy / "theory" / "depth.py", "a") as f:
+        f.write("\n# an edited theory\n")
+    assert digest() != before
+
+
 def test_the_renderer_imports_neither_jax_nor_the_theory(tmp_path):
     """A report from a small stored result, rendered in a process where importing jax fails."""
     import xarray as xr

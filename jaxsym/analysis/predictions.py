@@ -3,7 +3,8 @@
 Contract: :func:`cached` ``(kind, study, run_dir, compute)`` returns ``compute(study)``, reading
 it from ``RUN_DIR/predictions/KIND.json`` when that file was written for the same study
 (:func:`jaxsym.engine.store.study_identity`) by the same code (a digest of the sources of
-:mod:`jaxsym.core`, :mod:`jaxsym.study` and :mod:`jaxsym.theory`), else computing and writing it
+:mod:`jaxsym.core`, :mod:`jaxsym.study` and :mod:`jaxsym.theory`, the study registry
+:mod:`jaxsym.study.experiments` excepted), else computing and writing it
 (atomically; a run directory that cannot be written is left alone). Rendering a report twice
 therefore trains and compiles nothing the second time, and a caption edit costs no JAX compile.
 
@@ -29,6 +30,10 @@ __all__ = ["cached", "encode", "decode", "code_digest"]
 
 #: the packages whose sources a prediction depends on
 _SOURCE_PACKAGES = ("core", "study", "theory")
+#: sources in those packages that no prediction depends on: the registry of what ``jaxsym
+#: study`` runs (a run's config, which it may override, is part of the key through its study
+#: identity), so registering an experiment keeps every cached prediction
+_NOT_SOURCES = ("study/experiments.py",)
 
 
 def _types() -> dict:
@@ -83,6 +88,8 @@ def code_digest() -> str:
     digest = hashlib.sha256()
     for package in _SOURCE_PACKAGES:
         for path in sorted((root / package).glob("*.py")):
+            if f"{package}/{path.name}" in _NOT_SOURCES:
+                continue
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 

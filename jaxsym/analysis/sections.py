@@ -15,7 +15,7 @@ from pathlib import Path
 
 from jaxsym import analysis
 from jaxsym.analysis import (bias_only, calibrate, classify, depth, escape, hardware_noise,
-                             noise_dose, phase, predict, saddle, staircase, stochastic,
+                             noise_dose, phase, plateau, predict, saddle, staircase, stochastic,
                              weight_decay, zero_init)
 from jaxsym.study.experiments import SECTION_KINDS
 
@@ -37,7 +37,7 @@ ANALYSES = {"bias_only": bias_only.analyse, "predict": predict.analyse,
             "saddle_slope": saddle.analyse_slope, "phase_diagram": phase.analyse,
             "calibrate": calibrate.analyse, "weight_decay": weight_decay.analyse,
             "stochastic": stochastic.analyse, "hardware_noise": hardware_noise.analyse,
-            "depth": depth.analyse,
+            "depth": depth.analyse, "plateau": plateau.analyse,
             "generic": analyse_generic}
 #: sections that also read the runs of other kinds (the width-scaling table has a row for
 #: the base saddle_slope run; the saddle section states the log-law of every experiment that
@@ -46,8 +46,8 @@ ALSO_READS = {"width_scaling": ("saddle_slope",),
               "saddle_slope": ("escape", "noise_dose", "bias_only")}
 #: the order of the sections in REPORT.md
 REPORT_ORDER = ("calibrate", "bias_only", "predict", "classify", "weight_decay", "zero_init",
-                "staircase", "depth", "escape", "noise_dose", "hardware_noise", "stochastic",
-                "width_scaling", "saddle_slope",
+                "staircase", "depth", "plateau", "escape", "noise_dose", "hardware_noise",
+                "stochastic", "width_scaling", "saddle_slope",
                 "phase_diagram", "generic")
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from jaxsym._lazy import submodule_getattr
 from jaxsym.reporting import (bias_only, calibrate, classify, depth, escape, generic,
-                              hardware_noise, noise_dose, phase, predict, saddle, staircase,
-                              stochastic, weight_decay, zero_init)
+                              hardware_noise, noise_dose, phase, plateau, predict, saddle,
+                              staircase, stochastic, weight_decay, zero_init)
 from jaxsym.reporting.common import source_label, write_text_if_changed
 
 __all__ = ["write_report", "RENDERERS"]
@@ -27,7 +27,7 @@ RENDERERS = {"bias_only": bias_only.render, "predict": predict.render,
              "saddle_slope": saddle.render_slope, "phase_diagram": phase.render,
              "calibrate": calibrate.render, "weight_decay": weight_decay.render,
              "stochastic": stochastic.render, "hardware_noise": hardware_noise.render,
-             "depth": depth.render,
+             "depth": depth.render, "plateau": plateau.render,
              "generic": generic.render}
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 __all__ = ["BUNDLED_DIR", "bundled_names", "SECTION_KINDS", "PRESETS", "STUDY_EXPERIMENTS",
            "STUDY_FIGURES", "CALIBRATE_LEARNING_RATES", "CALIBRATE_BASELINES",
            "CALIBRATE_ALTERNATIVES", "CALIBRATE_ZERO", "CALIBRATE_GROUPS", "CALIBRATE_DROPOUT",
-           "CALIBRATE_LOSSES", "CALIBRATE_LOSS_TASK", "FULL_OPTIMIZERS", "DEPTHS", "run_suffix",
+           "CALIBRATE_LOSSES", "CALIBRATE_LOSS_TASK", "FULL_OPTIMIZERS", "DEPTHS", "PLATEAU_DEPTHS", "run_suffix",
            "run_name"]
 
 #: the bundled experiments (package data, so an installed wheel has them too)
@@ -34,7 +34,7 @@ def bundled_names() -> list[str]:
 #: experiments' dedicated sections
 SECTION_KINDS = ("generic", "bias_only", "predict", "classify", "zero_init", "staircase",
                  "escape", "noise_dose", "saddle_slope", "width_scaling", "phase_diagram",
-                 "calibrate", "weight_decay", "stochastic", "hardware_noise", "depth")
+                 "calibrate", "weight_decay", "stochastic", "hardware_noise", "depth", "plateau")
 
 #: the presets of ``jaxsym study`` (every bundled config defines them), with what each is for
 PRESETS = {"quick": "minutes on a 2-core CPU",
@@ -129,6 +129,9 @@ def _calibrate_runs():
 
 #: the depths (``model.depth``: hidden layers + 1) of the layer-by-layer experiment ``depth``
 DEPTHS = (2, 3, 4, 6, 8)
+#: the depths of the plateau experiment ``plateau`` (every weight layer at the small scale eps:
+#: r = depth bottleneck layers, Rawal & DeWeese's plateau ~ eps^-(r-2))
+PLATEAU_DEPTHS = (2, 3, 4)
 
 #: the experiments ``jaxsym study`` runs, in order: (file stem in the bundled experiments,
 #: overrides, presets that include it). quick: minutes on a 2-core CPU (the README's first
@@ -154,6 +157,9 @@ STUDY_EXPERIMENTS = (("bias_only_regression", {}, _ALL),
                      # deep networks layer by layer: one run per depth (quick: depth 3 only)
                      *(("depth", {"model.depth": d}, _ALL if d == 3 else ("full", "large"))
                        for d in DEPTHS),
+                     # the small-weight plateau and the break, two clocks (quick: depth 3)
+                     *(("plateau", {"model.depth": d}, _ALL if d == 3 else ("full", "large"))
+                       for d in PLATEAU_DEPTHS),
                      ("saddle_slope", {}, _ALL),
                      # width scaling of the saddle: lr grows with m (the slope ~ m / lr) up to
                      # 0.2, where the symmetric mode of m = 32 is still stable
