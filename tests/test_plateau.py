@@ -97,6 +97,11 @@ def test_two_clocks_in_one_run(plateau_run, tmp_path):
     assert "## Small weights: the plateau and the break, two clocks" in report
     assert f"at {target['met']} of 2 (depth >= 3, activation) rows" in report
     assert (tmp_path / "plateau.png").exists()
+    # the answer's sentence comes from the same numbers
+    low, high = sorted(a["exponent"].mean for a in run["activations"].values())
+    assert ("**What if the weights are small as well?** Then a plateau comes first, growing "
+            "like eps^-(L-2) with all L layers at scale eps (measured exponents L = 3: "
+            f"{low:.2f}-{high:.2f} against 1) whatever sigma_b; layer 1 broke after it in") in report
 
 
 def test_the_cross_machine_comparison_checks_every_plateau(plateau_run, tmp_path):

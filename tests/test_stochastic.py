@@ -181,7 +181,8 @@ def test_the_section_reports_the_networks_and_the_toy(noisy_run, tmp_path, monke
     assert f"predicts the break of {total} of {total} networks" in text
     assert text.count("| B | P(broken)") == 2  # one table per label-noise cell
     assert "critical batch size" in text and "two-GELU toy" in text
-    assert "**What does noise during training do?** Minibatch noise" in text  # the answer
+    assert ("**What does noise during training do?** Minibatches and label noise are the same "
+            f"for every unit") in text and f"predicted {total} of {total} networks" in text
     assert (tmp_path / "fig" / "stochastic_noisy_check.png").exists()
 
 

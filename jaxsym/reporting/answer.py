@@ -1,6 +1,6 @@
 """The plain-language answer that opens REPORT.md (and, copied verbatim, README.md): the three
-sub-questions of the thread, each claim a count or number taken from a table of the report and
-linked to it.
+sub-questions of the thread, then what training noise, the hardware, depth and small weights do
+to the recipe, each claim a count or number taken from a table of the report and linked to it.
 
 Contract: :func:`answer_lines` ``(sections, link) -> markdown lines`` from the analysed sections
 (``{kind: numbers}`` of :func:`jaxsym.analysis.sections.analyse`; a question whose tables are
@@ -31,7 +31,8 @@ START, END = "<!-- answer:start -->", "<!-- answer:end -->"
 #: the marked blocks :func:`sync_readme` copies from the report (the answer, then the
 #: calibration's recommendation table, :mod:`jaxsym.reporting.calibrate`)
 BLOCKS = ("answer", "recommendation")
-MAX_WORDS = 330
+#: seven questions of one to three sentences each (330 while there were three)
+MAX_WORDS = 480
 #: the report's headings each claim links to (GitHub's anchors of the section titles)
 ANCHORS = {
     "recommendation": "#recommendation",
@@ -43,6 +44,7 @@ ANCHORS = {
     "stochastic": "#noise-that-keeps-identical-units-identical-minibatches-and-label-noise",
     "hardware": "#hardware-noise-as-a-dose-the-plain-kernels-rounding-sigma_b--0",
     "depth": "#deep-networks-layer-by-layer",
+    "plateau": "#small-weights-the-plateau-and-the-break-two-clocks",
 }
 #: how the answer names the alternatives (b = 0)
 _ALTERNATIVES = {"orthogonal": "orthogonal W", "hadamard": "deterministic Hadamard rows",
@@ -167,17 +169,17 @@ def _q3(sections, link) -> str | None:
 
 
 def _q4(sections, link) -> str | None:
-    """Training noise that is the same for every unit (minibatches, label noise): one sentence
-    each, from the stochastic section's tables."""
+    """Training noise that is the same for every unit (minibatches, label noise) in one
+    sentence, from the stochastic section's tables."""
     stochastic = sections.get("stochastic")
     if not stochastic:
         return None
-    anchor = f"[tables]({link}{ANCHORS['stochastic']})"
-    parts = []
+    clauses, agree, total = [], 0, 0
     for run in stochastic["runs"]:
         cells = run["cells"]
         points = [p for c in cells for p in c["points"]]
-        agree, total = sum(p["agree"] for p in points), sum(p["n"] for p in points)
+        agree += sum(p["agree"] for p in points)
+        total += sum(p["n"] for p in points)
         if run["axis"] == "batch_size":
             slow = []
             for c in cells:
@@ -188,37 +190,25 @@ def _q4(sections, link) -> str | None:
                     slow.append(by[smallest] / by[0])
             positive = all(p["lyapunov"] > 0 for p in points if math.isfinite(p["lyapunov"]))
             if slow:
-                parts.append(
-                    f"Minibatch noise is the same for every unit, so it cannot break the "
-                    f"symmetry; it slowed the escape (batch size "
-                    f"{min(p['value'] for p in points if p['value'])} took "
-                    f"{_factor(min(slow))}-{_factor(max(slow))} the full-batch median steps) "
-                    + ("without healing it (every Lyapunov exponent > 0)" if positive
-                       else "and healed it in some cells") + ", "
-                    f"and the linearised map along each network's own minibatches predicted "
-                    f"{agree} of {total} networks' breaks ({anchor}).")
+                clauses.append(
+                    f"minibatches slowed the escape (batch size "
+                    f"{min(p['value'] for p in points if p['value'])}: "
+                    f"{_factor(min(slow))}-{_factor(max(slow))} the full-batch median steps)"
+                    + (" and healed it nowhere" if positive else " and healed it in some cells"))
         else:
             for c in cells:
                 healing = [p["value"] for p in c["points"] if p["lyapunov"] < 0]
-                if not healing:
-                    continue
-                above = [p["value"] for p in c["points"]
-                         if p["value"] > max(healing) and p["k"] / p["n"] >= 0.5]
-                fixed = c["fixed"]
-                extras = [f"{k} {v:g}" for k, v in fixed.items()
-                          if k != "activation" and isinstance(v, float) and v]
-                who = str(fixed.get("activation", "")) + (f" ({', '.join(extras)})"
-                                                           if extras else "")
-                parts.append(
-                    f"Label noise, also the same for every unit, made identical {who} units "
-                    f"an attractor (stochastic collapse: Lyapunov exponent < 0) at noise "
-                    f"{min(healing):g}-{max(healing):g}"
-                    + (f" and split them again from {min(above):g}" if above else "")
-                    + f" ({agree} of {total} networks predicted).")
-                break
-    if not parts:
+                if healing:
+                    clauses.append(f"label noise {min(healing):g}-{max(healing):g} made identical "
+                                   f"{c['fixed'].get('activation', '')} units an attractor "
+                                   "(stochastic collapse)")
+                    break
+    if not clauses:
         return None
-    return "**What does noise during training do?** " + " ".join(parts)
+    return ("**What does noise during training do?** Minibatches and label noise are the same "
+            "for every unit, so they cannot break the symmetry, only change its pace: "
+            + ", and ".join(clauses) + f"; the theory predicted {agree} of {total} networks' "
+            f"breaks ([tables]({link}{ANCHORS['stochastic']})).")
 
 
 def _q5(sections, link) -> str | None:
@@ -232,16 +222,15 @@ def _q5(sections, link) -> str | None:
     plain = [(d, c) for d, c in cells if c["kernel"] == "plain"]
     if not exact or not plain:
         return None
-    readings = [f"{c['activation']} {d} like sigma_b ~{c['sigma_eff']:.0e}" for d, c in plain
+    readings = [f"{c['activation']} {d}: like sigma_b ~{c['sigma_eff']:.0e}" for d, c in plain
                 if c["asymmetric"] and not c["bound"] and math.isfinite(c["sigma_eff"])]
-    return ("**Can the hardware break the symmetry for you?** Only by accident: with every "
-            f"unit computed alike, rounding broke {sum(c['k'] for c in exact)} of "
-            f"{sum(c['n'] for c in exact)} networks of identical units; a kernel that rounds "
-            f"one unit differently (the textbook product at width 17, on this CPU) broke "
+    return ("**Can the hardware break the symmetry for you?** Only by accident: exact "
+            f"arithmetic broke {sum(c['k'] for c in exact)} of {sum(c['n'] for c in exact)} "
+            "networks of identical units, and a kernel that rounds one unit differently broke "
             f"{sum(c['k'] for _, c in plain)} of {sum(c['n'] for _, c in plain)}"
-            + (f", acting on {', '.join(readings)}" if readings else "")
-            + f": an uncontrolled, machine-dependent bias spread, no substitute for choosing "
-            f"sigma_b ([table]({link}{ANCHORS['hardware']})).")
+            + (f" ({'; '.join(readings)})" if readings else "")
+            + f", a machine-dependent accident, no substitute for choosing sigma_b "
+            f"([table]({link}{ANCHORS['hardware']})).")
 
 
 def _q6(sections, link) -> str | None:
@@ -259,10 +248,10 @@ def _q6(sections, link) -> str | None:
     counts = ", ".join(f"{p['activation']} {sum(l['measured'].reached for l in p['layers'])}"
                        for p in top)
     target = depth["target"]
-    theory = (f"; keeping one layer's rows parallel and linearising only their split predicts "
-              f"each layer's median step within 5% at {target['met']} of {target['total']} "
-              "points at depths "
+    theory = (f", each layer's median step predicted within 5% at {target['met']} of "
+              f"{target['total']} points at depths "
               f"{' and '.join(map(str, target['depths']))}" if target["total"] else "")
+
     # "from the input up" only where every grid point's layers break in order (a layer that
     # breaks never comes after one that does not)
     def in_order(point):
@@ -273,10 +262,43 @@ def _q6(sections, link) -> str | None:
     ordered = all(in_order(p) for run in depth["runs"] for p in run["points"])
     return ("**Does it work in deep networks?** Layer by layer"
             + (", from the input up" if ordered else "") + ": with "
-            f"constant W and random b in every layer, the median depth-{deepest['depth']} "
-            f"network broke this many of its {hidden} hidden layers within {budget} steps at "
-            f"sigma_b = {sigma:.0e}: {counts}{theory} "
-            f"([table]({link}{ANCHORS['depth']})).")
+            f"constant W and random b in every layer the median depth-{deepest['depth']} "
+            f"network broke {counts} of its {hidden} hidden layers within {budget} steps at "
+            f"sigma_b = {sigma:.0e}{theory} ([table]({link}{ANCHORS['depth']})).")
+
+
+def _q7(sections, link) -> str | None:
+    """Small weights in one sentence, from the plateau section: the measured plateau
+    exponents against r - 2, their independence of sigma_b, and the clocks' order."""
+    plateau = sections.get("plateau")
+    if not plateau:
+        return None
+    rows = [(run["depth"], a) for run in plateau["runs"] for a in run["activations"].values()
+            if a["predicted"] > 0 and a["exponent"].n >= 2]
+    if not rows:
+        return None
+    by_depth = {}
+    for d, a in rows:
+        by_depth.setdefault(d, []).append(a["exponent"].mean)
+    def span(values):
+        low, high = f"{min(values):.2f}", f"{max(values):.2f}"
+        return low if low == high else f"{low}-{high}"
+
+    exponents = "; ".join(f"L = {d}: {span(v)} against {d - 2}"
+                          for d, v in sorted(by_depth.items()))
+    spreads = [r["sigma_spread"] for _, a in rows for r in a["rows"]
+               if math.isfinite(r["sigma_spread"])]
+    after = sum(r["after"] for run in plateau["runs"] for a in run["activations"].values()
+                for r in a["rows"])
+    both = sum(r["both"] for run in plateau["runs"] for a in run["activations"].values()
+               for r in a["rows"])
+    spread = max(spreads, default=0.0)
+    same = ("whatever sigma_b" if spread < 0.005
+            else f"within {100 * spread:.0f}% whatever sigma_b")
+    return ("**What if the weights are small as well?** Then a plateau comes first, growing like "
+            f"eps^-(L-2) with all L layers at scale eps (measured exponents {exponents}) "
+            f"{same}; layer 1 broke after it in {after} of {both} networks "
+            f"([table]({link}{ANCHORS['plateau']})).")
 
 
 def answer_lines(sections: dict, link: str = "") -> list[str]:
@@ -284,7 +306,7 @@ def answer_lines(sections: dict, link: str = "") -> list[str]:
     calibrate = sections.get("calibrate") or {"pairs": []}
     paragraphs = [p for p in (_q1(calibrate, link), _q2(calibrate, link), _q3(sections, link),
                               _q4(sections, link), _q5(sections, link),
-                              _q6(sections, link)) if p]
+                              _q6(sections, link), _q7(sections, link)) if p]
     if not paragraphs:
         return []
     lines = [START, "## The answer in plain words", ""]
