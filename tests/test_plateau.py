@@ -135,3 +135,19 @@ def test_the_cross_machine_comparison_checks_every_plateau(plateau_run, tmp_path
     xr.backends.file_manager.FILE_CACHE.clear()
     differ = [r for r in cross_machine.compare(ref, other, ["plateau-x"]) if not r["same"]]
     assert len(differ) == 1 and "plateau end" in differ[0]["what"], differ
+
+
+def test_a_run_without_the_plateau_axes_is_refused_in_one_line(tmp_path, capsys):
+    """The plateau section on a run without a weight_value axis: exit status 2, one line
+    naming the missing axis, nothing written."""
+    from jaxsym import cli
+
+    study = config.parse_study(STUDY.replace("weight_value = [0.25, 0.125, 0.0625]\n", "")
+                               .replace("steps = 700", "steps = 20")
+                               .replace('activation = ["tanh", "gelu"]', 'activation = ["tanh"]'))
+    run_study(study, tmp_path / "run", progress=False)
+    out = tmp_path / "figures"
+    assert cli.main(["report", str(tmp_path / "run"), "--out", str(out)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "weight_value" in error and "plateau" in error
+    assert not out.exists()

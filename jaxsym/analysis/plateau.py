@@ -173,7 +173,9 @@ def _log_law(at, sigmas):
 
 
 def analyse(entries) -> dict:
-    """``{"runs": [{"ds", "depth", "activations": {name: numbers}}]}`` in order of depth; per
+    """Raises ValueError (one line) for a run without the grid axes weight_value and sigma_b.
+
+    ``{"runs": [{"ds", "depth", "activations": {name: numbers}}]}`` in order of depth; per
     activation: ``rows`` (one per eps, largest first: ``plateau`` median, ``per_sigma``
     medians, ``sigma_spread``, ``local`` exponent, layer-1 ``breaks`` per sigma_b, its
     ``log_law`` fit, ``after`` of ``both`` networks breaking after the plateau's end), the
@@ -186,6 +188,11 @@ def analyse(entries) -> dict:
     runs = []
     for ds, _ in entries:
         study = study_of(ds)
+        missing = [a for a in ("weight_value", "sigma_b") if a not in ds.dims]
+        if missing:
+            raise ValueError(f"the plateau section needs grid axes weight_value and sigma_b; "
+                             f"study '{ds.attrs.get('name', '?')}' has no "
+                             f"{' or '.join(missing)} axis")
         depth = len(ds.attrs["layer_sizes"]) - 1
         activations = dict(study.grid).get("activation", (study.get("model.activation"),))
         numbers = {}

@@ -307,6 +307,8 @@ def _report(args) -> int:
         print(f"report: {api.report(args.run_dirs, out)}")
     except store.CorruptFileError as error:
         return _fail(str(error))
+    except ValueError as error:  # a section that cannot read these results (nothing written)
+        return _fail(str(error).splitlines()[0])
     return 0
 
 
