@@ -124,6 +124,7 @@ def test_registry_run_names_and_width_scaling_sections():
     assert "calibrate_digits-adam-0.001+0.003+0.01+0.03-zero-1.0-large" in names
     assert "weight_decay-large" in names
     assert "minibatch_noise-large" in names and "label_noise-large" in names
+    assert "minibatch_noise-0.001-0.2-large" in names and "label_noise-0.05-0.0-large" in names
     assert [name for name in names if name.startswith("hardware_noise")] == [
         "hardware_noise-float32-large", "hardware_noise-bfloat16-large",
         "hardware_noise-float64-large"]
@@ -131,7 +132,7 @@ def test_registry_run_names_and_width_scaling_sections():
         "depth-2-large", "depth-3-large", "depth-4-large", "depth-6-large", "depth-8-large"]
     assert [name for name in names if name.startswith("plateau")] == [
         "plateau-2-large", "plateau-3-large", "plateau-4-large"]
-    assert len(names) == len(set(names)) == 44 + len(calibrate)
+    assert len(names) == len(set(names)) == 46 + len(calibrate)
     with pytest.raises(ValueError, match="unknown preset 'huge'; allowed: quick, full, large"):
         api.experiment_studies("huge")
 

@@ -182,7 +182,7 @@ def test_the_section_reports_the_networks_and_the_toy(noisy_run, tmp_path, monke
     assert text.count("| B | P(broken)") == 2  # one table per label-noise cell
     assert "critical batch size" in text and "two-GELU toy" in text
     assert ("**What does noise during training do?** Minibatches and label noise are the same "
-            f"for every unit") in text and f"predicted {total} of {total} networks" in text
+            "for every unit") in text and f"predicted {total} of {total} networks" in text
     assert (tmp_path / "fig" / "stochastic_noisy_check.png").exists()
 
 
@@ -226,3 +226,17 @@ def test_the_cross_machine_comparison_checks_every_network(noisy_run, tmp_path):
     differ = [r for r in cross_machine.compare(ref, other, ["minibatch_noise-x"])
               if not r["same"]]
     assert len(differ) == 1
+
+
+def test_the_full_batch_reference_is_computed_without_weight_decay_only():
+    """The deterministic full-batch reference (the undecayed saddle's Hessian) is keyed by the
+    weight decay and exists only at decay 0; the analysis gives a decayed cell none."""
+    study = config.parse_study(STUDY.replace("batch_size = [1, 4, 0]", "batch_size = [0]")
+                               .replace("label_noise = [0.0, 0.5]",
+                                        "weight_decay = [0.0, 0.001]")
+                               .replace("count = 12", "count = 2")
+                               .replace("steps = 600", "steps = 100"))
+    pred = predict.noisy_escape_times(study)
+    keys = [k for k in pred if isinstance(k, tuple)]
+    assert [k[3] for k in keys] == [0.0] and keys[0][2] == 0.2, keys
+    assert all(isinstance(pred[g]["time"], np.ndarray) for g in (0, 1))

@@ -205,7 +205,9 @@ def _run(ds, run_dir) -> dict:
         saddle_rate = next((v for k, v in pred.items() if isinstance(k, tuple)
                             and k[0] == "saddle" and all(c in k[1] for c in static)
                             and k[2] == fixed.get("learning_rate",
-                                                  study.get("train.learning_rate"))), None)
+                                                  study.get("train.learning_rate"))
+                            and k[3] == fixed.get("weight_decay",
+                                                  study.get("train.weight_decay"))), None)
         cells.append({"fixed": fixed, **_cell(sub, axis, pred_of, saddle_rate, n_train)})
     return {"ds": ds, "axis": axis, "cells": cells, "n_train": n_train}
 

@@ -150,6 +150,12 @@ STUDY_EXPERIMENTS = (("bias_only_regression", {}, _ALL),
                      ("noise_dose", {}, _ALL),
                      ("minibatch_noise", {}, _ALL),
                      ("label_noise", {}, _ALL),
+                     # the two noises crossed with the knob the main runs hold fixed: minibatch
+                     # noise with weight decay (at lr 0.2), label noise at half the step size
+                     ("minibatch_noise", {"grid.weight_decay": [0.001],
+                                          "grid.learning_rate": [0.2]}, ("full", "large")),
+                     ("label_noise", {"grid.learning_rate": [0.05], "grid.weight_decay": [0.0]},
+                      ("full", "large")),
                      # the unsafe plain kernel as a noise source, per training dtype
                      ("hardware_noise", {"train.dtype": "float32"}, _ALL),
                      ("hardware_noise", {"train.dtype": "bfloat16"}, ("full", "large")),
