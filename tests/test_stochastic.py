@@ -228,15 +228,17 @@ def test_the_cross_machine_comparison_checks_every_network(noisy_run, tmp_path):
     assert len(differ) == 1
 
 
-def test_the_full_batch_reference_is_computed_without_weight_decay_only():
-    """The deterministic full-batch reference (the undecayed saddle's Hessian) is keyed by the
-    weight decay and exists only at decay 0; the analysis gives a decayed cell none."""
+def test_a_decayed_cell_gets_no_undecayed_full_batch_reference():
+    """The deterministic full-batch reference is the UNdecayed saddle's Hessian: a cell with
+    weight decay gets none, an undecayed one the entry of its activation and learning rate."""
     study = config.parse_study(STUDY.replace("batch_size = [1, 4, 0]", "batch_size = [0]")
                                .replace("label_noise = [0.0, 0.5]",
-                                        "weight_decay = [0.0, 0.001]")
-                               .replace("count = 12", "count = 2")
-                               .replace("steps = 600", "steps = 100"))
-    pred = predict.noisy_escape_times(study)
-    keys = [k for k in pred if isinstance(k, tuple)]
-    assert [k[3] for k in keys] == [0.0] and keys[0][2] == 0.2, keys
-    assert all(isinstance(pred[g]["time"], np.ndarray) for g in (0, 1))
+                                        "weight_decay = [0.0, 0.001]"))
+    ref = {"hessian": 0.01, "map": 0.01, "reached_at": 5}
+    pred = {("saddle", (("activation", "tanh"),), 0.2): ref,
+            ("saddle", (("activation", "tanh"),), 0.1): {"hessian": 0.02}}
+    static = (("activation", "tanh"),)
+    assert stochastic.saddle_reference(pred, static, {"weight_decay": 0.0}, study) is ref
+    assert stochastic.saddle_reference(pred, static, {"weight_decay": 0.001}, study) is None
+    assert stochastic.saddle_reference(pred, static, {"weight_decay": 0.0,
+                                                      "learning_rate": 0.3}, study) is None

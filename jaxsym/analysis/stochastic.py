@@ -37,8 +37,8 @@ from jaxsym.analysis import stats
 from jaxsym.analysis.common import study_of
 from jaxsym.analysis.predictions import cached
 
-__all__ = ["analyse", "NOISE_AXES", "BUDGET_FACTOR", "SPREAD_FLOOR", "crossing",
-           "network_agreement", "window_rates"]
+__all__ = ["analyse", "saddle_reference", "NOISE_AXES", "BUDGET_FACTOR", "SPREAD_FLOOR",
+           "crossing", "network_agreement", "window_rates"]
 
 #: the grid axes that carry symmetric noise (the section's x axis)
 NOISE_AXES = ("batch_size", "label_noise")
@@ -202,14 +202,21 @@ def _run(ds, run_dir) -> dict:
                              if p[axis] == value and all(p[a] == v for a, v in fixed.items()))]
 
         static = tuple((a, v) for a, v in combo if a in ("activation", "loss", "optimizer"))
-        saddle_rate = next((v for k, v in pred.items() if isinstance(k, tuple)
-                            and k[0] == "saddle" and all(c in k[1] for c in static)
-                            and k[2] == fixed.get("learning_rate",
-                                                  study.get("train.learning_rate"))
-                            and k[3] == fixed.get("weight_decay",
-                                                  study.get("train.weight_decay"))), None)
+        saddle_rate = saddle_reference(pred, static, fixed, study)
         cells.append({"fixed": fixed, **_cell(sub, axis, pred_of, saddle_rate, n_train)})
     return {"ds": ds, "axis": axis, "cells": cells, "n_train": n_train}
+
+
+def saddle_reference(pred, static, fixed, study):
+    """The full-batch deterministic reference of a cell (``("saddle", categorical, lr)`` of
+    :func:`jaxsym.theory.predict.noisy_escape_times`: the UNdecayed saddle's Hessian rate and
+    the map's rate there), or None: not computed, or a cell with weight decay, which that
+    reference does not describe."""
+    if fixed.get("weight_decay", study.get("train.weight_decay")) > 0:
+        return None
+    lr = fixed.get("learning_rate", study.get("train.learning_rate"))
+    return next((v for k, v in pred.items() if isinstance(k, tuple) and k[0] == "saddle"
+                 and all(c in k[1] for c in static) and k[2] == lr), None)
 
 
 def _toy(_study) -> dict:

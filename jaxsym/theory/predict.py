@@ -363,10 +363,9 @@ def noisy_escape_times(study, chunk: int = 128, rate_window: float = 0.5) -> dic
     minus the log growth of the deviation since step 0, up to a bounded geometry factor, to
     compare with the measured diversity's growth between checkpoints}.
 
-    Per static group with full batch, no label noise and no weight decay, ``("saddle",
-    categorical, lr, 0.0)``: the deterministic reference of :func:`_deterministic_rate` (the
-    Hessian's rate ``ln r`` at the collapsed point and the full-batch map's rate once the
-    trajectory is there); a decayed cell has none.
+    Per static group with full batch and no label noise, ``("saddle", categorical, lr)``: the
+    deterministic reference of :func:`_deterministic_rate` (the Hessian's rate ``ln r`` at the
+    collapsed point and the full-batch map's rate once the trajectory is there).
 
     Raises:
       ValueError: more than one hidden layer, several data draws, or weights other than
@@ -421,11 +420,8 @@ def noisy_escape_times(study, chunk: int = 128, rate_window: float = 0.5) -> dic
                            "final_loss": np.asarray(losses),
                            "log_amplitude": np.asarray(curves)}
             lr = float(row[knob["learning_rate"]])
-            decay = float(row[knob["weight_decay"]]) if spec.decayed else 0.0
-            key = ("saddle", group.categorical, lr, decay)
-            # the reference is the undecayed saddle's Hessian: none for a decayed cell
-            if (spec.batch_size in (0, x.shape[0]) and label_noise == 0 and decay == 0
-                    and key not in out):
+            key = ("saddle", group.categorical, lr)
+            if spec.batch_size in (0, x.shape[0]) and label_noise == 0 and key not in out:
                 out[key] = _deterministic_rate(params, x, y, spec, lr)
     return out
 
