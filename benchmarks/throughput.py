@@ -29,7 +29,11 @@ What one run measures (and writes to ``OUT/throughput.json`` and ``OUT/throughpu
 4. torch.func baseline (in its own process): ``stack_module_state`` + ``vmap(grad(...))`` over
    the same MLPs and batch, the same number of steps, 2 threads; skipped (null) when PyTorch is
    not installed (``python -m pip install torch==2.13.0`` here, or the ``bench`` extra).
-5. Peak RSS at the end: of this process (GEMM, baselines; ``getrusage``) and the largest of
+5. Record-free references (``--references``), each in a child process with the engine's
+   device setup: the textbook step batched like the engine (``shard_map`` + ``lax.map`` of
+   vmapped blocks, no records: what the engine's additions cost) and a sharded ``jax.vmap`` of
+   it (what a JAX user would write); see :func:`measure_reference`.
+6. Peak RSS at the end: of this process (GEMM, baselines; ``getrusage``) and the largest of
    the engine's child processes (their ``VmHWM``: a child's ``ru_maxrss`` is floored by this
    process's RSS at the spawn on Linux).
 
@@ -56,6 +60,8 @@ DEFAULT_N = {16: 512, 64: 64, 256: 8}
 QUICK_N = {16: 64, 64: 16, 256: 2}
 #: networks the naive loop trains per width (its rate is extrapolated from these)
 DEFAULT_NAIVE_N = {16: 64, 64: 32, 256: 8}
+#: the record-free references (measure_reference)
+REFERENCES = ("layout", "vmap")
 QUICK_NAIVE_N = {16: 8, 64: 4, 256: 2}
 
 
@@ -93,8 +99,15 @@ def parse_args(argv=None):
                              "seconds, i.e. is deadlocked (default 60, --quick 30)")
     parser.add_argument("--retries", type=int, default=0,
                         help="new attempts after an engine measurement is killed (default 0)")
+    parser.add_argument("--references", default="layout,vmap",
+                        help="record-free references timed beside the engine, comma-separated: "
+                             "layout (the plain step in the engine's shard_map + lax.map "
+                             "layout), vmap (jax.vmap of the textbook step sharded over the "
+                             "devices), or none (default layout,vmap)")
     parser.add_argument("--worker", nargs=3, metavar=("WIDTH", "N", "STRATEGY"),
                         help=argparse.SUPPRESS)  # internal: one engine measurement, JSON out
+    parser.add_argument("--reference-worker", nargs=3, metavar=("KIND", "WIDTH", "N"),
+                        help=argparse.SUPPRESS)  # internal: one reference measurement
     parser.add_argument("--naive-worker", nargs=2, metavar=("WIDTH", "N"),
                         help=argparse.SUPPRESS)  # internal: the naive loop on 1 device
     parser.add_argument("--torch-worker", nargs=2, metavar=("WIDTH", "N"),
@@ -110,6 +123,11 @@ def parse_args(argv=None):
     args.strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     if bad := [s for s in args.strategies if s not in ("map", "vmap")]:
         parser.error(f"unknown strategy {bad[0]!r}; allowed: map, vmap")
+    args.references = [r.strip() for r in args.references.split(",")
+                       if r.strip() and r.strip() != "none"]
+    if bad := [r for r in args.references if r not in REFERENCES]:
+        parser.error(f"--references: unknown reference {bad[0]!r}; allowed: "
+                     f"{', '.join(REFERENCES)}, none")
     args.n = {**(QUICK_N if args.quick else DEFAULT_N), **_width_map(parser, args.n)}
     args.naive_n = {**(QUICK_NAIVE_N if args.quick else DEFAULT_NAIVE_N),
                     **_width_map(parser, args.naive_n)}
@@ -253,6 +271,25 @@ def measure_engine_in_child(width: int, n: int, strategy: str, batch: int | None
     return {**failed, "killed_attempts": killed, "error": "killed: " + "; ".join(killed)}
 
 
+def measure_reference_in_child(kind: str, width: int, n: int, batch: int, args) -> dict:
+    """:func:`measure_reference` in a child process with the engine's device setup (one XLA
+    device per core), killed like an engine measurement when it hangs or runs too long."""
+    import tempfile
+
+    command = [sys.executable, str(Path(__file__).resolve()), "--reference-worker", kind,
+               str(width), str(n), "--map-batch", str(batch), "--steps", str(args.steps),
+               "--repeats", str(args.repeats)]
+    with tempfile.TemporaryDirectory(prefix="jaxsym-throughput-") as tmp:
+        child = common.run_child(command, Path(tmp), timeout=args.engine_timeout,
+                                 idle_timeout=args.idle_timeout)
+    lines = [line for line in child["stdout"].splitlines() if line.startswith("{")]
+    if child["killed"] or child["exit_status"] != 0 or not lines:
+        tail = (child["stderr"].strip().splitlines() or ["?"])[-1]
+        why = child["killed"] or f"exit status {child['exit_status']}: {tail}"
+        return {"kind": kind, "width": width, "n": n, "error": why}
+    return json.loads(lines[-1])
+
+
 # ---------------------------------------------------------------------------------------------
 # 3. naive baseline: a Python loop, one jitted function per network
 
@@ -288,12 +325,12 @@ def measure_naive_in_child(width: int, n: int, steps: int) -> dict:
     return _baseline_in_child("--naive-worker", width, n, steps)
 
 
-def measure_naive(width: int, n: int, steps: int, x, y) -> dict:
-    """Train ``n`` networks one after another with one jitted init + scan function each: the
-    plain textbook loop (weights ``(n_out, n_in)``, ``a @ W.T + b``, no padding, no records)."""
+def textbook_train(width: int, steps: int):
+    """``train_one(seed, x, y) -> final loss``: ONE network, the plain textbook loop (Glorot-normal
+    weights ``(n_out, n_in)``, zero biases, ``a @ W.T + b``, tanh, MSE, ``steps`` plain SGD steps in
+    ``lax.scan``; no padding, no records, no guards). Unjitted: the callers batch and jit it."""
     import jax
     import jax.numpy as jnp
-    import numpy as np
 
     sizes = _mlp_sizes(width)
 
@@ -312,23 +349,84 @@ def measure_naive(width: int, n: int, steps: int, x, y) -> dict:
         w, b = layers[-1]
         return 0.5 * jnp.mean((a @ w.T + b - y) ** 2)
 
-    @jax.jit
-    def train_one(key, x, y):
+    def train_one(seed, x, y):
         def step(layers, _):
             grads = jax.grad(loss)(layers, x, y)
             return jax.tree.map(lambda p, g: p - common.LEARNING_RATE * g, layers, grads), None
 
-        layers, _ = jax.lax.scan(step, init(key), None, length=steps)
+        layers, _ = jax.lax.scan(step, init(jax.random.key(seed)), None, length=steps)
         return loss(layers, x, y)
 
-    first = _timed(lambda: train_one(jax.random.key(0), x, y).block_until_ready())
+    return train_one
+
+
+def measure_naive(width: int, n: int, steps: int, x, y) -> dict:
+    """Train ``n`` networks one after another with one jitted init + scan function each: the
+    plain textbook loop (:func:`textbook_train`)."""
+    import jax
+    import numpy as np
+
+    train_one = jax.jit(textbook_train(width, steps))
+    first = _timed(lambda: train_one(0, x, y).block_until_ready())
     start = time.perf_counter()
-    losses = [train_one(jax.random.key(i), x, y) for i in range(n)]
+    losses = [train_one(i, x, y) for i in range(n)]
     jax.block_until_ready(losses)
     run_s = time.perf_counter() - start
     return {"width": width, "n": n, "steps": steps, "first_call_s": first, "run_s": run_s,
             "net_steps_per_s": n * steps / run_s, "nets_per_s": n / run_s,
             "final_loss_mean": float(np.mean(np.asarray(losses)))}
+
+
+# ---------------------------------------------------------------------------------------------
+# 3b. what the engine wraps, and what a JAX user would write: two references without records
+
+
+def measure_reference(kind: str, width: int, n: int, steps: int, batch: int, repeats: int,
+                      x, y) -> dict:
+    """Time ``n`` textbook networks (:func:`textbook_train`) trained together, in this process's
+    one-XLA-device-per-core setup, the second call after a warm-up (compile = first - best).
+
+    ``kind`` "layout": the engine's own batching around the plain step -- ``shard_map`` over a
+    1-D mesh of the devices, ``lax.map`` over each device's networks ``batch`` at a time
+    (vmapped), as :func:`jaxsym.engine.runner.make_runner` does -- without the engine's records,
+    break test, exactness padding and guards: the ceiling of what the engine's layout gives.
+    ``kind`` "vmap": ``jax.jit(jax.vmap(train_one))`` with the network axis sharded over the
+    devices (``NamedSharding``): what a JAX user would write.
+    """
+    import jax
+    import numpy as np
+
+    train_one = textbook_train(width, steps)
+    devices = jax.local_devices()
+    step = len(devices) * (batch if kind == "layout" else 1)
+    n = -(-n // step) * step
+    mesh = jax.make_mesh((len(devices),), ("nets",), devices=tuple(devices))
+    nets = jax.P("nets")
+    batched = jax.vmap(train_one, in_axes=(0, None, None))
+    if kind == "layout":
+        def local(seeds, x, y):
+            blocks = seeds.reshape((-1, batch))
+            return jax.lax.map(lambda s: batched(s, x, y), blocks).reshape(-1)
+
+        fn = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(nets, jax.P(), jax.P()),
+                                   out_specs=nets, check_vma=False))
+    elif kind == "vmap":
+        fn = jax.jit(batched)
+    else:
+        raise ValueError(f"unknown reference {kind!r}; allowed: layout, vmap")
+    seeds = jax.device_put(np.arange(n, dtype=np.uint32), jax.NamedSharding(mesh, nets))
+    with jax.set_mesh(mesh):  # the mesh the sharded vmap's key arrays are partitioned over
+        first = _timed(lambda: fn(seeds, x, y).block_until_ready())
+        times = [_timed(lambda: fn(seeds, x, y).block_until_ready()) for _ in range(repeats)]
+        out = fn(seeds, x, y)
+    losses = np.asarray(out)
+    run_s = min(times)
+    return {"kind": kind, "width": width, "n": n, "steps": steps,
+            "map_batch": batch if kind == "layout" else None, "devices": len(devices),
+            "output_devices": len(out.sharding.device_set),
+            "first_call_s": first, "run_s": run_s, "run_times_s": times,
+            "compile_s": max(first - run_s, 0.0), "net_steps_per_s": n * steps / run_s,
+            "nets_per_s": n / run_s, "final_loss_mean": float(np.mean(losses))}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -402,6 +500,50 @@ def _mib(value) -> str:
     return "?" if value is None else f"{value:.0f}"
 
 
+REFERENCE_LABELS = {"layout": "plain step, engine layout", "vmap": "sharded jax.vmap"}
+
+
+def _references_markdown(result: dict) -> str:
+    """The engine's rows against the record-free references (empty without references)."""
+    refs = result.get("references") or {}
+    kinds = [k for k in REFERENCES if any(k in refs.get(str(w), {})
+                                          for w in result["config"]["widths"])]
+    if not kinds:
+        return ""
+    rows = []
+    for width in result["config"]["widths"]:
+        per = refs.get(str(width), {})
+        cells = []
+        for kind in kinds:
+            r = per.get(kind) or {}
+            if "error" in r:
+                cells.append(f"**{r['error']}**")
+            elif "net_steps_per_s" in r:
+                batch = f" ({r['map_batch']} per map step)" if r.get("map_batch") else ""
+                cells.append(f"{r['net_steps_per_s']:,.0f}{batch}")
+            else:
+                cells.append(None)
+        for e in result["engine"][str(width)]:
+            if "error" in e:
+                continue
+            rows.append([width, e["n"], e["strategy"], e["map_batch"],
+                         e.get("checkpoints", e.get("checkpoints_requested")),
+                         e["net_steps_per_s"], *cells,
+                         *[e.get(f"engine_over_{k}") for k in kinds],
+                         e.get("engine_over_best_reference")])
+    headers = (["width", "N", "strategy", "map batch", "checkpoints", "engine net-steps/s"]
+               + [f"{REFERENCE_LABELS[k]} net-steps/s" for k in kinds]
+               + [f"engine / {REFERENCE_LABELS[k]}" for k in kinds]
+               + ["engine / best reference"])
+    return ("The engine against record-free references in the same process setup (one XLA "
+            "device per core; the textbook step: Glorot weights, zero biases, no records, "
+            "break test, exactness padding or guards). *Plain step, engine layout*: shard_map "
+            "+ lax.map (vmapped blocks of the engine's map batch), the ceiling of the engine's "
+            "own batching; *sharded jax.vmap*: `jax.jit(jax.vmap(train_one))` with the network "
+            "axis sharded over the devices, what a JAX user would write.\n\n"
+            + common.markdown_table(headers, rows) + "\n\n")
+
+
 def to_markdown(result: dict) -> str:
     peak = result["gemm"]["gflops"]
     rows = []
@@ -427,6 +569,7 @@ def to_markdown(result: dict) -> str:
          "net-steps/s", "GFLOP/s",
          "of peak", "naive net-steps/s", "engine/naive", "torch net-steps/s", "engine/torch",
          "killed tries"], rows)
+    reference_table = _references_markdown(result)
     torch_note = ("" if result["torch"] else
                   "\n\ntorch.func baseline skipped: PyTorch not installed.")
     return (f"# Engine throughput ({'quick' if result['config']['quick'] else 'default'} run)\n\n"
@@ -436,6 +579,7 @@ def to_markdown(result: dict) -> str:
             f"Workload: N MLPs 2 -> width -> width -> 1, tanh, MSE, full batch 256, SGD lr "
             f"{common.LEARNING_RATE}, {result['config']['steps']} steps. FLOPs per network-step "
             f"= 3 * 2 * 256 * (2w + w^2 + w).\n\n{table}{torch_note}\n\n"
+            f"{reference_table}"
             f"Peak RSS: {result['peak_rss_mib']:.0f} MiB (this process: GEMM, baselines), "
             f"{_mib(result['peak_rss_children_mib'])} MiB (largest engine child process). "
             f"Total wall time: {result['wall_s']:.0f} s.\n")
@@ -464,6 +608,18 @@ def main(argv=None) -> int:
     common.use_all_cores()
     import jax
 
+    if args.reference_worker:
+        from jaxsym.engine import runner
+        from jaxsym.study import tasks
+
+        kind, width, n = (args.reference_worker[0], int(args.reference_worker[1]),
+                          int(args.reference_worker[2]))
+        task = tasks.make_task("teacher_student", dim=common.DIM, teacher_width=2,
+                               n_train=common.N_TRAIN, n_test=64)
+        data = runner.task_data(task, "mse")
+        print(json.dumps(measure_reference(kind, width, n, args.steps, args.map_batch[0] or 1,
+                                           args.repeats, data["x_train"], data["y_train"])))
+        return 0
     if args.worker:
         width, n, strategy = int(args.worker[0]), int(args.worker[1]), args.worker[2]
         print(json.dumps(measure_engine(width, n, strategy, args.steps, args.repeats,
@@ -493,9 +649,14 @@ def main(argv=None) -> int:
         print("torch not installed: skipping torch.func baseline (pip install torch to enable)",
               flush=True)
 
-    engine, naive, torch_results = {}, {}, {} if have_torch else None
+    from jaxsym.study import config
+
+    engine, naive, references = {}, {}, {}
+    torch_results = {} if have_torch else None
     for width in args.widths:
         flops = common.flops_per_network_step(width)
+        spec = common.first_spec(config.parse_study(common.study_toml(width, 1,
+                                                                      steps=args.steps)))
         n = -(-args.n[width] // devices) * devices  # whole chunk, no padding networks
         naive[str(width)] = r = measure_naive_in_child(width, args.naive_n[width], args.steps)
         print(f"width {width:4d}: naive loop  {r['n']:5d} nets  {r['net_steps_per_s']:12,.0f} "
@@ -510,6 +671,18 @@ def main(argv=None) -> int:
             except Exception as error:  # noqa: BLE001 - record, keep benchmarking
                 torch_results[str(width)] = {"width": width, "n": n, "error": repr(error)}
                 print(f"width {width:4d}: torch.func failed: {error!r}", flush=True)
+        references[str(width)] = {}
+        for kind in args.references:
+            batch = common.map_batch(spec, "map") if kind == "layout" else 1
+            references[str(width)][kind] = r = measure_reference_in_child(kind, width, n, batch,
+                                                                          args)
+            if "error" in r:
+                print(f"width {width:4d}: reference {kind}: {r['error']}", flush=True)
+                continue
+            print(f"width {width:4d}: {REFERENCE_LABELS[kind]:24s} {r['n']:5d} nets  "
+                  f"{r['net_steps_per_s']:12,.0f} net-steps/s  "
+                  f"{r['net_steps_per_s'] * flops / 1e9:7.2f} GFLOP/s  "
+                  f"compile {r['compile_s']:.1f} s", flush=True)
         engine[str(width)] = []
         variants = [(v, c) for c in args.checkpoints for v in engine_variants(args, width)]
         for (strategy, batch, default), checkpoints in variants:
@@ -528,6 +701,12 @@ def main(argv=None) -> int:
             e["gflops"] = e["net_steps_per_s"] * flops / 1e9
             e["fraction_of_peak"] = e["gflops"] / peak
             e["engine_over_naive"] = e["net_steps_per_s"] / naive[str(width)]["net_steps_per_s"]
+            rates = {k: r["net_steps_per_s"] for k, r in references[str(width)].items()
+                     if "net_steps_per_s" in r}
+            for kind, rate in rates.items():
+                e[f"engine_over_{kind}"] = e["net_steps_per_s"] / rate
+            e["engine_over_best_reference"] = (e["net_steps_per_s"] / max(rates.values())
+                                               if rates else None)
             t = (torch_results or {}).get(str(width)) or {}
             e["engine_over_torch"] = (e["net_steps_per_s"] / t["net_steps_per_s"]
                                       if "net_steps_per_s" in t else None)
@@ -544,12 +723,14 @@ def main(argv=None) -> int:
                          "n": {str(w): args.n[w] for w in args.widths},
                          "naive_n": {str(w): args.naive_n[w] for w in args.widths},
                          "strategies": args.strategies, "repeats": args.repeats,
+                         "references": args.references,
                          "map_batch": ["auto" if b is None else b for b in args.map_batch],
                          "engine_timeout_s": args.engine_timeout,
                          "idle_timeout_s": args.idle_timeout, "retries": args.retries,
                          "n_train": common.N_TRAIN, "learning_rate": common.LEARNING_RATE,
                          "flops_formula": "3 * 2 * 256 * (2*width + width**2 + width)"},
-              "engine": engine, "naive": naive, "torch": torch_results,
+              "engine": engine, "naive": naive, "references": references,
+              "torch": torch_results,
               "peak_rss_mib": common.peak_rss_mib(),
               "peak_rss_children_mib": max(
                   (e.get("child_peak_rss_mib") or 0 for es in engine.values() for e in es),
