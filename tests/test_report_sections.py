@@ -106,24 +106,21 @@ def test_predictions_are_computed_once_and_cached_next_to_the_results(tmp_path, 
     assert predictions.cached("kind", study, None, compute)["a"].size == 3
 
 
-def test_the_prediction_digest_covers_the_theory_but_not_the_study_registry(tmp_path,
-                                                                          monkeypatch):
-    """Registering an experiment keeps every cached prediction; editing a theory source does
-    not (a copy of the package with one file appended to)."""
+def test_the_prediction_digest_covers_the_theory_and_its_imports_only(tmp_path):
+    """Registering an experiment, or editing the engine's bookkeeping (records, observers, the
+    runner), keeps every cached prediction; editing a theory source or a module the theory
+    imports (the training step) does not (a copy of the package, one file appended to at a
+    time)."""
+    import importlib.util
     import shutil
 
     import jaxsym
 
     root = Path(jaxsym.__file__).parent
     copy = tmp_path / "jaxsym"
-    for package in predictions._SOURCE_PACKAGES:
-        shutil.copytree(root / package, copy / package)
-    (copy / "analysis").mkdir()
-    shutil.copy(root / "analysis" / "predictions.py", copy / "analysis" / "predictions.py")
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("__pycache__"))
 
     def digest():
-        import importlib.util
-
         spec = importlib.util.spec_from_file_location("_p", copy / "analysis" / "predictions.py")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
@@ -131,12 +128,29 @@ def test_the_prediction_digest_covers_the_theory_but_not_the_study_registry(tmp_
 
     before = digest()
     assert before == predictions.code_digest()
-    with open(copy / "study" / "experiments.py", "a") as f:
-        f.write("\n# a new experiment registered\n")
-    assert digest() == before
-    with open(copy / "theory" / "depth.py", "a") as f:
-        f.write("\n# an edited theory\n")
-    assert digest() != before
+    sources = {p.relative_to(root).as_posix() for p in predictions.prediction_sources(root)}
+    assert {"theory/depth.py", "core/train.py", "core/dense.py", "study/plan.py"} <= sources
+    assert not sources & {"core/observers.py", "core/records.py", "engine/runner.py",
+                          "study/experiments.py", "reporting/answer.py"}
+    for kept in ("study/experiments.py", "core/observers.py", "core/records.py",
+                 "engine/runner.py"):
+        with open(copy / kept, "a") as f:
+            f.write("\n# an edit no prediction depends on\n")
+        assert digest() == before, kept
+    for changed in ("theory/depth.py", "core/train.py"):
+        shutil.copy(root / changed, copy / changed)
+        assert digest() == before
+        with open(copy / changed, "a") as f:
+            f.write("\n# an edit a prediction depends on\n")
+        assert digest() != before, changed
+        shutil.copy(root / changed, copy / changed)
+    # a new import pulls its module into the closure
+    with open(copy / "theory" / "escape.py", "a") as f:
+        f.write("\n\ndef _uses_the_engine():\n    from jaxsym.core import observers\n")
+    changed = digest()
+    with open(copy / "core" / "observers.py", "a") as f:
+        f.write("\n# now a prediction may depend on it\n")
+    assert digest() != changed
 
 
 def test_the_renderer_imports_neither_jax_nor_the_theory(tmp_path):
