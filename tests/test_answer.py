@@ -70,3 +70,34 @@ def test_the_committed_answer_is_short_and_the_readme_is_the_full_reports():
     headings = {"#" + re.sub(r"[^a-z0-9 _-]", "", h.lower()).replace(" ", "-")
                 for h in re.findall(r"^#+ (.*)$", text, re.M)}
     assert set(re.findall(r"\]\((#[^)]*)\)", block)) <= headings
+
+
+def test_the_noise_sentence_pools_every_run_of_a_kind():
+    """Two minibatch runs and two label-noise runs give ONE clause each, with the pooled ranges
+    (not one clause per run)."""
+    from types import SimpleNamespace
+
+    def point(value, median, lyapunov, n=4):
+        return {"value": value, "median": SimpleNamespace(median=median), "agree": n, "n": n,
+                "lyapunov": lyapunov}
+
+    def minibatch(full, one):
+        return {"axis": "batch_size", "cells": [{"fixed": {"activation": "tanh"}, "points": [
+            point(1, one, 0.01), point(4, full * 1.1, 0.02), point(0, full, 0.03)]}]}
+
+    def label(levels):
+        return {"axis": "label_noise", "cells": [
+            {"fixed": {"activation": "gelu"},
+             "points": [point(v, float("inf"), -0.01 if v in levels else 0.01)
+                        for v in (0.0, 0.4, 0.8, 1.6)]},
+            {"fixed": {"activation": "tanh"},
+             "points": [point(v, 100.0, 0.01) for v in (0.0, 0.4, 0.8, 1.6)]}]}
+
+    sections = {"stochastic": {"runs": [minibatch(100.0, 120.0), label((0.4, 0.8)),
+                                        minibatch(200.0, 340.0), label((0.4, 0.8, 1.6))]}}
+    text = answer._q4(sections, "")
+    assert text.count("minibatches slowed") == 1 and text.count("label noise") == 2
+    assert "(batch size 1: 1.2x-1.7x the full-batch median steps) and healed it nowhere" in text
+    assert ("label noise 0.4-1.6 made identical gelu units an attractor (stochastic collapse) "
+            "in 2 of 4 cells") in text
+    assert "predicted 88 of 88 networks' breaks" in text

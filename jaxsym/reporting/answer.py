@@ -174,35 +174,42 @@ def _q4(sections, link) -> str | None:
     stochastic = sections.get("stochastic")
     if not stochastic:
         return None
-    clauses, agree, total = [], 0, 0
-    for run in stochastic["runs"]:
+    agree, total = 0, 0
+    slow, smallest, positive = [], [], True
+    healing, label_cells, healing_cells = {}, 0, 0  # activation -> label-noise levels
+    for run in stochastic["runs"]:  # every run of a kind pooled into one clause
         cells = run["cells"]
         points = [p for c in cells for p in c["points"]]
         agree += sum(p["agree"] for p in points)
         total += sum(p["n"] for p in points)
         if run["axis"] == "batch_size":
-            slow = []
             for c in cells:
                 by = {p["value"]: p["median"].median for p in c["points"]}
-                smallest = min((b for b in by if b), default=None)
-                if 0 in by and smallest and math.isfinite(by[smallest]) \
+                least = min((b for b in by if b), default=None)
+                if 0 in by and least and math.isfinite(by[least]) \
                         and math.isfinite(by[0]) and by[0] > 0:
-                    slow.append(by[smallest] / by[0])
-            positive = all(p["lyapunov"] > 0 for p in points if math.isfinite(p["lyapunov"]))
-            if slow:
-                clauses.append(
-                    f"minibatches slowed the escape (batch size "
-                    f"{min(p['value'] for p in points if p['value'])}: "
-                    f"{_factor(min(slow))}-{_factor(max(slow))} the full-batch median steps)"
-                    + (" and healed it nowhere" if positive else " and healed it in some cells"))
+                    slow.append(by[least] / by[0])
+                    smallest.append(least)
+            positive &= all(p["lyapunov"] > 0 for p in points if math.isfinite(p["lyapunov"]))
         else:
             for c in cells:
-                healing = [p["value"] for p in c["points"] if p["lyapunov"] < 0]
-                if healing:
-                    clauses.append(f"label noise {min(healing):g}-{max(healing):g} made identical "
-                                   f"{c['fixed'].get('activation', '')} units an attractor "
-                                   "(stochastic collapse)")
-                    break
+                label_cells += 1
+                levels = [p["value"] for p in c["points"] if p["lyapunov"] < 0]
+                if levels:
+                    healing_cells += 1
+                    healing.setdefault(c["fixed"].get("activation", ""), []).extend(levels)
+    clauses = []
+    if slow:
+        clauses.append(
+            f"minibatches slowed the escape (batch size {min(smallest)}: "
+            f"{_factor(min(slow))}-{_factor(max(slow))} the full-batch median steps)"
+            + (" and healed it nowhere" if positive else " and healed it in some cells"))
+    if healing:
+        units = " and ".join(f"{a} units".strip() for a in healing)
+        levels = [v for values in healing.values() for v in values]
+        clauses.append(f"label noise {min(levels):g}-{max(levels):g} made identical {units} "
+                       f"an attractor (stochastic collapse) in {healing_cells} of "
+                       f"{label_cells} cells")
     if not clauses:
         return None
     return ("**What does noise during training do?** Minibatches and label noise are the same "
