@@ -21,6 +21,7 @@ import os
 import platform
 import resource
 import subprocess
+import tempfile
 import sys
 import time
 from dataclasses import dataclass
@@ -292,6 +293,23 @@ def run_child(command: list[str], workdir: Path, env: dict | None = None,
             "wall_s": time.perf_counter() - start, "cpu_s": usage.ru_utime + usage.ru_stime,
             "peak_rss_mib": rss, "vm_hwm_mib": hwm, "parent_rss_mib": parent_rss,
             "stdout": stdout.read_text(), "stderr": stderr.read_text()}
+
+
+def json_child(command: list[str], timeout: float | None = None,
+               idle_timeout: float | None = None, prefix: str = "jaxsym-bench-") -> tuple:
+    """:func:`run_child` of a worker that prints its result as the last ``{...}`` line of
+    stdout, in a fresh temporary directory. Returns ``(result, error, child)``: the parsed
+    result and None, or None and why there is none ("timeout", "hung" or the exit status with
+    the last line of stderr); ``child`` is :func:`run_child`'s report."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        child = run_child(command, Path(tmp), timeout=timeout, idle_timeout=idle_timeout)
+    lines = [line for line in child["stdout"].splitlines() if line.startswith("{")]
+    if child["killed"]:
+        return None, child["killed"], child
+    if child["exit_status"] != 0 or not lines:
+        tail = (child["stderr"].strip().splitlines() or ["?"])[-1]
+        return None, f"exit status {child['exit_status']}: {tail}", child
+    return json.loads(lines[-1]), None, child
 
 
 def write_results(out: Path, stem: str, payload: dict, markdown: str) -> tuple[Path, Path]:

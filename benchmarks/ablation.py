@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -132,17 +131,12 @@ def main(argv=None) -> int:
             command = [sys.executable, str(Path(__file__).resolve()), "--worker", variant,
                        str(width), str(args.n[width]), "--steps", str(args.steps),
                        "--repeats", str(args.repeats)]
-            with tempfile.TemporaryDirectory(prefix="jaxsym-ablation-") as tmp:
-                child = common.run_child(command, Path(tmp), timeout=args.timeout,
-                                         idle_timeout=args.timeout)
-            lines = [line for line in child["stdout"].splitlines() if line.startswith("{")]
-            if child["killed"] or child["exit_status"] != 0 or not lines:
-                tail = (child["stderr"].strip().splitlines() or ["?"])[-1]
-                r = {"variant": variant, "width": width,
-                     "error": child["killed"] or f"exit status {child['exit_status']}: {tail}"}
+            r, error, _ = common.json_child(command, timeout=args.timeout,
+                                            idle_timeout=args.timeout, prefix="jaxsym-ablation-")
+            if error:
+                r = {"variant": variant, "width": width, "error": error}
                 print(f"width {width:4d} {variant:13s} {r['error']}", flush=True)
             else:
-                r = json.loads(lines[-1])
                 print(f"width {width:4d} {variant:13s} {r['n']:5d} nets "
                       f"{r['net_steps_per_s']:12,.0f} net-steps/s  compile "
                       f"{r['compile_s']:.1f} s", flush=True)

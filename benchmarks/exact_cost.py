@@ -16,7 +16,6 @@ backward pass; other widths also pay the padding (17 -> 32 units).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path

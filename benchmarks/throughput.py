@@ -245,7 +245,6 @@ def measure_engine_in_child(width: int, n: int, strategy: str, batch: int | None
     """:func:`measure_engine` in a child process; a hung child (no CPU use for
     ``args.idle_timeout`` s) or a slow one (``args.engine_timeout`` s) is killed and tried again
     up to ``args.retries`` times. The result records the killed attempts."""
-    import tempfile
 
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", str(width), str(n),
                strategy, "--map-batch", "auto" if batch is None else str(batch),
@@ -255,39 +254,29 @@ def measure_engine_in_child(width: int, n: int, strategy: str, batch: int | None
               "steps": args.steps, "checkpoints_requested": checkpoints}
     killed = []
     for _ in range(args.retries + 1):
-        with tempfile.TemporaryDirectory(prefix="jaxsym-throughput-") as tmp:
-            child = common.run_child(command, Path(tmp), timeout=args.engine_timeout,
-                                     idle_timeout=args.idle_timeout)
-        lines = [line for line in child["stdout"].splitlines() if line.startswith("{")]
+        result, error, child = common.json_child(command, timeout=args.engine_timeout,
+                                                 idle_timeout=args.idle_timeout,
+                                                 prefix="jaxsym-throughput-")
         if child["killed"]:
             killed.append(f"{child['killed']} after {child['wall_s']:.0f} s")
             continue
-        if child["exit_status"] != 0 or not lines:
-            tail = (child["stderr"].strip().splitlines() or ["?"])[-1]
-            return {**failed, "killed_attempts": killed,
-                    "error": f"exit status {child['exit_status']}: {tail}"}
-        return {**json.loads(lines[-1]), "killed_attempts": killed,
-                "child_peak_rss_mib": child["vm_hwm_mib"]}
+        if error:
+            return {**failed, "killed_attempts": killed, "error": error}
+        return {**result, "killed_attempts": killed, "child_peak_rss_mib": child["vm_hwm_mib"]}
     return {**failed, "killed_attempts": killed, "error": "killed: " + "; ".join(killed)}
 
 
 def measure_reference_in_child(kind: str, width: int, n: int, batch: int, args) -> dict:
     """:func:`measure_reference` in a child process with the engine's device setup (one XLA
     device per core), killed like an engine measurement when it hangs or runs too long."""
-    import tempfile
 
     command = [sys.executable, str(Path(__file__).resolve()), "--reference-worker", kind,
                str(width), str(n), "--map-batch", str(batch), "--steps", str(args.steps),
                "--repeats", str(args.repeats)]
-    with tempfile.TemporaryDirectory(prefix="jaxsym-throughput-") as tmp:
-        child = common.run_child(command, Path(tmp), timeout=args.engine_timeout,
-                                 idle_timeout=args.idle_timeout)
-    lines = [line for line in child["stdout"].splitlines() if line.startswith("{")]
-    if child["killed"] or child["exit_status"] != 0 or not lines:
-        tail = (child["stderr"].strip().splitlines() or ["?"])[-1]
-        why = child["killed"] or f"exit status {child['exit_status']}: {tail}"
-        return {"kind": kind, "width": width, "n": n, "error": why}
-    return json.loads(lines[-1])
+    result, error, _ = common.json_child(command, timeout=args.engine_timeout,
+                                         idle_timeout=args.idle_timeout,
+                                         prefix="jaxsym-throughput-")
+    return result if error is None else {"kind": kind, "width": width, "n": n, "error": error}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,6 +18,9 @@ from jaxsym.engine.run import run_study
 from jaxsym.study import config
 from jaxsym.theory import depth
 
+#: one xdist worker runs this module, so its module-scoped fixtures are built once
+pytestmark = pytest.mark.xdist_group("test_depth")
+
 STUDY = """
 name = "depth_check"
 [task]

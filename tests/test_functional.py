@@ -12,6 +12,9 @@ from jaxsym.core.spec import WEIGHT_MODES, NetworkSpec, checkpoint_steps
 from jaxsym.engine.runner import task_data
 from jaxsym.study import config, tasks
 
+#: one xdist worker runs this module, so its module-scoped fixtures are built once
+pytestmark = pytest.mark.xdist_group("test_functional")
+
 
 def _numpy_scores(H):
     centred = H - H.mean(axis=0)

@@ -26,6 +26,9 @@ from jaxsym.engine import store
 from jaxsym.engine.run import run_study
 from jaxsym.study import config, plan
 
+#: one xdist worker runs this module, so its module-scoped fixtures are built once
+pytestmark = pytest.mark.xdist_group("test_hardware_noise")
+
 ROOT = Path(__file__).resolve().parents[1]
 
 STUDY = """

@@ -12,6 +12,9 @@ from jaxsym.analysis import plateau
 from jaxsym.engine.run import run_study
 from jaxsym.study import config
 
+#: one xdist worker runs this module, so its module-scoped fixtures are built once
+pytestmark = pytest.mark.xdist_group("test_plateau")
+
 STUDY = """
 name = "plateau_check"
 [task]

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsym.core import nn, train
+from jaxsym.core import train
 from jaxsym.study import tasks
 from jaxsym.theory import splitting
 

@@ -12,6 +12,9 @@ from jaxsym.engine.run import run_study
 from jaxsym.core.precision import float64_scope
 from jaxsym.theory import escape, predict
 
+#: one xdist worker runs this module, so its module-scoped fixtures are built once
+pytestmark = pytest.mark.xdist_group("test_stochastic")
+
 STUDY = """
 name = "noisy_check"
 [task]
