@@ -188,30 +188,30 @@ def _once_batched(axis_size, in_batched, natural, needed):
                         natural), True
 
 
-def _hit_layers(params, spec: NetworkSpec):
-    """``(hidden,)`` bool: each hidden layer's exact s2/s1 > threshold, decided by the two-trace
-    screen and, where it is unsure, the SVD (module doc)."""
-    natural = metric_view(params, spec)
-    bounds = [metrics.diversity_bounds(layer["W"]) for layer in natural[:-1]]
-    lower = jnp.stack([b[0] for b in bounds])
-    upper = jnp.stack([b[1] for b in bounds])
-    threshold = spec.diversity_threshold
-    sure = lower > threshold * (1 + BOUND_MARGIN)
-    unsure = ~sure & (upper >= threshold * (1 - BOUND_MARGIN))
-    exact = once(natural, unsure)
-    return sure | (unsure & (exact > threshold))
-
-
 def _detect(state: State, t, params, loss_value, spec: NetworkSpec) -> State:
-    """First-hit convergence and break detection at step t (module doc)."""
+    """First-hit convergence and break detection at step t (module doc).
+
+    Each hidden layer's exact s2/s1 exceeds the threshold where the two-trace screen is sure
+    of it, or where it is unsure and the SVD says so. One :func:`once` computes the SVDs, at
+    steps where a layer is unsure or where every layer may be above the threshold (a break
+    is possible: ``diversity_at_break`` records the exact s2/s1 of every layer then); a
+    network that has broken needs neither.
+    """
     rec = dict(state.records)
     hidden = max(spec.depth - 1, 0)
     hit_converge = (loss_value <= spec.loss_threshold) & ~rec["converged"]
-    hit_layers = jax.lax.cond(rec["broken"], lambda q: jnp.zeros((hidden,), bool),
-                              lambda q: _hit_layers(q, spec), params)
-    hit_break = ~rec["broken"] & jnp.all(hit_layers)
-    # the exact s2/s1 at the break, once per network
-    exact = once(metric_view(params, spec), jnp.broadcast_to(hit_break, (hidden,)))
+    natural = metric_view(params, spec)
+    bounds = [metrics.diversity_bounds(layer["W"]) for layer in natural[:-1]]
+    lower = jnp.stack([b[0] for b in bounds]).reshape((hidden,))
+    upper = jnp.stack([b[1] for b in bounds]).reshape((hidden,))
+    threshold = spec.diversity_threshold
+    sure = lower > threshold * (1 + BOUND_MARGIN)
+    unsure = ~sure & (upper >= threshold * (1 - BOUND_MARGIN))
+    open_ = ~rec["broken"]
+    may_break = open_ & jnp.all(sure | unsure)
+    exact = once(natural, open_ & (unsure | may_break))
+    hit_layers = open_ & (sure | (unsure & (exact > threshold)))
+    hit_break = open_ & jnp.all(hit_layers)
     new_layers = hit_layers & ~rec["broken_layer"]
     rec["time_to_break_layer"] = jnp.where(new_layers, t, rec["time_to_break_layer"])
     rec["broken_layer"] = rec["broken_layer"] | new_layers
