@@ -1,4 +1,5 @@
-"""``jax.grad`` of every activation x loss equals the NumPy backprop oracle to 1e-10 relative."""
+"""``jax.grad`` of every activation x loss equals the NumPy backprop oracle to 1e-10 relative
+(to ~eps |z| where huge logits z make the rounding larger)."""
 
 import itertools
 import zlib
@@ -7,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from helpers import assert_trees_all_close
@@ -19,6 +20,9 @@ ACTIVATIONS = nn.activation_names()
 INIT_KINDS = ("random", "zeros", "constant", "biases_only")
 
 RTOL = 1e-10
+#: the gradients' rounding relative to their scale, in units of eps * max |logit| (see
+#: _assert_jax_matches_oracle; measured 0.26)
+GRAD_ROUNDING = 16
 
 
 def _loss_of_params(params, x, y, activation, loss):
@@ -73,11 +77,16 @@ def _jax_loss_and_grads(params, x, y, activation, loss, jit):
 
 
 def _assert_jax_matches_oracle(params, x, y, activation, loss, jit=False):
-    """Gradients agree per leaf to RTOL with atol = RTOL * max |oracle gradient|; losses to RTOL.
+    """Gradients agree per leaf to RTOL with atol = max(RTOL, GRAD_ROUNDING * eps * max |logit|)
+    * max |oracle gradient|; losses to RTOL.
 
     The loss gets atol = RTOL * max |logit| too: the cross-entropies subtract logits
     (``logsumexp(z) - z_label``), so their rounding error is ~eps |z|, which is far above
     eps |L| when huge equal logits (deep all-constant inits reach |z| ~ 1e11) give L = log n_out.
+    The same rounding enters the output error ``softmax(z) - y`` that every gradient carries, so
+    the gradients' error relative to their scale is ~eps |z| too (measured: 0.26 eps |z| at
+    |z| = 2.7e6, a linear all-constant network that hypothesis found): above RTOL once |z|
+    passes ~1e5, and RTOL decides below that.
     """
     oracle_value, oracle_grads = backprop.gradients(params, x, y, activation, loss)
     jax_value, jax_grads = _jax_loss_and_grads(params, x, y, activation, loss, jit)
@@ -86,8 +95,9 @@ def _assert_jax_matches_oracle(params, x, y, activation, loss, jit=False):
     np.testing.assert_allclose(jax_value, oracle_value, rtol=RTOL,
                                atol=max(RTOL * logit_scale, 1e-300))
     scale = max(np.max(np.abs(leaf)) for leaf in jax.tree.leaves(oracle_grads))
-    assert_trees_all_close(jax_grads, oracle_grads, rtol=RTOL, atol=max(RTOL * scale, 1e-300),
-                           err_msg=f"{activation}/{loss}")
+    relative = max(RTOL, GRAD_ROUNDING * np.finfo(np.float64).eps * logit_scale)
+    assert_trees_all_close(jax_grads, oracle_grads, rtol=RTOL,
+                           atol=max(relative * scale, 1e-300), err_msg=f"{activation}/{loss}")
 
 
 @st.composite
@@ -107,6 +117,8 @@ def networks(draw):
 
 @settings(max_examples=30, deadline=None)
 @given(networks())
+@example({"sizes": (1, 1, 1, 13, 5, 12, 3), "batch": 1, "activation": "linear",
+          "loss": "softmax_ce", "init_kind": "constant", "gain": 2.0, "seed": 0})
 def test_jax_grad_equals_oracle(case):
     rng = np.random.RandomState(case["seed"])
     sizes, batch, loss = case["sizes"], case["batch"], case["loss"]
