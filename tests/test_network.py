@@ -75,6 +75,33 @@ def test_modes_share_one_compile():
     assert len(calls) == 1 and len(flat) == len(WEIGHT_MODES)
 
 
+@pytest.mark.parametrize("modes", [("orthogonal",), ("torch_default",), ("grouped",),
+                                   ("zero", "glorot", "tied"), ("constant", "torch_default"),
+                                   ("random_output", "signed_output", "hadamard")])
+def test_compiling_in_fewer_modes_keeps_every_mode_bitwise(modes):
+    """A spec with ``weight_modes`` a subset computes only those schemes (one: no select), and
+    each of them draws exactly the parameters of the every-mode init, weights and biases."""
+    import dataclasses
+
+    spec = dataclasses.replace(SPEC, layer_sizes=(3, 6, 5, 2), weight_modes=modes)
+
+    @jax.jit
+    def both(knobs):
+        every = dataclasses.replace(spec, weight_modes=WEIGHT_MODES)
+        return (init.init_params(jax.random.key(4), knobs, every),
+                init.init_params(jax.random.key(4), knobs, spec))
+
+    for mode in modes:
+        full, fewer = both({**_knobs(mode, sigma_b=0.2, eps=1e-3), "groups": jnp.asarray(2.0)})
+        for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(fewer)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    def lines(s):
+        return jax.jit(lambda k: init.init_params(jax.random.key(0), k, s)).lower(
+            _knobs(modes[0])).as_text().count("\n")
+
+    assert lines(spec) < lines(dataclasses.replace(spec, weight_modes=WEIGHT_MODES))
+
+
 def test_torch_default_is_pytorchs_uniform_for_weights_and_biases():
     """Mode torch_default: W and b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (PyTorch's nn.Linear),
     sigma_b unused; checked by the bounds and a Kolmogorov-Smirnov test on 20000 draws."""

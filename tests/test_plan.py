@@ -47,6 +47,8 @@ def test_groups_knobs_and_chunks():
     assert planned.knobs.shape == (12, len(plan.KNOBS))
     mode = planned.knobs[:, plan.KNOBS.index("weight_mode")]
     assert mode.tolist() == [0.0, 1.0] * 6
+    # only the study's init schemes are compiled in, the same in every group
+    assert {g.spec.weight_modes for g in planned.groups} == {("constant", "zero")}
     # every network exactly once; each chunk on one group and one draw, at most chunk_size
     nets = np.concatenate([c.nets for c in planned.chunks])
     assert sorted(nets.tolist()) == list(range(study.n_networks))

@@ -43,27 +43,46 @@ def weights_from_draws(spec: NetworkSpec, knobs, z: jax.Array, noise: jax.Array,
     hidden units form k groups of identical units (same incoming rows and outgoing columns,
     bitwise): k = 1 is one collapsed unit, k >= the width is Glorot itself (``first``: this is
     the first layer, whose inputs are features, static). The schemes share the two draws and
-    are chosen by ``jnp.select``, so they share one compiled program.
+    are chosen by ``jnp.select``, so they share one compiled program; only the schemes of
+    ``spec.weight_modes`` (static; every scheme by default) are computed, and a single one
+    needs no select (the knob must then index it).
     """
     n_out, n_in = z.shape
     dtype = z.dtype
-    index = knobs["weight_mode"].astype(jnp.int32)
+    modes = spec.weight_modes
     value = knobs["weight_value"].astype(dtype)
     if spec.fan_in_scaled:
         value = value / np.sqrt(n_in).astype(dtype)
-    constant = jnp.full(z.shape, value, dtype)
-    glorot = np.sqrt(2.0 / (n_in + n_out)).astype(dtype) * z
-    normal = knobs["W_std"].astype(dtype) / np.sqrt(n_in).astype(dtype) * z
-    signs = np.where(np.arange(n_in) % 2 == 0, 1.0, -1.0).astype(dtype)
-    candidates = [constant, jnp.zeros(z.shape, dtype), glorot, normal,
-                  jnp.broadcast_to(normal[:1], z.shape) + knobs["eps"].astype(dtype) * noise,
-                  uniform_from_normal(z, n_in),
-                  knobs["W_std"].astype(dtype) * orthogonal_from_normal(z),
-                  glorot if output else constant,
-                  constant * signs if output else constant,
-                  jnp.asarray(hadamard_rows(n_out, n_in), dtype),
-                  _grouped(glorot, knobs.get("groups", 1.0), output, first)]
-    return jnp.select([index == i for i in range(len(WEIGHT_MODES))], candidates)
+
+    def constant():
+        return jnp.full(z.shape, value, dtype)
+
+    def glorot():
+        return np.sqrt(2.0 / (n_in + n_out)).astype(dtype) * z
+
+    def normal():
+        return knobs["W_std"].astype(dtype) / np.sqrt(n_in).astype(dtype) * z
+
+    def signed():
+        signs = np.where(np.arange(n_in) % 2 == 0, 1.0, -1.0).astype(dtype)
+        return constant() * signs
+
+    schemes = {
+        "constant": constant, "zero": lambda: jnp.zeros(z.shape, dtype), "glorot": glorot,
+        "normal": normal,
+        "tied": lambda: (jnp.broadcast_to(normal()[:1], z.shape)
+                         + knobs["eps"].astype(dtype) * noise),
+        "torch_default": lambda: uniform_from_normal(z, n_in),
+        "orthogonal": lambda: knobs["W_std"].astype(dtype) * orthogonal_from_normal(z),
+        "random_output": glorot if output else constant,
+        "signed_output": signed if output else constant,
+        "hadamard": lambda: jnp.asarray(hadamard_rows(n_out, n_in), dtype),
+        "grouped": lambda: _grouped(glorot(), knobs.get("groups", 1.0), output, first)}
+    if len(modes) == 1:
+        return schemes[modes[0]]()
+    index = knobs["weight_mode"].astype(jnp.int32)
+    return jnp.select([index == WEIGHT_MODES.index(m) for m in modes],
+                      [schemes[m]() for m in modes])
 
 
 def _grouped(w: jax.Array, groups, output: bool, first: bool) -> jax.Array:
@@ -115,13 +134,19 @@ def uniform_from_normal(z: jax.Array, fan_in: int) -> jax.Array:
     return bound * jax.lax.erf(z * np.sqrt(0.5).astype(z.dtype))
 
 
-def biases_from_draws(knobs, bias: jax.Array, fan_in: int) -> jax.Array:
+def biases_from_draws(knobs, bias: jax.Array, fan_in: int,
+                      modes: tuple[str, ...] = WEIGHT_MODES) -> jax.Array:
     """One layer's biases from the standard normal draw ``bias: (n_out,)``: ``sigma_b * bias``,
     or :func:`uniform_from_normal` on ``+-1/sqrt(fan_in)`` in mode torch_default (PyTorch's
-    ``nn.Linear`` bias; sigma_b is not used there)."""
+    ``nn.Linear`` bias; sigma_b is not used there). ``modes``: the weight modes compiled in
+    (static; the uniform draw is computed only if torch_default is one of them)."""
+    scaled = knobs["sigma_b"].astype(bias.dtype) * bias
+    if "torch_default" not in modes:
+        return scaled
+    if modes == ("torch_default",):
+        return uniform_from_normal(bias, fan_in)
     torch = knobs["weight_mode"].astype(jnp.int32) == WEIGHT_MODES.index("torch_default")
-    return jnp.where(torch, uniform_from_normal(bias, fan_in),
-                     knobs["sigma_b"].astype(bias.dtype) * bias)
+    return jnp.where(torch, uniform_from_normal(bias, fan_in), scaled)
 
 
 def init_params(key, knobs, spec: NetworkSpec | Architecture):
@@ -149,7 +174,8 @@ def init_params(key, knobs, spec: NetworkSpec | Architecture):
         output = len(params) == len(shapes) - 1
         params.append({"W": weights_from_draws(spec, knobs, z, noise, output,
                                                first=not params),
-                       "b": biases_from_draws(knobs, bias, n_in)})
+                       "b": biases_from_draws(knobs, bias, n_in,
+                                              spec.weight_modes)})
     return params
 
 
@@ -174,4 +200,5 @@ def init_mlp(key, layer_sizes, weight_mode: str = "constant", *, weight_value=0.
     knobs = {"sigma_b": sigma_b, "weight_value": weight_value, "W_std": W_std, "eps": eps,
              "learning_rate": 0.0, "weight_mode": WEIGHT_MODES.index(weight_mode)}
     knobs = {k: jnp.asarray(v, dtype) for k, v in knobs.items()}
-    return init_params(key, knobs, Architecture(sizes, bool(fan_in_scaled), dtype.name))
+    return init_params(key, knobs, Architecture(sizes, bool(fan_in_scaled), dtype.name,
+                                                (weight_mode,)))

@@ -81,6 +81,9 @@ class NetworkSpec:
       label_noisy: label noise is compiled in (its size is the ``label_noise`` knob): the
         targets of every step's (mini)batch get fresh ``label_noise * N(0, 1)`` added (mse
         only; label-noise SGD, Chen et al. 2023); records use the clean targets.
+      weight_modes: the init schemes compiled in (a subset of :data:`WEIGHT_MODES`, in its
+        order): the ``weight_mode`` knob is still traced, but only these schemes are computed
+        (the study's modes; every mode by default). The knob must index one of them.
     """
 
     layer_sizes: tuple[int, ...]
@@ -102,6 +105,7 @@ class NetworkSpec:
     dropped: bool = False  # hidden-unit dropout is compiled in (its rate is the knob)
     label_noisy: bool = False  # per-step label noise is compiled in (its size is the knob)
     kernel: str = "exact"  # "plain": the unsafe textbook products (KERNELS)
+    weight_modes: tuple[str, ...] = WEIGHT_MODES  # the init schemes compiled in
 
     @property
     def depth(self) -> int:
@@ -117,6 +121,7 @@ class Architecture:
     layer_sizes: tuple[int, ...]
     fan_in_scaled: bool
     dtype: str
+    weight_modes: tuple[str, ...] = WEIGHT_MODES
 
 
 def checkpoint_steps(steps: int, count: int) -> tuple[int, ...]:

@@ -147,7 +147,15 @@ def _spec(study, point: dict, task: tasks.Task) -> NetworkSpec:
                                               (s["train"]["weight_decay"],))) > 0),
         dropped=bool(max(dict(study.grid).get("dropout", (s["train"]["dropout"],))) > 0),
         label_noisy=bool(max(dict(study.grid).get("label_noise",
-                                                  (s["train"]["label_noise"],))) > 0))
+                                                  (s["train"]["label_noise"],))) > 0),
+        weight_modes=_weight_modes(study))
+
+
+def _weight_modes(study) -> tuple[str, ...]:
+    """The study's weight init schemes (its whole grid's, so that every group and chunk
+    compiles the same init), in :data:`WEIGHT_MODES` order."""
+    used = set(dict(study.grid).get("weight_mode", (study.get("init.weight_mode"),)))
+    return tuple(mode for mode in WEIGHT_MODES if mode in used)
 
 
 def plan_groups(study, task: tasks.Task) -> list[Group]:
