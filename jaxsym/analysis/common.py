@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
-
 from jaxsym.core.records import NETWORK_DIMS
 
 __all__ = ["squeeze_grid", "weight_modes", "select_mode", "loss_of", "study_sections",

@@ -17,7 +17,6 @@ All functions are deterministic (bootstrap seeded by ``numpy.random.default_rng(
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 from typing import NamedTuple

@@ -66,7 +66,6 @@ def fig_phase_diagram(numbers):
     mesh = ax.pcolormesh(np.arange(len(sigma_w) + 1) - 0.5, np.arange(len(rows) + 1) - 0.5,
                          frac, cmap="viridis", vmin=0, vmax=1, shading="flat")
     fig.colorbar(mesh, ax=ax, label="fraction of seeds trained")
-    positive = sigma_w > 0
     fine = theory["fine_sigma_w"]
     x_fine = np.interp(fine, sigma_w, columns)
     xi = theory["fine_xi"]
