@@ -80,7 +80,7 @@ def test_bias_only_thresholds_below_the_rounding_limit_are_marked():
            "p_broken_top": (1.0, 0.9, 1.0), "sigma_p90": 1e-8, "sigma_p90_wilson": 1e-5,
            "median_top": median, "budget": 10, "fit": None, "dtype": "float32"}
     table = bias_only._table([row])
-    assert f"| 1e-08 {ROUNDING_MARK} |" in table and f"| 1e-05 |" in table
+    assert f"| 1e-08 {ROUNDING_MARK} |" in table and "| 1e-05 |" in table
     assert ROUNDING_MARK not in bias_only._table([{**row, "dtype": "float64"}])
 
 

@@ -31,10 +31,10 @@ def test_decayed_optimizer_is_l2_before_the_optimizer(kind):
     decayed = train.make_optimizer(kind, lr, lam)
     plain = train.make_optimizer(kind, lr)
     shifted = jax.tree.map(lambda g, p: g + lam * p, grads, params)
+    state, ref_state = decayed.init(params), plain.init(params)
     for _ in range(3):  # a few steps, so momentum and Adam state are exercised
-        up, state = decayed.update(grads, decayed.init(params) if _ == 0 else state, params)
-        ref, ref_state = plain.update(shifted, plain.init(params) if _ == 0 else ref_state,
-                                      params)
+        up, state = decayed.update(grads, state, params)
+        ref, ref_state = plain.update(shifted, ref_state, params)
         for a, b in zip(jax.tree.leaves(up), jax.tree.leaves(ref)):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
     if kind == "sgd":
