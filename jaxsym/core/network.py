@@ -114,7 +114,8 @@ def run_network(key, knobs, data, spec: NetworkSpec):
                                         (new_p, new_opt_state))
         return (p, opt_state, state), None
 
-    carry = (params, tx.init(params), observers.initial_state(spec))
+    carry = _like_network((params, tx.init(params), observers.initial_state(spec)),
+                          knobs["learning_rate"])
     (params, _, state), _ = jax.lax.scan(step, carry, jnp.arange(spec.steps, dtype=jnp.int32))
     final_loss = full_loss(params)
     final_loss = jnp.where(jnp.isfinite(final_loss) & ~state.records["diverged"], final_loss,
@@ -122,6 +123,16 @@ def run_network(key, knobs, data, spec: NetworkSpec):
     state = observers.observe(state, jnp.asarray(spec.steps, jnp.int32), params, final_loss,
                               spec, evaluate)
     return _final_records(state, params, final_loss, x, data, spec)
+
+
+def _like_network(tree, anchor):
+    """``tree`` unchanged, each leaf tied to the network's traced ``anchor`` (a knob) by a
+    ``where`` whose branches are equal (XLA folds it). Under ``vmap`` every leaf then carries
+    the network axis from the start, so ``lax.scan`` batches its body once: carries that start
+    unbatched (constant records, zero optimizer state) make its batching rule trace the body
+    again for every promotion (a fixpoint)."""
+    same = anchor == anchor
+    return jax.tree.map(lambda leaf: jnp.where(same, leaf, leaf), tree)
 
 
 def _in_dtype(targets, dtype):
