@@ -156,7 +156,8 @@ def _weight_gradient(dz, a):
     ``dZ^T`` at a time: a loop of ``(BLOCK, n) @ (n, n_in)`` products with a row-major left
     operand, so that no unit axis is ever the row axis of a larger matrix product (module
     doc). float64 and bfloat16 keep the single product: its rows were bitwise symmetric at
-    every row count from 1 to 256 under all four CPU kernel families (2-core AMD EPYC, AVX2),
+    every row count from 1 to 256 under the native, xla-native and xla-avx2 kernel families
+    (:data:`jaxsym.core.exactness.KERNEL_FAMILIES`; 2-core AMD EPYC, AVX2),
     and its values are the ones every stored float64 run and theory prediction was made with."""
     dz_t, right = padded(dz, 1).T, padded(a, 1)
     if dz.dtype != jnp.float32:
