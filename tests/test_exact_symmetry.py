@@ -5,7 +5,7 @@ end 1000 steps later (2000 in ``python -m jaxsym.core.exactness --full``) with b
 parameters (difference exactly 0.0), for every
 activation, loss, optimizer, batch mode and dtype, at widths that fill the vector registers
 (8, 16) and that leave a remainder (17, 33), with one and two hidden layers
-(:data:`jaxsym.core.exactness.SUITE_SHAPES`: hidden widths 17, 33, 17 -> 8 and 32 -> 16; the
+(:data:`jaxsym.core.exactness.SUITE_SHAPES`: hidden widths 17, 33, 17 -> 8 and 33 -> 16; the
 ``--full`` product of every width at both depths is benchmarks/results/exact_symmetry/).
 
 Kernel families (``jaxsym.core.exactness.KERNEL_FAMILIES``): the machine's own (YNNPACK, chosen by

@@ -29,15 +29,7 @@ the padding is a no-op and the products are the plain ones. Other widths pay the
 (width 17 -> 32, the output layer's one-unit gradient -> 16 rows); ``benchmarks/throughput.py
 --formulation`` measures it. Where the plain products are asymmetric: the matrix-vector product
 ``dv = dz^T h`` of a one-output layer, the transposed-LHS product ``dZ^T A`` (its remainder
-column), and Eigen's remainder columns of ``Z``, ``dA``, ``dW`` and reductions. Padding is not
-enough on the ROW axis of a product: kernels tile the rows too, and some row counts leave a
-remainder tile that rounds differently (float32 on a 2-core AMD EPYC with AVX2: the
-transposed-LHS kernel of every kernel family, and Eigen's row-major one, at 32, 80, 128, 176,
-208 and 224 rows; so width-32 layers broke symmetry at sigma_b = 0). Units are the COLUMNS
-of ``Z`` and ``dA`` (their rows are samples), but ``dW`` has units on both axes; it is
-computed in float32 one 16-row block of ``dZ^T`` at a time (``lax.map`` of ``(16, n) @ (n,
-n_in)`` products: every block has the same shape, so the same kernel, and 16 rows leave no
-remainder); float64 and bfloat16 showed no such rows (``_weight_gradient``).
+column), and Eigen's remainder columns of ``Z``, ``dA``, ``dW`` and reductions.
 
 This is verified, not assumed: ``tests/test_exact_symmetry.py`` trains the activation x loss x
 optimizer x batch-mode product from identical units at widths 8, 16, 17 and 33 and depths 2 and 3
@@ -148,22 +140,8 @@ def _dense_bwd(residuals, dz):
     a, W = residuals
     n_out, n_in = W.shape
     da = (dz @ padded(W, 1))[:, :n_in]
-    return da, _weight_gradient(dz, a)[:n_out, :n_in], unit_sum(dz)
-
-
-def _weight_gradient(dz, a):
-    """``dW = dZ^T A`` (both unit axes padded). In float32, one :data:`BLOCK`-row block of
-    ``dZ^T`` at a time: a loop of ``(BLOCK, n) @ (n, n_in)`` products with a row-major left
-    operand, so that no unit axis is ever the row axis of a larger matrix product (module
-    doc). float64 and bfloat16 keep the single product: its rows were bitwise symmetric at
-    every row count from 1 to 256 under the native, xla-native and xla-avx2 kernel families
-    (:data:`jaxsym.core.exactness.KERNEL_FAMILIES`; 2-core AMD EPYC, AVX2),
-    and its values are the ones every stored float64 run and theory prediction was made with."""
-    dz_t, right = padded(dz, 1).T, padded(a, 1)
-    if dz.dtype != jnp.float32:
-        return dz_t @ right
-    blocks = dz_t.reshape(dz_t.shape[0] // BLOCK, BLOCK, dz_t.shape[1])
-    return jax.lax.map(lambda block: block @ right, blocks).reshape(dz_t.shape[0], -1)
+    dw = (padded(dz, 1).T @ padded(a, 1))[:n_out, :n_in]
+    return da, dw, unit_sum(dz)
 
 
 dense.defvjp(_dense_fwd, _dense_bwd)
